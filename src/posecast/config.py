@@ -1,0 +1,236 @@
+"""Typed configuration: data, model, schedules and training, presets, YAML in and out.
+
+Field names follow the lab's training script where it has one (``frame_H``, ``tfr_sde``,
+``kl_anneal_cycle`` ...), so that the lab's flags map one to one (see the README's table).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field."""
+
+
+@dataclass
+class DataConfig:
+    frame_H: int = 32
+    frame_W: int = 64
+    train_vi_len: int = 16
+    val_vi_len: int = 630
+    clip_stride: int | None = None  # None: non-overlapping clips, as in the lab
+    partial: float = 1.0
+    fast_train: bool = False
+    fast_partial: float = 0.4
+    fast_train_epoch: int = 5
+    batch_size: int = 2
+    max_val_sequences: int | None = None  # None: every validation sequence
+
+
+@dataclass
+class ModelConfig:
+    F_dim: int = 128
+    L_dim: int = 32
+    N_dim: int = 12
+    D_dim: int = 192
+    prior: str = "standard"  # standard: N(0, I) as in the lab; learned: p(z_t | prev frame, pose_t)
+    first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
+    output: str = "direct"  # direct: sigmoid(frame) as in the lab; residual: prev + change
+
+
+@dataclass
+class TrainConfig:
+    num_epoch: int = 70
+    lr: float = 0.001
+    optim: str = "Adam"  # Adam or AdamW
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [2, 5])
+    gamma: float = 0.1
+    grad_clip: float | None = 1.0
+    per_save: int = 3
+    seed: int = 0
+    # teacher forcing
+    tfr: float = 1.0
+    tfr_sde: int = 10
+    tfr_d_step: float = 0.1
+    tfr_mode: str = "step"  # step: the lab's decay; linear: the report's 1 -> 0 from tfr_sde
+    tfr_flip: str = "epoch"  # epoch (lab), batch or step: how often the coin is flipped
+    # KL annealing
+    kl_anneal_type: str = "Cyclical"  # Cyclical, Monotonic or None
+    kl_anneal_cycle: int = 10
+    kl_anneal_ratio: float = 1.0
+    kl_anneal_per: str = "epoch"  # epoch or step
+    kl_reduction: str = "lab"  # lab: KL summed over latent elements / batch; mean: mean per element
+    # inference
+    z_infer: str = "prior"  # prior: sample p(z); zero: the prior's mean
+    # engineering
+    precision: str = "fp32"  # fp32 or bf16 (autocast on CPU)
+    max_time: float | None = None  # wall-clock budget in seconds; stops after the epoch that passes it
+    skip_nonfinite: bool = False  # skip a batch whose loss is not finite instead of stopping
+    val_every: int = 1
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str = "lab"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def validate(self) -> "Config":
+        validate(self)
+        return self
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the lab's sizes and defaults
+    "lab": {},
+    # trains in minutes on 2 CPU cores
+    "small": {
+        "model": {"F_dim": 32, "L_dim": 16, "N_dim": 8, "D_dim": 48},
+        "data": {"batch_size": 4},
+        "train": {"num_epoch": 10, "tfr_sde": 3, "tfr_d_step": 0.2, "kl_anneal_cycle": 2,
+                  "milestones": [6, 9], "per_save": 2},
+    },
+    # unit tests
+    "tiny": {
+        "model": {"F_dim": 8, "L_dim": 4, "N_dim": 2, "D_dim": 8},
+        "data": {"train_vi_len": 4, "val_vi_len": 12, "batch_size": 2},
+        "train": {"num_epoch": 2, "tfr_sde": 1, "kl_anneal_cycle": 1, "milestones": [10],
+                  "per_save": 1},
+    },
+}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build a Config from nested plain data, starting from its ``preset`` (default ``lab``)."""
+    data = dict(data or {})
+    preset = data.pop("preset", "lab")
+    if preset not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    merged = _merge(PRESETS[preset], data)
+    kwargs: dict[str, Any] = {"preset": preset}
+    for name, cls in _SECTIONS.items():
+        section = merged.pop(name, {}) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(section) - known
+        if unknown:
+            raise ConfigError(f"{name}: unknown field(s) {sorted(unknown)}")
+        kwargs[name] = cls(**section)
+    if merged:
+        raise ConfigError(f"unknown section(s) {sorted(merged)}")
+    return Config(**kwargs)
+
+
+def preset(name: str) -> Config:
+    """The named preset as a Config."""
+    return from_dict({"preset": name})
+
+
+def load(path: str | Path) -> Config:
+    """Load a YAML config file (sections data/model/train and an optional preset)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping")
+    return from_dict(data)
+
+
+def find_field(name: str) -> str:
+    """The section holding field ``name`` (for flat ``--name value`` overrides)."""
+    for section, cls in _SECTIONS.items():
+        if name in {f.name for f in fields(cls)}:
+            return section
+    raise ConfigError(f"unknown config field {name!r}")
+
+
+def override(cfg: Config, **values: Any) -> Config:
+    """A copy of cfg with flat field overrides (``lr=1e-3``) or dotted ones (``train.lr``)."""
+    data = cfg.to_dict()
+    for key, value in values.items():
+        section, _, name = key.rpartition(".")
+        section = section or find_field(name)
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown section {section!r} in {key!r}")
+        data[section][name] = value
+    return from_dict(data)
+
+
+def _check(ok: bool, name: str, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {why}")
+
+
+def validate(cfg: Config) -> None:
+    """Fail before any training with a message naming the field."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    for name in ("frame_H", "frame_W"):
+        _check(getattr(d, name) >= 4, f"data.{name}", "must be at least 4 pixels")
+    _check(d.train_vi_len >= 2, "data.train_vi_len", "a clip needs at least 2 frames")
+    _check(d.val_vi_len >= 2, "data.val_vi_len", "a validation sequence needs at least 2 frames")
+    _check(d.clip_stride is None or d.clip_stride >= 1, "data.clip_stride", "must be >= 1")
+    _check(0 < d.partial <= 1, "data.partial", f"must be in (0, 1], got {d.partial}")
+    _check(0 < d.fast_partial <= 1, "data.fast_partial", f"must be in (0, 1], got {d.fast_partial}")
+    _check(d.fast_train_epoch >= 0, "data.fast_train_epoch", "must be >= 0")
+    _check(d.batch_size >= 1, "data.batch_size", "must be >= 1")
+    for name in ("F_dim", "L_dim", "N_dim", "D_dim"):
+        _check(getattr(m, name) >= 1, f"model.{name}", "must be >= 1")
+    _check(m.prior in ("standard", "learned"), "model.prior", "standard or learned")
+    _check(m.output in ("direct", "residual"), "model.output", "direct or residual")
+    _check(t.num_epoch >= 1, "train.num_epoch", "must be >= 1")
+    _check(t.lr > 0, "train.lr", f"must be > 0, got {t.lr}")
+    _check(t.optim in ("Adam", "AdamW"), "train.optim", f"Adam or AdamW, got {t.optim!r}")
+    _check(0 < t.gamma <= 1, "train.gamma", "must be in (0, 1]")
+    _check(t.grad_clip is None or t.grad_clip > 0, "train.grad_clip", "must be > 0 or null")
+    _check(t.per_save >= 1, "train.per_save", "must be >= 1")
+    _check(0 <= t.tfr <= 1, "train.tfr", f"a ratio in [0, 1], got {t.tfr}")
+    _check(t.tfr_d_step >= 0, "train.tfr_d_step", f"must be >= 0, got {t.tfr_d_step}")
+    _check(0 <= t.tfr_sde < t.num_epoch or t.tfr_sde == 0, "train.tfr_sde",
+           f"the decay start ({t.tfr_sde}) must be an epoch before num_epoch ({t.num_epoch})")
+    _check(t.tfr_mode in ("step", "linear"), "train.tfr_mode", "step or linear")
+    _check(t.tfr_flip in ("epoch", "batch", "step"), "train.tfr_flip", "epoch, batch or step")
+    _check(t.kl_anneal_type in ("Cyclical", "Monotonic", "None"), "train.kl_anneal_type",
+           f"Cyclical, Monotonic or None, got {t.kl_anneal_type!r}")
+    _check(t.kl_anneal_cycle >= 1, "train.kl_anneal_cycle", "must be >= 1")
+    if t.kl_anneal_type == "Cyclical" and t.kl_anneal_per == "epoch":
+        _check(t.kl_anneal_cycle <= t.num_epoch, "train.kl_anneal_cycle",
+               f"{t.kl_anneal_cycle} cycles do not fit in {t.num_epoch} epochs")
+    _check(0 < t.kl_anneal_ratio <= 1, "train.kl_anneal_ratio", f"must be in (0, 1], got {t.kl_anneal_ratio}")
+    _check(t.kl_anneal_per in ("epoch", "step"), "train.kl_anneal_per", "epoch or step")
+    _check(t.kl_reduction in ("lab", "mean"), "train.kl_reduction", "lab or mean")
+    _check(t.z_infer in ("prior", "zero"), "train.z_infer", "prior or zero")
+    _check(t.precision in ("fp32", "bf16"), "train.precision", "fp32 or bf16")
+    _check(t.max_time is None or t.max_time > 0, "train.max_time", "must be > 0 or null")
+    _check(t.val_every >= 1, "train.val_every", "must be >= 1")

@@ -1,0 +1,95 @@
+"""One rollout for validation, evaluation, prediction and the demo."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from ..data.lab import VideoSequence
+from ..models import PoseCVAE
+from .metrics import psnr, ssim
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [.., 3, H, W] -> float32 in [0, 1]."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def autocast(precision: str, device: torch.device | str = "cpu"):
+    """bf16 autocast when asked, a no-op context otherwise."""
+    if precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def predict(model: PoseCVAE, first_frames: torch.Tensor, poses: torch.Tensor, *, z_mode: str = "prior",
+            seed: int | None = 0, precision: str = "fp32") -> torch.Tensor:
+    """Roll out all sequences together. first_frames [B, 3, H, W], poses [B, T, 3, H, W] (uint8 or
+    float). Returns float32 [B, T, 3, H, W] in [0, 1] with frame 0 = the given first frame."""
+    was_training = model.training
+    model.eval()  # BatchNorm/Dropout-free today, but never roll out in training mode
+    device = next(model.parameters()).device
+    gen = None
+    if seed is not None:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed)
+    try:
+        with autocast(precision, device):
+            out = model.rollout(to_float(first_frames).to(device), to_float(poses).to(device),
+                                z_mode=z_mode, generator=gen)
+    finally:
+        model.train(was_training)
+    return out.float().clamp_(0, 1)
+
+
+@dataclass
+class SequenceEval:
+    """Rollouts and per-frame metrics of a set of sequences (frames 1..T-1 are scored)."""
+
+    names: list[str]
+    pred: torch.Tensor  # [K, B, T, 3, H, W] float, K samples
+    psnr: torch.Tensor  # [K, B, T-1]
+    ssim: torch.Tensor  # [K, B, T-1]
+
+    @property
+    def mean_psnr(self) -> float:
+        """Mean over frames, then over sequences, then over samples."""
+        return float(self.psnr.mean())
+
+    @property
+    def mean_ssim(self) -> float:
+        return float(self.ssim.mean())
+
+    @property
+    def min_psnr(self) -> float:
+        return float(self.psnr.mean(0).min())
+
+
+def evaluate_sequences(model: PoseCVAE, seqs: list[VideoSequence], *, length: int | None = None,
+                       z_mode: str = "prior", seed: int = 0, samples: int = 1,
+                       precision: str = "fp32", with_ssim: bool = True) -> SequenceEval:
+    """Roll out every sequence (all at once) from its frame 0 and poses; score against the truth.
+
+    ``length`` truncates every sequence to that many frames. All sequences must then have the
+    same length. ``samples`` rollouts with different z are drawn (seeds seed, seed+1, ...).
+    """
+    if not seqs:
+        raise ValueError("no sequences to evaluate")
+    T = min(len(s) for s in seqs) if length is None else length
+    for s in seqs:
+        if len(s) < T:
+            raise ValueError(f"sequence {s.name} has {len(s)} frames, fewer than {T}")
+        if not s.has_gt or s.frames.shape[0] < T:
+            raise ValueError(f"sequence {s.name} has no ground truth to score against")
+    first = torch.stack([s.frames[0] for s in seqs])
+    poses = torch.stack([s.poses[:T] for s in seqs])
+    truth = to_float(torch.stack([s.frames[:T] for s in seqs]))
+    preds, ps, ss = [], [], []
+    for k in range(samples):
+        pred = predict(model, first, poses, z_mode=z_mode, seed=seed + k, precision=precision).cpu()
+        preds.append(pred)
+        ps.append(psnr(pred[:, 1:], truth[:, 1:]))
+        ss.append(ssim(pred[:, 1:], truth[:, 1:]) if with_ssim else torch.full_like(ps[-1], float("nan")))
+    return SequenceEval([s.name for s in seqs], torch.stack(preds), torch.stack(ps), torch.stack(ss))

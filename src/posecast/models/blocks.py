@@ -1,0 +1,71 @@
+"""The lab's building blocks: residual blocks and depthwise conv blocks with a gated FFN.
+
+All blocks keep the spatial size (the lab runs every convolution at full resolution).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with LeakyReLU and an identity (or 1x1) shortcut."""
+
+    def __init__(self, in_ch: int, out_ch: int, slope: float = 0.01) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        # negative_slope by keyword: nn.LeakyReLU(True) would set the slope to 1 (a no-op).
+        self.act = nn.LeakyReLU(negative_slope=slope)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.skip is None else self.skip(x)
+        out = self.act(self.conv1(x))
+        out = self.act(self.conv2(out))
+        return out + identity
+
+
+class DepthConv(nn.Module):
+    """1x1 conv -> LeakyReLU -> depthwise 3x3 -> 1x1 conv, plus a shortcut."""
+
+    def __init__(self, in_ch: int, out_ch: int, slope: float = 0.01) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, in_ch, 1)
+        self.act = nn.LeakyReLU(negative_slope=slope)
+        self.depth_conv = nn.Conv2d(in_ch, in_ch, 3, padding=1, groups=in_ch)
+        self.conv2 = nn.Conv2d(in_ch, out_ch, 1)
+        self.adaptor = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.adaptor is None else self.adaptor(x)
+        out = self.conv2(self.depth_conv(self.act(self.conv1(x))))
+        return out + identity
+
+
+class GatedConvFFN(nn.Module):
+    """Gated 1x1 feed-forward: expand, split into value and gate, value * relu(gate), project."""
+
+    def __init__(self, ch: int, slope: float = 0.1) -> None:
+        super().__init__()
+        hidden = max(min(ch * 4, 1024), ch * 2)
+        self.conv_in = nn.Conv2d(ch, hidden, 1)
+        self.act = nn.LeakyReLU(negative_slope=slope)
+        self.conv_out = nn.Conv2d(hidden // 2, ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.act(self.conv_in(x)).chunk(2, dim=1)
+        return x + self.conv_out(value * F.relu(gate))
+
+
+class DepthConvBlock(nn.Module):
+    """DepthConv followed by the gated FFN (the lab's DepthConvBlock)."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = DepthConv(in_ch, out_ch)
+        self.ffn = GatedConvFFN(out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self.conv(x))

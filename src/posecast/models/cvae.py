@@ -1,0 +1,164 @@
+"""PoseCVAE: the lab's conditional VAE, its batched teacher-forced forward and its rollout."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .modules import FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, PoseEncoder
+
+_LOGIT_EPS = 1e-3
+
+
+@dataclass
+class CVAEOutput:
+    """What the teacher-forced forward returns; time axis t = 1..T-1."""
+
+    pred: torch.Tensor  # [B, T-1, 3, H, W] predicted frames in [0, 1]
+    posterior: Gaussian  # mu/logvar [B, T-1, N, H, W]
+    prior: Gaussian | None  # learned prior p(z_t | prev, pose_t), or None for N(0, I)
+    z: torch.Tensor  # [B, T-1, N, H, W] the latents used
+
+
+def _bt(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(0, 1)
+
+
+class PoseCVAE(nn.Module):
+    """Frame encoder, pose encoder, Gaussian predictor, fusion decoder and generator.
+
+    ``forward`` encodes every ground-truth frame and pose of a clip in one batched call, and
+    runs the fusion decoder and generator over all teacher-forced steps at once; only the
+    steps that feed back their own prediction run one after another. ``rollout`` advances all
+    sequences of a batch together, one frame at a time.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        F, L, N, D = cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_dim
+        self.frame_encoder = FrameEncoder(3, F)
+        self.pose_encoder = PoseEncoder(3, L)
+        self.posterior_net = GaussianPredictor(F + L, N)
+        fusion_in = F + L + N + (F if cfg.first_frame_cond else 0)
+        self.fusion = FusionDecoder(fusion_in, D)
+        self.generator = Generator(D, 3)
+        self.prior_net = GaussianPredictor(F + L, N) if cfg.prior == "learned" else None
+
+    # -- one step -----------------------------------------------------------------------
+    def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
+               z: torch.Tensor, first_feat: torch.Tensor | None) -> torch.Tensor:
+        """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W]."""
+        parts = [prev_feat, pose_feat, z] + ([first_feat] if first_feat is not None else [])
+        out = self.generator(self.fusion(*parts))
+        if self.cfg.output == "residual":
+            # the generator predicts the change in logit space: out = 0 copies the previous frame
+            base = torch.logit(prev_frame.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS))
+            return torch.sigmoid(base + out)
+        return torch.sigmoid(out)
+
+    def prior(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor) -> Gaussian | None:
+        return None if self.prior_net is None else self.prior_net(prev_feat, pose_feat)
+
+    # -- training -----------------------------------------------------------------------
+    def forward(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None = None,
+                eps: torch.Tensor | None = None) -> CVAEOutput:
+        """Teacher-forced pass over a clip.
+
+        frames, poses: [B, T, 3, H, W] in [0, 1]. tf_mask: bool [T-1] (True: step t uses the
+        ground truth x_{t-1} as the previous frame; False: the model's own prediction); None
+        means all True. Step 1 always uses x_0. eps: optional noise [B, T-1, N, H, W].
+        """
+        B, T = frames.shape[:2]
+        S = T - 1
+        feats = self.frame_encoder(_bt(frames)).unflatten(0, (B, T))  # [B, T, F, H, W]
+        pose_feat = self.pose_encoder(_bt(poses[:, 1:])).unflatten(0, (B, S))  # [B, S, L, H, W]
+        post = self.posterior_net(_bt(feats[:, 1:]), _bt(pose_feat))
+        mu, logvar = post.mu.unflatten(0, (B, S)), post.logvar.unflatten(0, (B, S))
+        if eps is None:
+            eps = torch.randn_like(mu)
+        z = mu + eps * torch.exp(0.5 * logvar)  # [B, S, N, H, W]
+        first = feats[:, 0] if self.cfg.first_frame_cond else None
+
+        if tf_mask is None:
+            tf_idx = list(range(S))
+        else:
+            tf_list = [bool(v) for v in tf_mask.tolist()]  # host list once, outside the time loop
+            tf_list[0] = True
+            tf_idx = [s for s in range(S) if tf_list[s]]
+        fed_idx = [s for s in range(S) if s not in set(tf_idx)]
+
+        preds: list[torch.Tensor | None] = [None] * S
+        prior_mu: list[torch.Tensor | None] = [None] * S
+        prior_lv: list[torch.Tensor | None] = [None] * S
+        if tf_idx:  # every teacher-forced step at once: prev = ground truth x_{s}
+            k = len(tf_idx)
+            idx = torch.tensor(tf_idx, device=frames.device)
+            prev_f = _bt(feats[:, idx])
+            first_k = None if first is None else _bt(first[:, None].expand(B, k, *first.shape[1:]))
+            out = self.decode(_bt(frames[:, idx]), prev_f, _bt(pose_feat[:, idx]), _bt(z[:, idx]), first_k)
+            out = out.unflatten(0, (B, k))
+            pri = self.prior(prev_f, _bt(pose_feat[:, idx]))
+            for j, s in enumerate(tf_idx):
+                preds[s] = out[:, j]
+                if pri is not None:
+                    prior_mu[s] = pri.mu.unflatten(0, (B, k))[:, j]
+                    prior_lv[s] = pri.logvar.unflatten(0, (B, k))[:, j]
+        for s in fed_idx:  # steps that feed back the model's own previous prediction
+            prev = preds[s - 1]
+            prev_f = self.frame_encoder(prev)
+            preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first)
+            pri = self.prior(prev_f, pose_feat[:, s])
+            if pri is not None:
+                prior_mu[s], prior_lv[s] = pri.mu, pri.logvar
+        prior = None
+        if self.prior_net is not None:
+            prior = Gaussian(torch.stack(prior_mu, 1), torch.stack(prior_lv, 1))
+        return CVAEOutput(torch.stack(preds, 1), Gaussian(mu, logvar), prior, z)
+
+    # -- inference ----------------------------------------------------------------------
+    def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor, *, z_mode: str = "prior",
+                z: torch.Tensor | None = None, teacher: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, pose_chunk: int = 64) -> torch.Tensor:
+        """Autoregressive prediction of frames 1..T-1 from frame 0 and the poses.
+
+        first_frame: [B, 3, H, W]; poses: [B, T, 3, H, W] (pose 0 is never read). z_mode:
+        ``prior`` samples the prior (N(0, I) or the learned one), ``zero`` takes its mean.
+        z: optional latents [B, T-1, N, H, W] to use instead; teacher: optional ground-truth
+        frames [B, T, 3, H, W] to feed as the previous frame (teacher forcing).
+        Returns [B, T, 3, H, W] with frame 0 = first_frame. Call it under torch.inference_mode
+        for evaluation (no graph is kept).
+        """
+        B, T = poses.shape[:2]
+        H, W = first_frame.shape[-2:]
+        out = first_frame.new_empty(B, T, 3, H, W)
+        out[:, 0] = first_frame
+        prev = first_frame
+        first = self.frame_encoder(first_frame) if self.cfg.first_frame_cond else None
+        N = self.cfg.N_dim
+        pose_feat = None
+        for t in range(1, T):
+            c = (t - 1) % pose_chunk
+            if c == 0:  # encode the poses of the next chunk of steps in one batched call
+                end = min(T, t + pose_chunk)
+                pose_feat = self.pose_encoder(_bt(poses[:, t:end])).unflatten(0, (B, end - t))
+            p = pose_feat[:, c]
+            prev_f = self.frame_encoder(prev)
+            if z is not None:
+                z_t = z[:, t - 1]
+            else:
+                pri = self.prior(prev_f, p)
+                if pri is None:
+                    mean = prev_f.new_zeros(B, N, H, W)
+                    z_t = mean if z_mode == "zero" else torch.randn(
+                        mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+                else:
+                    z_t = pri.mu if z_mode == "zero" else pri.mu + torch.randn(
+                        pri.mu.shape, generator=generator, device=pri.mu.device,
+                        dtype=pri.mu.dtype) * torch.exp(0.5 * pri.logvar)
+            frame = self.decode(prev, prev_f, p, z_t, first)
+            out[:, t] = frame
+            prev = teacher[:, t] if teacher is not None else frame
+        return out

@@ -1,0 +1,48 @@
+"""Schedules as pure functions of progress: no hidden counters, so resuming and plotting are free."""
+from __future__ import annotations
+
+import math
+
+
+def _clamp01(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+def teacher_forcing_ratio(epoch: int, *, tfr: float = 1.0, tfr_sde: int = 10, tfr_d_step: float = 0.1,
+                          mode: str = "step", num_epoch: int = 70) -> float:
+    """The teacher-forcing ratio used during ``epoch`` (0-based).
+
+    step (the lab): the ratio drops by ``tfr_d_step`` after every epoch from ``tfr_sde`` on,
+    so epoch ``tfr_sde`` already trains with ``tfr - tfr_d_step``.
+    linear (the report): ``tfr`` up to ``tfr_sde``, then linear to 0 at the last epoch.
+    """
+    if mode == "step":
+        return round(_clamp01(tfr - tfr_d_step * max(0, epoch - tfr_sde + 1)), 12)
+    if mode == "linear":
+        last = num_epoch - 1
+        if epoch <= tfr_sde or last <= tfr_sde:
+            return _clamp01(tfr if epoch <= tfr_sde else 0.0)
+        return round(_clamp01(tfr * (1.0 - (epoch - tfr_sde) / (last - tfr_sde))), 12)
+    raise ValueError(f"tfr_mode must be 'step' or 'linear', got {mode!r}")
+
+
+def kl_beta(progress: float, total: float, *, kind: str = "Cyclical", n_cycle: int = 10,
+            ratio: float = 1.0) -> float:
+    """KL weight at ``progress`` (epoch or step, 0-based) of ``total``.
+
+    Cyclical: ``n_cycle`` cycles of length total / n_cycle; in each, beta rises linearly from 0
+    to 1 over the first ``ratio`` of the cycle, then stays at 1 (the lab's frange_cycle_linear).
+    Monotonic: one such rise over the first ``ratio`` of training, then 1 (what the report's
+    listing means; its ``for ... else`` bug would make it all ones).
+    None: 1 throughout.
+    """
+    if kind == "None":
+        return 1.0
+    if kind == "Monotonic":
+        n_cycle = 1
+    elif kind != "Cyclical":
+        raise ValueError(f"kl_anneal_type must be Cyclical, Monotonic or None, got {kind!r}")
+    period = total / n_cycle
+    # floor with a tolerance, so that 7.000000001 cycles does not wrap the wrong way
+    pos = progress - period * math.floor(progress / period + 1e-9)
+    return round(_clamp01(pos / (period * ratio)), 12)

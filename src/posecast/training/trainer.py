@@ -1,0 +1,340 @@
+"""The training loop: one step function for training and validation, checkpoints, resume, logs."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import config as cfgmod
+from ..config import Config, TrainConfig
+from ..data.lab import DataError, VideoSequence, load_split
+from ..evaluation.rollout import autocast, evaluate_sequences, to_float
+from ..models import PoseCVAE
+from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from .losses import kl_divergence, reconstruction
+from .schedules import kl_beta, teacher_forcing_ratio
+
+METRIC_FIELDS = ["epoch", "step", "lr", "tfr", "beta", "teacher_forced", "train_loss", "train_mse",
+                 "train_kl", "val_loss", "val_mse", "val_kl", "val_psnr", "val_ssim", "val_psnr_min",
+                 "epoch_time", "elapsed"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+# -- the step function ---------------------------------------------------------------------
+def step_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None,
+              beta: float, tcfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """Loss of one batch of clips [B, T, 3, H, W]: sum over steps of MSE + beta * KL."""
+    x = to_float(frames)
+    with autocast(tcfg.precision, x.device):
+        out = model(x, to_float(poses), tf_mask)
+    mse = reconstruction(out.pred.float(), x[:, 1:])  # [S]
+    prior = None if out.prior is None else type(out.prior)(out.prior.mu.float(), out.prior.logvar.float())
+    post = type(out.posterior)(out.posterior.mu.float(), out.posterior.logvar.float())
+    kl = kl_divergence(post, prior, reduction=tcfg.kl_reduction)  # [S]
+    return {"loss": (mse + beta * kl).sum(), "mse": mse.sum(), "kl": kl.sum()}
+
+
+def clip_starts(length: int, clip_len: int, stride: int | None, fraction: float = 1.0) -> list[int]:
+    """Start indices of the training clips (non-overlapping by default); the first ``fraction``."""
+    if length < clip_len:
+        raise DataError(f"{length} frames are fewer than one training clip of {clip_len} frames "
+                        "(lower data.train_vi_len)")
+    starts = list(range(0, length - clip_len + 1, stride or clip_len))
+    return starts[: max(1, int(len(starts) * fraction))]
+
+
+def tf_mask_for(mode: str, ratio: float, steps: int, rng: random.Random, epoch_flip: bool) -> torch.Tensor:
+    """Which steps of a clip are teacher-forced. ``epoch_flip`` is the coin of this epoch."""
+    if mode == "epoch":
+        return torch.full((steps,), epoch_flip, dtype=torch.bool)
+    if mode == "batch":
+        return torch.full((steps,), rng.random() < ratio, dtype=torch.bool)
+    return torch.tensor([rng.random() < ratio for _ in range(steps)], dtype=torch.bool)
+
+
+@dataclass
+class Schedules:
+    """The schedules of a config, evaluated by epoch (and step within training)."""
+
+    cfg: Config
+    steps_per_epoch: int
+
+    def tfr(self, epoch: int) -> float:
+        t = self.cfg.train
+        return teacher_forcing_ratio(epoch, tfr=t.tfr, tfr_sde=t.tfr_sde, tfr_d_step=t.tfr_d_step,
+                                     mode=t.tfr_mode, num_epoch=t.num_epoch)
+
+    def beta(self, epoch: int, step_in_epoch: int = 0) -> float:
+        t = self.cfg.train
+        if t.kl_anneal_per == "step":
+            progress, total = epoch * self.steps_per_epoch + step_in_epoch, t.num_epoch * self.steps_per_epoch
+        else:
+            progress, total = epoch, t.num_epoch
+        return kl_beta(progress, total, kind=t.kl_anneal_type, n_cycle=t.kl_anneal_cycle,
+                       ratio=t.kl_anneal_ratio)
+
+
+def _seed_for(seed: int, epoch: int, salt: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + salt) % (2**63 - 1)
+
+
+class Trainer:
+    """Trains a PoseCVAE on a dataset in the lab layout into ``run_dir``.
+
+    run_dir holds config.yaml, metrics.csv (one row per epoch), val/epoch_NNN.csv (per-frame
+    PSNR/SSIM of the validation rollout), checkpoints/{last,best,epoch_NNN}.ckpt, tensorboard/.
+    Randomness of epoch e is seeded from (seed, e), so a resumed run repeats exactly.
+    """
+
+    def __init__(self, cfg: Config, data_root: str | Path, run_dir: str | Path, *, device: str = "cpu",
+                 progress: bool = True, log: Callable[[str], None] = print,
+                 train_seq: VideoSequence | None = None, val_seqs: list[VideoSequence] | None = None) -> None:
+        self.cfg = cfg.validate()
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        self.progress = progress
+        self.log = log
+        size = (cfg.data.frame_H, cfg.data.frame_W)
+        self.train_seq = train_seq if train_seq is not None else load_split(data_root, "train", size)
+        self.val_seqs = val_seqs if val_seqs is not None else [load_split(data_root, "val", size)]
+        if cfg.data.max_val_sequences:
+            self.val_seqs = self.val_seqs[: cfg.data.max_val_sequences]
+        self.val_len = min(cfg.data.val_vi_len, min(len(s) for s in self.val_seqs))
+        clip_starts(len(self.train_seq), cfg.data.train_vi_len, cfg.data.clip_stride)  # fail early
+        torch.manual_seed(cfg.train.seed)
+        self.model = PoseCVAE(cfg.model).to(self.device)
+        t = cfg.train
+        opt_cls = torch.optim.AdamW if t.optim == "AdamW" else torch.optim.Adam
+        self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=t.milestones, gamma=t.gamma)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimiser steps done
+        self.best_psnr = -math.inf
+        self.elapsed = 0.0
+        self.schedules = Schedules(cfg, len(self._starts(0)) // cfg.data.batch_size or 1)
+
+    # -- data -------------------------------------------------------------------------------
+    def _starts(self, epoch: int) -> list[int]:
+        d = self.cfg.data
+        fast = d.fast_train and epoch < d.fast_train_epoch
+        return clip_starts(len(self.train_seq), d.train_vi_len, d.clip_stride,
+                           d.fast_partial if fast else d.partial)
+
+    def _batches(self, epoch: int) -> list[torch.Tensor]:
+        """Clip start indices per batch for this epoch, shuffled by (seed, epoch)."""
+        starts = torch.tensor(self._starts(epoch))
+        g = torch.Generator().manual_seed(_seed_for(self.cfg.train.seed, epoch, 1))
+        order = starts[torch.randperm(len(starts), generator=g)]
+        return list(order.split(self.cfg.data.batch_size))
+
+    def _clips(self, seq: VideoSequence, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = starts[:, None] + torch.arange(self.cfg.data.train_vi_len)  # [B, T]
+        return seq.frames[idx].to(self.device), seq.poses[idx].to(self.device)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def state(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "epoch": self.epoch, "step": self.step, "best_psnr": self.best_psnr,
+                "elapsed": self.elapsed, "rng": {"torch": torch.get_rng_state()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        saved = cfgmod.from_dict(state["config"])
+        if saved.model != self.cfg.model:
+            raise ValueError(f"checkpoint model config {saved.model} differs from {self.cfg.model}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best_psnr = float(state["best_psnr"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def _save(self, val_psnr: float | None) -> None:
+        state = self.state()
+        if self.epoch % self.cfg.train.per_save == 0:
+            save_checkpoint(self.ckpt_dir / f"epoch_{self.epoch:03d}.ckpt", state)
+        if val_psnr is not None and val_psnr >= self.best_psnr:
+            save_checkpoint(self.ckpt_dir / "best.ckpt", state)
+        save_checkpoint(self.ckpt_dir / "last.ckpt", state)  # last: the resume point
+
+    # -- metrics log --------------------------------------------------------------------------
+    def _metrics_path(self) -> Path:
+        return self.run_dir / "metrics.csv"
+
+    def _truncate_metrics(self) -> None:
+        """Keep only the rows of completed (checkpointed) epochs, so a resume never duplicates."""
+        path = self._metrics_path()
+        rows = []
+        if path.exists():
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) < self.epoch]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_bytes(path, lambda f: f.write(buf.getvalue().encode()))
+
+    def _append_metrics(self, row: dict[str, Any]) -> None:
+        path = self._metrics_path()
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=METRIC_FIELDS).writerow(row)
+        with path.open("a", newline="") as f:
+            f.write(buf.getvalue())
+            f.flush()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train until num_epoch (or max_time); returns a summary of the last epoch."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (self.ckpt_dir / "last.ckpt").exists():
+            self.load_state(load_checkpoint(self.ckpt_dir / "last.ckpt"))
+            self.log(f"resumed from {self.ckpt_dir / 'last.ckpt'} at epoch {self.epoch}")
+        self.cfg.to_yaml(self.run_dir / "config.yaml")
+        self._truncate_metrics()
+        writer = _tensorboard(self.run_dir / "tensorboard")
+        t = self.cfg.train
+        summary: dict[str, Any] = {}
+        try:
+            while self.epoch < t.num_epoch:
+                if t.max_time is not None and self.elapsed >= t.max_time:
+                    self.log(f"time budget of {t.max_time:.0f} s reached after {self.epoch} epochs")
+                    break
+                summary = self._epoch(writer)
+        finally:
+            if writer is not None:
+                writer.close()
+        return summary
+
+    def _epoch(self, writer: Any) -> dict[str, Any]:
+        t, e = self.cfg.train, self.epoch
+        t0 = time.perf_counter()
+        torch.manual_seed(_seed_for(t.seed, e, 2))
+        rng = random.Random(_seed_for(t.seed, e, 3))
+        tfr = self.schedules.tfr(e)
+        epoch_flip = rng.random() < tfr
+        self.model.train()
+        sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+        n = forced = 0
+        batches = self._batches(e)
+        bar = tqdm(batches, desc=f"epoch {e + 1}/{t.num_epoch}", leave=False,
+                   disable=None if self.progress else True, dynamic_ncols=True)
+        for i, starts in enumerate(bar):
+            frames, poses = self._clips(self.train_seq, starts)
+            mask = tf_mask_for(t.tfr_flip, tfr, frames.shape[1] - 1, rng, epoch_flip)
+            beta = self.schedules.beta(e, i)
+            out = step_loss(self.model, frames, poses, mask, beta, t)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                msg = (f"non-finite loss ({loss.item()}) at epoch {e + 1}, batch {i + 1} (step {self.step + 1})")
+                if t.skip_nonfinite:
+                    self.log(msg + ": batch skipped (train.skip_nonfinite)")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
+                raise NonFiniteLossError(
+                    msg + f". The last good checkpoint is kept in {self.ckpt_dir}. Remedies: lower "
+                    "train.lr, set train.grad_clip (e.g. 1.0), or train.skip_nonfinite: true.")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+            for k in sums:
+                sums[k] += float(out[k].detach())
+            n += 1
+            forced += float(mask.float().mean())
+            bar.set_postfix(loss=f"{sums['loss'] / n:.4g}", tfr=f"{tfr:.2f}", beta=f"{beta:.2f}")
+        bar.close()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        row: dict[str, Any] = {"epoch": e, "step": self.step, "lr": lr, "tfr": tfr, "beta": self.schedules.beta(e),
+                               "teacher_forced": forced / max(n, 1)}
+        row.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
+        val_psnr = None
+        if (e + 1) % t.val_every == 0 or e + 1 == t.num_epoch:
+            row.update(self.validate(e))
+            val_psnr = row["val_psnr"]
+        self.epoch += 1
+        self.elapsed += time.perf_counter() - t0
+        row["epoch_time"] = time.perf_counter() - t0
+        row["elapsed"] = self.elapsed
+        best = val_psnr is not None and val_psnr >= self.best_psnr
+        if best:
+            self.best_psnr = val_psnr
+        self._save(val_psnr)
+        self._append_metrics(row)  # after the checkpoint: a logged epoch is always resumable
+        if writer is not None:
+            for k, v in row.items():
+                if k not in ("epoch", "step") and v is not None and v == v:
+                    writer.add_scalar(k, v, e)
+            writer.flush()
+        self.log(_epoch_line(row, t.num_epoch, best))
+        return row
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict[str, float]:
+        """Teacher-forced loss on validation clips (the step function) and the prior rollout."""
+        t = self.cfg.train
+        self.model.eval()
+        L = self.cfg.data.train_vi_len
+        sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+        n = 0
+        beta = self.schedules.beta(epoch)
+        for seq in self.val_seqs:
+            if len(seq) < L:
+                continue
+            starts = torch.tensor(clip_starts(min(len(seq), self.val_len), L, None))
+            for chunk in starts.split(max(self.cfg.data.batch_size, 8)):
+                frames, poses = self._clips(seq, chunk)
+                out = step_loss(self.model, frames, poses, None, beta, t)
+                for k in sums:
+                    sums[k] += float(out[k]) * len(chunk)
+                n += len(chunk)
+        ev = evaluate_sequences(self.model, self.val_seqs, length=self.val_len, z_mode=t.z_infer,
+                                seed=t.seed, precision=t.precision)
+        self._write_val_frames(epoch, ev)
+        self.model.train()
+        res = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
+        res.update(val_psnr=ev.mean_psnr, val_ssim=ev.mean_ssim, val_psnr_min=ev.min_psnr)
+        return res
+
+    def _write_val_frames(self, epoch: int, ev: Any) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["sequence", "frame", "psnr", "ssim"])
+        for b, name in enumerate(ev.names):
+            for j in range(ev.psnr.shape[-1]):
+                w.writerow([name, j + 1, f"{float(ev.psnr[0, b, j]):.4f}", f"{float(ev.ssim[0, b, j]):.5f}"])
+        atomic_write_bytes(self.run_dir / "val" / f"epoch_{epoch:03d}.csv", lambda f: f.write(buf.getvalue().encode()))
+
+
+def _epoch_line(row: dict[str, Any], num_epoch: int, best: bool) -> str:
+    s = (f"epoch {row['epoch'] + 1}/{num_epoch}  loss {row['train_loss']:.4g} (mse {row['train_mse']:.4g}, "
+         f"kl {row['train_kl']:.4g})  tfr {row['tfr']:.2f}  beta {row['beta']:.2f}")
+    if "val_psnr" in row:
+        s += f"  val PSNR {row['val_psnr']:.2f} dB (min {row['val_psnr_min']:.2f})  SSIM {row['val_ssim']:.3f}"
+    return s + ("  *best*" if best else "") + f"  [{row['epoch_time']:.1f} s]"
+
+
+def _tensorboard(path: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: the CSV log is enough
+        return None
+    return SummaryWriter(str(path))
