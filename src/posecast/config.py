@@ -41,7 +41,8 @@ class ModelConfig:
     D_dim: int = 192
     prior: str = "standard"  # standard: N(0, I) as in the lab; learned: p(z_t | prev frame, pose_t)
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
-    output: str = "direct"  # direct: sigmoid(frame) as in the lab; residual: prev + change
+    output: str = "direct"  # direct (lab), residual, masked, masked_first: see PoseCVAE.decode
+    down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
 
 
 @dataclass
@@ -208,7 +209,13 @@ def validate(cfg: Config) -> None:
     for name in ("F_dim", "L_dim", "N_dim", "D_dim"):
         _check(getattr(m, name) >= 1, f"model.{name}", "must be >= 1")
     _check(m.prior in ("standard", "learned"), "model.prior", "standard or learned")
-    _check(m.output in ("direct", "residual"), "model.output", "direct or residual")
+    _check(m.output in ("direct", "residual", "masked", "masked_first"), "model.output",
+           f"direct, residual, masked or masked_first, got {m.output!r}")
+    _check(0 <= m.down <= 3, "model.down", f"0 to 3 downsampling stages, got {m.down}")
+    for name in ("frame_H", "frame_W"):
+        size = getattr(d, name)
+        _check(size % (2 ** m.down) == 0, f"data.{name}",
+               f"{size} is not divisible by 2**model.down = {2 ** m.down} (the encoders halve it {m.down} times)")
     _check(t.num_epoch >= 1, "train.num_epoch", "must be >= 1")
     _check(t.lr > 0, "train.lr", f"must be > 0, got {t.lr}")
     _check(t.optim in ("Adam", "AdamW"), "train.optim", f"Adam or AdamW, got {t.optim!r}")

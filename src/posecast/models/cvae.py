@@ -39,20 +39,30 @@ class PoseCVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         F, L, N, D = cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_dim
-        self.frame_encoder = FrameEncoder(3, F)
-        self.pose_encoder = PoseEncoder(3, L)
+        self.frame_encoder = FrameEncoder(3, F, cfg.down)
+        self.pose_encoder = PoseEncoder(3, L, cfg.down)
         self.posterior_net = GaussianPredictor(F + L, N)
         fusion_in = F + L + N + (F if cfg.first_frame_cond else 0)
         self.fusion = FusionDecoder(fusion_in, D)
-        self.generator = Generator(D, 3)
+        self.generator = Generator(D, 4 if cfg.output.startswith("masked") else 3, cfg.down)
         self.prior_net = GaussianPredictor(F + L, N) if cfg.prior == "learned" else None
 
     # -- one step -----------------------------------------------------------------------
     def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
-               z: torch.Tensor, first_feat: torch.Tensor | None) -> torch.Tensor:
-        """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W]."""
+               z: torch.Tensor, first_feat: torch.Tensor | None,
+               first_frame: torch.Tensor | None = None) -> torch.Tensor:
+        """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W].
+
+        Output modes: direct (the lab: sigmoid of the generator), residual (a change of the
+        previous frame in logit space), masked (a mask m blends new pixels with the previous
+        frame: m * rgb + (1 - m) * prev), masked_first (the same with the first frame).
+        """
         parts = [prev_feat, pose_feat, z] + ([first_feat] if first_feat is not None else [])
         out = self.generator(self.fusion(*parts))
+        if self.cfg.output.startswith("masked"):
+            base = first_frame if self.cfg.output == "masked_first" else prev_frame
+            rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
+            return mask * rgb + (1 - mask) * base
         if self.cfg.output == "residual":
             # the generator predicts the change in logit space: out = 0 copies the previous frame
             base = torch.logit(prev_frame.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS))
@@ -81,6 +91,7 @@ class PoseCVAE(nn.Module):
             eps = torch.randn_like(mu)
         z = mu + eps * torch.exp(0.5 * logvar)  # [B, S, N, H, W]
         first = feats[:, 0] if self.cfg.first_frame_cond else None
+        x0 = frames[:, 0]
 
         if tf_mask is None:
             tf_idx = list(range(S))
@@ -98,7 +109,8 @@ class PoseCVAE(nn.Module):
             idx = torch.tensor(tf_idx, device=frames.device)
             prev_f = _bt(feats[:, idx])
             first_k = None if first is None else _bt(first[:, None].expand(B, k, *first.shape[1:]))
-            out = self.decode(_bt(frames[:, idx]), prev_f, _bt(pose_feat[:, idx]), _bt(z[:, idx]), first_k)
+            x0_k = _bt(x0[:, None].expand(B, k, *x0.shape[1:]))
+            out = self.decode(_bt(frames[:, idx]), prev_f, _bt(pose_feat[:, idx]), _bt(z[:, idx]), first_k, x0_k)
             out = out.unflatten(0, (B, k))
             pri = self.prior(prev_f, _bt(pose_feat[:, idx]))
             for j, s in enumerate(tf_idx):
@@ -109,7 +121,7 @@ class PoseCVAE(nn.Module):
         for s in fed_idx:  # steps that feed back the model's own previous prediction
             prev = preds[s - 1]
             prev_f = self.frame_encoder(prev)
-            preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first)
+            preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first, x0)
             pri = self.prior(prev_f, pose_feat[:, s])
             if pri is not None:
                 prior_mu[s], prior_lv[s] = pri.mu, pri.logvar
@@ -151,14 +163,14 @@ class PoseCVAE(nn.Module):
             else:
                 pri = self.prior(prev_f, p)
                 if pri is None:
-                    mean = prev_f.new_zeros(B, N, H, W)
+                    mean = prev_f.new_zeros(B, N, *prev_f.shape[-2:])
                     z_t = mean if z_mode == "zero" else torch.randn(
                         mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
                 else:
                     z_t = pri.mu if z_mode == "zero" else pri.mu + torch.randn(
                         pri.mu.shape, generator=generator, device=pri.mu.device,
                         dtype=pri.mu.dtype) * torch.exp(0.5 * pri.logvar)
-            frame = self.decode(prev, prev_f, p, z_t, first)
+            frame = self.decode(prev, prev_f, p, z_t, first, first_frame)
             out[:, t] = frame
             prev = teacher[:, t] if teacher is not None else frame
         return out

@@ -16,15 +16,16 @@ def _div(ch: int, k: int) -> int:
 class FrameEncoder(nn.Module):
     """RGB frame [B, 3, H, W] -> features [B, F, H, W] (the lab's RGB_Encoder)."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, down: int = 0) -> None:
         super().__init__()
         c8, c4, c2 = _div(out_ch, 8), _div(out_ch, 4), _div(out_ch, 2)
-        self.network = nn.Sequential(
-            ResidualBlock(in_ch, c8), DepthConvBlock(c8, c8),
-            ResidualBlock(c8, c4), DepthConvBlock(c4, c4),
-            ResidualBlock(c4, c2), DepthConvBlock(c2, c2),
-            nn.Conv2d(c2, out_ch, 3, padding=1),
-        )
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate([(in_ch, c8), (c8, c4), (c4, c2)]):
+            layers += [ResidualBlock(a, b), DepthConvBlock(b, b)]
+            if i < down:  # a strided conv halves the resolution (down=0 is the lab's full-res encoder)
+                layers.append(nn.Conv2d(b, b, 3, stride=2, padding=1))
+        layers.append(nn.Conv2d(c2, out_ch, 3, padding=1))
+        self.network = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -85,17 +86,18 @@ class FusionDecoder(nn.Module):
 
 
 class Generator(nn.Module):
-    """Fused features [B, D, H, W] -> RGB logits [B, 3, H, W] (sigmoid applied by the caller)."""
+    """Fused features [B, D, h, w] -> logits [B, out, h * 2**up, w * 2**up] (activation by the caller)."""
 
-    def __init__(self, in_ch: int, out_ch: int = 3) -> None:
+    def __init__(self, in_ch: int, out_ch: int = 3, up: int = 0) -> None:
         super().__init__()
         c4, c2 = _div(in_ch, 4), _div(in_ch, 2)
-        self.network = nn.Sequential(
-            DepthConvBlock(in_ch, in_ch),
-            ResidualBlock(in_ch, c4), DepthConvBlock(c4, c4),
-            ResidualBlock(c4, c2), DepthConvBlock(c2, c2),
-            nn.Conv2d(c2, out_ch, 1),
-        )
+        layers: list[nn.Module] = [DepthConvBlock(in_ch, in_ch)]
+        for i, (a, b) in enumerate([(in_ch, c4), (c4, c2)] + [(c2, c2)] * max(0, up - 2)):
+            if i < up:  # undo the encoders' downsampling before the 3x3 convs
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            layers += [ResidualBlock(a, b), DepthConvBlock(b, b)]
+        layers.append(nn.Conv2d(c2, out_ch, 1))
+        self.network = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
