@@ -22,6 +22,13 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def _none_or(kind):
     def parse(text: str):
         return None if text.lower() in ("none", "null") else kind(text)
@@ -45,14 +52,15 @@ def _add_config_overrides(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("config overrides (the lab's flag names; see the README's table)")
     for section in (cfgmod.DataConfig, cfgmod.ModelConfig, cfgmod.TrainConfig):
         for f in dataclasses.fields(section):
-            g.add_argument(f"--{f.name}", dest=f"cfg_{f.name}", default=None, **_field_type(f))
+            # SUPPRESS: only flags given appear in args, so `--grad_clip none` can override 1.0
+            g.add_argument(f"--{f.name}", dest=f"cfg_{f.name}", default=argparse.SUPPRESS, **_field_type(f))
 
 
 def _config_from(args: argparse.Namespace) -> cfgmod.Config:
     cfg = cfgmod.load(args.config) if args.config else cfgmod.preset(args.preset or "lab")
     if args.config and args.preset:
         cfg = cfgmod.from_dict({**cfg.to_dict(), "preset": args.preset})
-    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
     return cfgmod.override(cfg, **overrides).validate() if overrides else cfg.validate()
 
 
@@ -71,39 +79,98 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"synthetic dataset written to {out}")
 
 
+def _launch_distributed(args: argparse.Namespace) -> None:
+    """Re-run this command under torchrun (torch.distributed.run), one process per device."""
+    import os
+    import subprocess
+
+    argv = list(args.raw_argv)
+    if not args.out and not args.resume:  # every rank must write to the same run folder
+        argv += ["--out", str(_default_run_dir(_config_from(args)))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.devices}",
+           f"--nnodes={args.num_nodes}", f"--node_rank={args.node_rank}",
+           f"--master_addr={args.master_addr}", f"--master_port={args.master_port}",
+           "-m", "posecast.cli"] + argv
+    env = dict(os.environ, POSECAST_LAUNCHED="1")
+    rc = subprocess.call(cmd, env=env)
+    if rc:
+        raise SystemExit(rc)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    import os
+
     from .training.trainer import Trainer
+
+    if args.devices * args.num_nodes > 1 and "LOCAL_RANK" not in os.environ:
+        return _launch_distributed(args)
 
     if args.resume:
         run_dir = Path(args.resume)
         if run_dir.is_file():  # a checkpoint path: its run folder is two levels up
             run_dir = run_dir.parent.parent
-        saved = run_dir / "config.yaml"
-        if not saved.exists():
-            raise cfgmod.ConfigError(f"--resume {args.resume}: no config.yaml in {run_dir}")
-        cfg = cfgmod.load(saved)
-        overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
-        cfg = cfgmod.override(cfg, **overrides).validate() if overrides else cfg
+            if Path(args.resume).resolve() != (run_dir / "checkpoints" / "last.ckpt").resolve():
+                raise cfgmod.ConfigError(f"--resume {args.resume}: a run resumes from its own "
+                                         "checkpoints/last.ckpt; give the run folder")
+        cfg = _resume_config(run_dir, args)
         data = args.data or _saved_data(run_dir)
     else:
         if not args.data:
-            raise SystemExit("posecast train: --data DIR is required (a dataset in the lab layout)")
+            raise cfgmod.ConfigError("--data DIR is required (a dataset in the lab layout)")
         cfg = _config_from(args)
         run_dir = Path(args.out) if args.out else _default_run_dir(cfg)
         data = args.data
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "data_path.txt").write_text(str(Path(data).resolve()))
+        if (run_dir / "checkpoints" / "last.ckpt").exists():  # never start over a run by mistake
+            raise cfgmod.ConfigError(f"--out {run_dir} already holds a run (checkpoints/last.ckpt): continue "
+                                     f"it with --resume {run_dir}, or choose another --out")
+    from .training.checkpoint import atomic_write_bytes
+
     trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress)
-    print(f"training {cfg.preset} preset on {data} into {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)  # after the data loaded: a bad dataset leaves no run folder
+    atomic_write_bytes(run_dir / "data_path.txt", lambda f: f.write(str(Path(data).resolve()).encode()))
+    trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}")
     trainer.fit(resume=bool(args.resume))
-    print(f"done: checkpoints in {run_dir / 'checkpoints'}, metrics in {run_dir / 'metrics.csv'}")
+    trainer.log(f"done: checkpoints in {run_dir / 'checkpoints'}, metrics in {run_dir / 'metrics.csv'}")
 
 
 def _saved_data(run_dir: Path) -> str:
     p = run_dir / "data_path.txt"
-    if not p.exists():
-        raise SystemExit(f"--resume: give --data (no data_path.txt in {run_dir})")
-    return p.read_text().strip()
+    text = p.read_bytes().decode().strip() if p.is_file() else ""
+    if not text:
+        raise cfgmod.ConfigError(f"--resume: give --data (no data_path.txt in {run_dir})")
+    return text
+
+
+def _resume_config(run_dir: Path, args: argparse.Namespace) -> cfgmod.Config:
+    """The config of the run to resume, checked against its last checkpoint before any data is read.
+
+    config.yaml may be empty when a run was killed while writing it: the checkpoint's copy is used then.
+    """
+    from .training.checkpoint import check_resumable, load_checkpoint, remove_stale_temp_files
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    state = load_checkpoint(last) if last.exists() else None
+    saved = run_dir / "config.yaml"
+    cfg = None
+    if saved.is_file() and saved.stat().st_size:
+        try:
+            cfg = cfgmod.load(saved)
+        except cfgmod.ConfigError:
+            if state is None:
+                raise
+    if cfg is None:
+        if state is None:
+            raise cfgmod.ConfigError(f"--resume {args.resume}: no config.yaml (or an empty one) and no "
+                                     f"checkpoint in {run_dir}: nothing to resume, start a new run")
+        print(f"posecast train: {saved} is missing or unreadable; using the config saved in {last}",
+              file=sys.stderr)
+        cfg = cfgmod.from_dict(state["config"])
+    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    cfg = cfgmod.override(cfg, **overrides).validate() if overrides else cfg.validate()
+    if state is not None:
+        check_resumable(last, state, cfg.to_dict())
+    remove_stale_temp_files(run_dir / "checkpoints")  # left by a run killed while saving
+    return cfg
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -122,6 +189,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from .evaluation.evaluate import predict_files
 
+    if not args.test_data and not (args.first_frame and args.poses):  # a usage error, not a traceback
+        raise cfgmod.ConfigError("give --first-frame FILE and --poses DIR, or --test-data DIR")
     r = predict_files(args.checkpoint, args.out, first_frame=args.first_frame, poses=args.poses,
                       test_data=args.test_data, z_mode=args.z, seed=args.seed, device=args.device)
     print(f"predicted {', '.join(r['sequences'])} into {r['out_dir']}")
@@ -160,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", help="run folder (or its checkpoint) to continue [lab: --ckpt_path]")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... [lab: --device/--gpu]")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--devices", type=int, default=1, help="processes (GPUs, or CPU processes with gloo) per node")
+    t.add_argument("--num-nodes", type=int, default=1, help="machines (run the same command on each, with --node-rank)")
+    t.add_argument("--node-rank", type=int, default=0)
+    t.add_argument("--master-addr", default="127.0.0.1", help="address of node 0 (multi-node)")
+    t.add_argument("--master-port", type=int, default=29511)
     _add_config_overrides(t)
     t.set_defaults(func=cmd_train)
 
@@ -168,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True)
     e.add_argument("--split", choices=["val", "test"], default="val")
     e.add_argument("--out", help="output folder (default RUN/eval_SPLIT)")
-    e.add_argument("--length", type=int, help="frames per sequence (default the config's val_vi_len)")
-    e.add_argument("--samples", type=int, default=1, help="rollouts per sequence with different z")
+    e.add_argument("--length", type=_positive_int, help="frames per sequence (default the config's val_vi_len)")
+    e.add_argument("--samples", type=_positive_int, default=1, help="rollouts per sequence with different z")
     e.add_argument("--z", choices=["prior", "zero"], help="z at inference (default: the config's z_infer)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
@@ -206,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = [LAB_ALIASES.get(a, a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.raw_argv = argv
     from .data.lab import DataError
     from .training.checkpoint import CheckpointError
     from .training.trainer import NonFiniteLossError
@@ -223,7 +298,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"posecast {args.command}: error: disk full writing {exc.filename or ''}; earlier files are "
                   "intact (every file is written to a temporary name and renamed)", file=sys.stderr)
             return 2
-        raise
+        if exc.filename is None:
+            raise
+        why = {17: "a file is in the way of a folder", 20: "a file is in the way of a folder",
+               30: "read-only file system"}.get(exc.errno or 0)
+        if why:
+            print(f"posecast {args.command}: error: cannot write {exc.filename}: {why}"
+                  " (choose another output folder)", file=sys.stderr)
+        else:
+            print(f"posecast {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"posecast {args.command}: interrupted; resume training with --resume RUN_DIR", file=sys.stderr)
         return 130

@@ -43,6 +43,7 @@ class ModelConfig:
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
     output: str = "direct"  # direct (lab), residual, masked, masked_first: see PoseCVAE.decode
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
+    arch: str = "posecast"  # lab: the lab template's modules layer for layer (loads its checkpoints)
 
 
 @dataclass
@@ -130,6 +131,53 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+            for f in fields(cls)}
+
+
+_OPTIONAL = {"data.clip_stride": int, "data.max_val_sequences": int, "train.grad_clip": float,
+             "train.max_time": float}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Check a value against its field's type; read numbers given as text (YAML reads ``1e-3``
+    as a string). Fails with a ConfigError naming the field."""
+    kind = _OPTIONAL.get(name, type(default))
+    if value is None:
+        if name in _OPTIONAL:
+            return None
+        raise ConfigError(f"{name}: a value is required (got null)")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        if not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if kind is int:
+            if float(value) != int(value):
+                raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+            return int(value)
+        return float(value)
+    if kind is list:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{name}: expected a list of whole numbers, got {value!r}")
+        return list(value)
+    if kind is str:
+        if not isinstance(value, str):
+            return str(value)  # e.g. YAML's None-like words; validate() checks the choices
+        return value
+    return value
+
+
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a Config from nested plain data, starting from its ``preset`` (default ``lab``)."""
     data = dict(data or {})
@@ -144,7 +192,7 @@ def from_dict(data: dict[str, Any]) -> Config:
         unknown = set(section) - known
         if unknown:
             raise ConfigError(f"{name}: unknown field(s) {sorted(unknown)}")
-        kwargs[name] = cls(**section)
+        kwargs[name] = cls(**{k: _coerce(f"{name}.{k}", v, _defaults(cls)[k]) for k, v in section.items()})
     if merged:
         raise ConfigError(f"unknown section(s) {sorted(merged)}")
     return Config(**kwargs)
@@ -198,7 +246,8 @@ def validate(cfg: Config) -> None:
     """Fail before any training with a message naming the field."""
     d, m, t = cfg.data, cfg.model, cfg.train
     for name in ("frame_H", "frame_W"):
-        _check(getattr(d, name) >= 4, f"data.{name}", "must be at least 4 pixels")
+        _check(getattr(d, name) >= 6, f"data.{name}",
+               "must be at least 6 pixels (SSIM's 11-pixel window needs 6 for its reflect padding)")
     _check(d.train_vi_len >= 2, "data.train_vi_len", "a clip needs at least 2 frames")
     _check(d.val_vi_len >= 2, "data.val_vi_len", "a validation sequence needs at least 2 frames")
     _check(d.clip_stride is None or d.clip_stride >= 1, "data.clip_stride", "must be >= 1")
@@ -212,6 +261,8 @@ def validate(cfg: Config) -> None:
     _check(m.output in ("direct", "residual", "masked", "masked_first"), "model.output",
            f"direct, residual, masked or masked_first, got {m.output!r}")
     _check(0 <= m.down <= 3, "model.down", f"0 to 3 downsampling stages, got {m.down}")
+    _check(m.arch in ("posecast", "lab"), "model.arch", f"posecast or lab, got {m.arch!r}")
+    _check(m.arch == "posecast" or m.down == 0, "model.down", "the lab architecture has no downsampling (down: 0)")
     for name in ("frame_H", "frame_W"):
         size = getattr(d, name)
         _check(size % (2 ** m.down) == 0, f"data.{name}",

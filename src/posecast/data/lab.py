@@ -42,6 +42,8 @@ def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+                im = _to_8bit(im)  # convert("RGB") would clip 16-bit values at 255: all white
             if im.mode != "RGB":
                 # palette, RGBA, grayscale labels: composite on white so transparent = background
                 if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -54,8 +56,18 @@ def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
             if im.size != (W, H):
                 im = im.resize((W, H), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from None
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit integer / float) grayscale -> 8-bit L, scaling the full range."""
+    arr = np.asarray(im)
+    if im.mode.startswith("I;16") or (im.mode == "I" and arr.size and int(arr.max()) > 255):
+        arr = arr.astype(np.float64) / 257.0  # 65535 -> 255
+    elif im.mode == "F" and arr.size and float(arr.max()) <= 1.0:
+        arr = arr * 255.0  # floats in [0, 1]
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
 
 
 def list_frames(folder: Path) -> dict[int, Path]:
@@ -64,11 +76,14 @@ def list_frames(folder: Path) -> dict[int, Path]:
         raise DataError(f"missing folder: {folder}")
     if not folder.is_dir():
         raise DataError(f"expected a folder but found a file: {folder}")
-    found = {}
-    for p in folder.iterdir():
+    found: dict[int, Path] = {}
+    for p in sorted(folder.iterdir()):
         m = _FRAME_RE.match(p.name)
         if m:
-            found[int(m.group(1))] = p
+            n = int(m.group(1))
+            if n in found:  # frame1.png and frame01.png (or FRAME1.PNG): which one is meant?
+                raise DataError(f"two files for frame {n} in {folder}: {found[n].name} and {p.name}")
+            found[n] = p
     if not found:
         raise DataError(f"no frame<N>.png images in {folder}")
     return dict(sorted(found.items()))
@@ -172,4 +187,5 @@ def load_frame(path: str | Path, size: tuple[int, int] = (32, 64)) -> torch.Tens
     path = Path(path)
     if not path.exists():
         raise DataError(f"image not found: {path}")
-    return torch.from_numpy(read_image(path, size)).permute(2, 0, 1).contiguous()
+    # copy: PIL gives a read-only array, and torch warns on (and cannot own) non-writable memory
+    return torch.from_numpy(read_image(path, size).copy()).permute(2, 0, 1).contiguous()

@@ -13,8 +13,9 @@ from .. import config as cfgmod
 from ..config import Config
 from ..data.lab import DataError, VideoSequence, load_frame, load_pose_folder, load_split, load_test
 from ..models import PoseCVAE
-from ..training.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
-from .lab_compat import map_lab_state_dict
+from ..training.checkpoint import (CheckpointError, atomic_write_bytes, describe_state_dict_mismatch,
+                                   load_checkpoint)
+from .lab_compat import lab_config, map_lab_state_dict
 from .plots import plot_psnr_per_frame
 from .rollout import SequenceEval, evaluate_sequences, predict, to_float
 from .video import side_by_side, write_gif, write_mp4, write_png_folder, write_submission
@@ -24,7 +25,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
     """A PoseCVAE in eval mode and its config, from a posecast or lab-layout checkpoint."""
     state = load_checkpoint(checkpoint)
     if state["format"] == "lab":
-        cfg = cfg or cfgmod.preset("lab")
+        cfg = cfg or lab_config(state["model"])  # the lab preset with the checkpoint's sizes
         model = PoseCVAE(cfg.model)
         model.load_state_dict(map_lab_state_dict(state["model"], model))
     else:
@@ -34,7 +35,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
             model.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise CheckpointError(f"{checkpoint}: weights do not fit the model its config describes: "
-                                  f"{str(exc).splitlines()[0]}") from None
+                                  f"{describe_state_dict_mismatch(model.state_dict(), state['model'])}") from None
     return model.to(device).eval(), cfg
 
 
@@ -57,6 +58,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
     model, cfg = load_model(checkpoint, device)
     seqs = _sequences(data, split, cfg)
     T = min(min(len(s) for s in seqs), length or cfg.data.val_vi_len)
+    if T < 2:  # frame 0 is given: nothing would be predicted or scored
+        raise DataError(f"{Path(data) / split}: {T} frame(s) to evaluate; at least 2 are needed "
+                        "(frame 0 is given, frames 1.. are predicted)")
     ev = evaluate_sequences(model, seqs, length=T, z_mode=z_mode or cfg.train.z_infer, seed=seed,
                             samples=samples, precision=cfg.train.precision)
     out = Path(out_dir)
@@ -90,7 +94,7 @@ def _write_frame_csv(path: Path, ev: SequenceEval) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     K = ev.psnr.shape[0]
-    w.writerow(["sequence", "frame", "psnr_mean", "ssim_mean", "psnr_best", "ssim_best"])
+    w.writerow(["sequence", "frame", "psnr_mean", "ssim_mean", "psnr_max", "ssim_max"])  # max: over samples, per frame
     for b, name in enumerate(ev.names):
         for j in range(ev.psnr.shape[-1]):
             p, s = ev.psnr[:, b, j], ev.ssim[:, b, j]

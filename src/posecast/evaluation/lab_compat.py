@@ -1,27 +1,150 @@
-"""Map the lab template's checkpoint keys onto PoseCVAE's."""
+"""Map the lab template's checkpoint keys onto PoseCVAE's, by name.
+
+The lab's ``Trainer.save`` writes ``{"state_dict": VAE_Model.state_dict(), "optimizer", "lr",
+"tfr", "last_epoch"}``. Its five modules are ``nn.Sequential``s, so a key reads
+``<module>.<layer index>.<block key>``; posecast's modules keep their layers in ``.network``::
+
+    frame_transformation.1.block.0.conv1.0.weight -> frame_encoder.network.1.conv.conv1.weight
+    Gaussian_Predictor.0.skip.bias                -> posterior_net.network.0.skip.bias
+    Generator.7.weight                            -> generator.network.7.weight
+
+Inside a layer: the lab's ResidualBlock (conv1, conv2, skip) keeps its names; its
+DepthConvBlock is ``block = Sequential(DepthConv, ConvFFN)`` with DepthConv's first 1x1 conv
+inside ``conv1 = Sequential(Conv2d, LeakyReLU)``: see ``_LAYER_RENAMES``.
+"""
 from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
 
 import torch
 from torch import nn
 
-from ..training.checkpoint import LAB_PREFIXES, CheckpointError
+from .. import config as cfgmod
+from ..config import Config
+from ..training.checkpoint import CheckpointError
+
+# lab VAE_Model attribute -> (PoseCVAE attribute, the lab's class name)
+LAB_MODULES = {
+    "frame_transformation": ("frame_encoder", "RGB_Encoder"),
+    "label_transformation": ("pose_encoder", "Label_Encoder"),
+    "Gaussian_Predictor": ("posterior_net", "Gaussian_Predictor"),
+    "Decoder_Fusion": ("fusion", "Decoder_Fusion"),
+    "Generator": ("generator", "Generator"),
+}
+
+# inside one layer: the lab's layers.py names -> posecast's models/blocks.py names
+_LAYER_RENAMES = (
+    ("block.0.conv1.0.", "conv.conv1."),  # DepthConvBlock.block[0] is DepthConv
+    ("block.0.depth_conv.", "conv.depth_conv."),
+    ("block.0.conv2.", "conv.conv2."),
+    ("block.0.adaptor.", "conv.adaptor."),
+    ("block.1.conv.", "ffn.conv_in."),  # DepthConvBlock.block[1] is ConvFFN
+    ("block.1.conv_out.", "ffn.conv_out."),
+)
+
+
+def lab_key_to_posecast(key: str) -> str:
+    """The PoseCVAE state-dict key for one key of the lab's ``state_dict``."""
+    module, _, rest = key.partition(".")
+    if module not in LAB_MODULES:
+        raise KeyError(f"not a key of the lab's VAE_Model: {key}")
+    index, _, rest = rest.partition(".")
+    for old, new in _LAYER_RENAMES:
+        if rest.startswith(old):
+            rest = new + rest[len(old):]
+            break
+    return f"{LAB_MODULES[module][0]}.network.{index}.{rest}"
+
+
+def posecast_key_to_lab(key: str) -> str:
+    """The inverse of ``lab_key_to_posecast`` (for exporting to the lab's layout)."""
+    ours = {v[0]: k for k, v in LAB_MODULES.items()}
+    module, _, rest = key.partition(".")
+    if module not in ours or not rest.startswith("network."):
+        raise KeyError(f"no lab counterpart for {key}")
+    index, _, rest = rest[len("network."):].partition(".")
+    for old, new in _LAYER_RENAMES:
+        if rest.startswith(new):
+            rest = old + rest[len(new):]
+            break
+    return f"{ours[module]}.{index}.{rest}"
+
+
+def lab_dims(sd: dict[str, torch.Tensor]) -> dict[str, int]:
+    """F_dim, L_dim, N_dim, D_dim of a lab checkpoint, read from its tensor shapes."""
+    try:
+        F = int(sd["frame_transformation.6.weight"].shape[0])
+        N = int(sd["Gaussian_Predictor.6.weight"].shape[0]) // 2
+        fusion_in = int(sd["Decoder_Fusion.0.block.0.conv1.0.weight"].shape[1])
+        D = int(sd["Generator.0.block.0.conv1.0.weight"].shape[1])
+    except (KeyError, IndexError) as exc:
+        raise CheckpointError(f"lab checkpoint without the tensor {exc} that gives its sizes") from None
+    return {"F_dim": F, "L_dim": fusion_in - F - N, "N_dim": N, "D_dim": D}
+
+
+def lab_config(sd: dict[str, torch.Tensor]) -> Config:
+    """The lab preset with the model sizes of this lab checkpoint (and the lab's architecture,
+    ``model.arch: lab``, where posecast has it)."""
+    arch = {"arch": "lab"} if "arch" in {f.name for f in dataclasses.fields(cfgmod.ModelConfig)} else {}
+    return cfgmod.override(cfgmod.preset("lab"), **lab_dims(sd), **arch)
 
 
 def map_lab_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Rename the lab's module prefixes, then match parameters in order, checking shapes."""
+    """Rename a lab state dict to ``model``'s keys, checking that every tensor has its place.
+
+    Raises CheckpointError naming, per lab module, the tensors without a counterpart or of
+    another shape, and the model's tensors the checkpoint lacks.
+    """
     ours = model.state_dict()
     out: dict[str, torch.Tensor] = {}
-    for lab_prefix, prefix in LAB_PREFIXES.items():
-        theirs = [(k, v) for k, v in sd.items() if k.startswith(lab_prefix)]
-        mine = [(k, v) for k, v in ours.items() if k.startswith(prefix)]
-        if len(theirs) != len(mine):
-            raise CheckpointError(f"lab checkpoint module {lab_prefix.rstrip('.')} has {len(theirs)} "
-                                  f"tensors, posecast's {prefix.rstrip('.')} has {len(mine)}")
-        for (tk, tv), (mk, mv) in zip(theirs, mine):
-            if tv.shape != mv.shape:
-                raise CheckpointError(f"lab tensor {tk} {tuple(tv.shape)} does not fit {mk} {tuple(mv.shape)}")
-            out[mk] = tv
-    missing = set(ours) - set(out)
-    if missing:
-        raise CheckpointError(f"lab checkpoint lacks tensors for {sorted(missing)[:5]}")
-    return out
+    problems: dict[str, list[str]] = defaultdict(list)
+    for key, value in sd.items():
+        module = key.partition(".")[0]
+        try:
+            mine = lab_key_to_posecast(key)
+        except KeyError:
+            continue  # not a model tensor (the lab's VAE_Model holds nothing else with weights)
+        if mine not in ours:
+            problems[module].append(f"{key} {tuple(value.shape)} has no counterpart")
+        elif tuple(value.shape) != tuple(ours[mine].shape):
+            problems[module].append(f"{key} {tuple(value.shape)} vs {mine} {tuple(ours[mine].shape)}")
+        else:
+            out[mine] = value
+    to_lab = {v[0]: k for k, v in LAB_MODULES.items()}
+    for key, value in ours.items():
+        if key not in out and key.partition(".")[0] in to_lab:
+            module = to_lab[key.partition(".")[0]]
+            if not any(p.startswith(posecast_key_to_lab(key) + " ") for p in problems[module]):
+                problems[module].append(f"posecast's {key} {tuple(value.shape)} is not in the checkpoint")
+    other = sorted(set(ours) - set(out) - {k for k in ours if k.partition(".")[0] in to_lab})
+    if not problems and not other:
+        return out
+    parts = []
+    for module, items in problems.items():
+        if items:
+            parts.append(f"{module} ({LAB_MODULES[module][1]}): {len(items)} tensor(s), e.g. "
+                         + "; ".join(items[:2]))
+    if other:
+        parts.append(f"posecast's model also needs {other[:3]} (a posecast-only option such as "
+                     "model.prior: learned is set)")
+    why = ""
+    dims = _model_dims(model)
+    try:
+        theirs = lab_dims(sd)
+    except CheckpointError:
+        theirs = None
+    if dims and theirs and dims != theirs:
+        why = f"the checkpoint's sizes are {theirs}, the model's {dims}. "
+    elif any(problems.get(m) for m in ("label_transformation", "Decoder_Fusion", "Generator")):
+        why = ("posecast's pose encoder, fusion decoder and generator are built differently from the lab "
+               "template's Label_Encoder, Decoder_Fusion and Generator (see docs/robustness.md). ")
+    raise CheckpointError("the lab checkpoint does not fit posecast's model: " + why + "Differences: "
+                          + " | ".join(parts))
+
+
+def _model_dims(model: nn.Module) -> dict[str, int] | None:
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        return None
+    return {k: getattr(cfg, k) for k in ("F_dim", "L_dim", "N_dim", "D_dim")}

@@ -47,14 +47,18 @@ class DepthConv(nn.Module):
 class GatedConvFFN(nn.Module):
     """Gated 1x1 feed-forward: expand, split into value and gate, value * relu(gate), project."""
 
-    def __init__(self, ch: int, slope: float = 0.1) -> None:
+    def __init__(self, ch: int, slope: float = 0.1, lab: bool = False) -> None:
         super().__init__()
-        hidden = max(min(ch * 4, 1024), ch * 2)
+        hidden = 4 * ch if lab else max(min(ch * 4, 1024), ch * 2)
+        self.lab = lab
         self.conv_in = nn.Conv2d(ch, hidden, 1)
         self.act = nn.LeakyReLU(negative_slope=slope)
         self.conv_out = nn.Conv2d(hidden // 2, ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lab:  # the lab template's ConvFFN: x1 * leaky_relu(x2)
+            value, gate = self.conv_in(x).chunk(2, dim=1)
+            return x + self.conv_out(value * self.act(gate))
         value, gate = self.act(self.conv_in(x)).chunk(2, dim=1)
         return x + self.conv_out(value * F.relu(gate))
 
@@ -62,10 +66,10 @@ class GatedConvFFN(nn.Module):
 class DepthConvBlock(nn.Module):
     """DepthConv followed by the gated FFN (the lab's DepthConvBlock)."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, lab: bool = False) -> None:
         super().__init__()
         self.conv = DepthConv(in_ch, out_ch)
-        self.ffn = GatedConvFFN(out_ch)
+        self.ffn = GatedConvFFN(out_ch, lab=lab)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.ffn(self.conv(x))

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .modules import FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, PoseEncoder
+from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
+                      PoseEncoder)
 
 _LOGIT_EPS = 1e-3
 
@@ -39,13 +40,14 @@ class PoseCVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         F, L, N, D = cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_dim
-        self.frame_encoder = FrameEncoder(3, F, cfg.down)
-        self.pose_encoder = PoseEncoder(3, L, cfg.down)
-        self.posterior_net = GaussianPredictor(F + L, N)
+        lab = cfg.arch == "lab"  # the lab template's modules, layer for layer (loads its checkpoints)
+        self.frame_encoder = FrameEncoder(3, F, cfg.down, lab)
+        self.pose_encoder = LabLabelEncoder(3, L) if lab else PoseEncoder(3, L, cfg.down)
+        self.posterior_net = GaussianPredictor(F + L, N, lab)
         fusion_in = F + L + N + (F if cfg.first_frame_cond else 0)
-        self.fusion = FusionDecoder(fusion_in, D)
-        self.generator = Generator(D, 4 if cfg.output.startswith("masked") else 3, cfg.down)
-        self.prior_net = GaussianPredictor(F + L, N) if cfg.prior == "learned" else None
+        self.fusion = FusionDecoder(fusion_in, D, lab)
+        self.generator = Generator(D, 4 if cfg.output.startswith("masked") else 3, cfg.down, lab)
+        self.prior_net = GaussianPredictor(F + L, N, lab) if cfg.prior == "learned" else None
 
     # -- one step -----------------------------------------------------------------------
     def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,

@@ -1,8 +1,13 @@
 """Checkpoints: state dicts and plain data, written atomically, loaded with weights_only=True."""
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import re
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,54 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    """The process umask (from /proc where it can: setting and restoring it races other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(ln for ln in f if ln.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def _set_mode(fd: int, target: Path) -> None:
+    """Give the temporary file the mode of the file it replaces, else 0666 minus the umask."""
+    if not hasattr(os, "fchmod"):
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = 0o666 & ~_current_umask()
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        pass
+
+
+_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files (``.NAME.XXXX.tmp``) that a killed atomic write left in folder.
+
+    Call it only while nothing else writes there (before a resumed run starts).
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if _TEMP_RE.match(p.name) and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
 def atomic_write_bytes(path: str | Path, write: Any) -> None:
     """Write with ``write(fileobj)`` to a temporary file beside ``path``, fsync, then rename.
 
@@ -45,26 +98,38 @@ def atomic_write_bytes(path: str | Path, write: Any) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    try:
+        _set_mode(fd, path)  # mkstemp makes 0600 files: give the usual umask mode, as open() would
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # e.g. ENOSPC: say which file
         raise
     _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically save a checkpoint dict (adds the format tag and version)."""
+    """Atomically save a checkpoint dict (adds the format tag and version).
+
+    Serialised in memory first: torch.save into a file on a full disk fails with an opaque
+    RuntimeError, a plain write fails with OSError(ENOSPC) naming the file.
+    """
     state = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    atomic_write_bytes(path, lambda f: torch.save(state, f))
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, lambda f: f.write(buf.getbuffer()))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -78,22 +143,129 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError(f"expected a checkpoint file but found a folder: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise CheckpointError(f"cannot load checkpoint {path}: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''} "
-                              "(truncated or not a checkpoint, or it holds objects other than "
-                              "tensors and plain data, which are refused for safety)") from None
+        raise CheckpointError(f"cannot load checkpoint {path}: {_why_unreadable(path, exc)}") from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a checkpoint dict")
+        raise CheckpointError(f"{path}: not a checkpoint (holds a {type(state).__name__}, not a dict)")
     if state.get("format") == FORMAT:
-        version = state.get("format_version")
-        if version != FORMAT_VERSION:
-            raise CheckpointError(f"{path}: checkpoint format version {version}, this posecast "
-                                  f"reads version {FORMAT_VERSION}")
+        _check_version(path, state.get("format_version"))
+        _check_tensors(path, state.get("model"), "model")
+        if not isinstance(state.get("config"), dict):
+            raise CheckpointError(f"{path}: posecast checkpoint without its config")
         return state
     sd = state.get("state_dict", state)
-    if isinstance(sd, dict) and any(k.startswith(tuple(LAB_PREFIXES)) for k in sd):
+    if isinstance(sd, dict) and sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}  # saved from DataParallel / DDP
+    if isinstance(sd, dict) and any(isinstance(k, str) and k.startswith(tuple(LAB_PREFIXES)) for k in sd):
+        sd = {k: v for k, v in sd.items() if isinstance(k, str) and k.startswith(tuple(LAB_PREFIXES))}
+        _check_tensors(path, sd, "state_dict")
         return {"format": "lab", "model": sd, "config": None, "epoch": state.get("last_epoch", 0)}
     raise CheckpointError(f"{path}: neither a posecast checkpoint nor the lab's layout "
-                          f"(keys: {sorted(state)[:8]})")
+                          f"(keys: {sorted(map(str, state))[:8]})")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """A short reason for a failed torch.load (torch's own messages run to a page)."""
+    msg = _ANSI.sub("", str(exc))
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        size, head = -1, b""
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+    if unsafe:
+        return (f"it holds a Python object ({unsafe.group(1)}) that would run code when loaded. "
+                "posecast loads only tensors and plain data (torch.load weights_only=True), so the "
+                "file is refused; use checkpoints from sources you trust")
+    if size == 0:
+        return "the file is empty (an interrupted write or copy?)"
+    if head.startswith(b"PK") or isinstance(exc, EOFError) or "zip archive" in msg:
+        return "the file is truncated or corrupt (an interrupted write, copy or download?)"
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("not a PyTorch checkpoint, or one with content that cannot be loaded safely "
+                "(only tensors and plain data are accepted)")
+    first = msg.strip().splitlines()[0] if msg.strip() else ""
+    return f"{type(exc).__name__}: {first}"
+
+
+def _check_version(path: Path, version: Any) -> None:
+    if version == FORMAT_VERSION:
+        return
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: posecast checkpoint without a valid format_version ({version!r})")
+    if version < FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written in an older posecast checkpoint format (version {version}); "
+                              f"this posecast reads version {FORMAT_VERSION}. Load it with the posecast "
+                              "release that wrote it, or train again")
+    raise CheckpointError(f"{path}: written by a newer posecast (checkpoint format version {version}); "
+                          f"this posecast reads version {FORMAT_VERSION}: upgrade posecast")
+
+
+def _check_tensors(path: Path, sd: Any, what: str) -> None:
+    if not isinstance(sd, dict) or not sd:
+        raise CheckpointError(f"{path}: checkpoint without model weights ({what!r} missing or empty)")
+    bad = [k for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: {what!r} holds entries that are not tensors: {bad[:5]}")
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], sections: tuple[str, ...] = ("model",)
+                       ) -> list[str]:
+    """``section.field: saved vs current`` for every field of the sections that differs."""
+    out = []
+    for section in sections:
+        a, b = saved.get(section) or {}, current.get(section) or {}
+        for name in sorted(set(a) | set(b)):
+            if a.get(name, "<missing>") != b.get(name, "<missing>"):
+                out.append(f"{section}.{name}: {a.get(name, '<missing>')!r} in the checkpoint, "
+                           f"{b.get(name, '<missing>')!r} here")
+    return out
+
+
+def check_resumable(path: str | Path, state: dict[str, Any], config: dict[str, Any]) -> None:
+    """Raise CheckpointError unless ``state`` (a posecast checkpoint) can resume a run of ``config``.
+
+    The message lists what differs (``model.F_dim: 128 in the checkpoint, 8 here``).
+    """
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: the lab's checkpoints hold no optimiser or schedule state that "
+                              "posecast can resume; use it with `posecast evaluate` or `predict`")
+    missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "config") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: cannot resume from this checkpoint: it lacks {missing}")
+    from .. import config as cfgmod  # here: config imports nothing of training
+
+    try:  # through the dataclasses, so that fields added since the checkpoint take their defaults
+        saved = cfgmod.from_dict(state["config"]).to_dict()
+    except (cfgmod.ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the config saved in the checkpoint cannot be read: {exc}") from None
+    diffs = config_differences(saved, config)
+    if diffs:
+        preset = state["config"].get("preset")
+        raise CheckpointError(f"{path}: the checkpoint's model (preset {preset!r}) differs from this run's "
+                              f"config (preset {config.get('preset')!r}): " + "; ".join(diffs))
+
+
+def describe_state_dict_mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor],
+                                 limit: int = 5) -> str:
+    """What keeps ``got`` from loading into a model whose state dict is ``expected``."""
+    missing = [k for k in expected if k not in got]
+    extra = [k for k in got if k not in expected]
+    shapes = [f"{k} {tuple(got[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in got and tuple(got[k].shape) != tuple(v.shape)]
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} tensor(s) of another shape (checkpoint vs model), e.g. "
+                     + ", ".join(shapes[:limit]))
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[:limit]}")
+    if extra:
+        parts.append(f"{len(extra)} unexpected, e.g. {extra[:limit]}")
+    return "; ".join(parts) or "no difference in names or shapes"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .. import config as cfgmod
@@ -18,7 +19,7 @@ from ..config import Config, TrainConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..evaluation.rollout import autocast, evaluate_sequences, to_float
 from ..models import PoseCVAE
-from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write_bytes, check_resumable, load_checkpoint, save_checkpoint
 from .losses import kl_divergence, reconstruction
 from .schedules import kl_beta, teacher_forcing_ratio
 
@@ -42,13 +43,16 @@ def step_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, tf_mas
     prior = None if out.prior is None else type(out.prior)(out.prior.mu.float(), out.prior.logvar.float())
     post = type(out.posterior)(out.posterior.mu.float(), out.posterior.logvar.float())
     kl = kl_divergence(post, prior, reduction=tcfg.kl_reduction)  # [S]
-    return {"loss": (mse + beta * kl).sum(), "mse": mse.sum(), "kl": kl.sum()}
+    # beta = 0 leaves the posterior unconstrained: keep its KL out of the graph, since 0 * inf is NaN
+    total = mse.sum() + beta * kl.sum() if beta > 0 else mse.sum()
+    return {"loss": total, "mse": mse.sum(), "kl": kl.sum()}
 
 
-def clip_starts(length: int, clip_len: int, stride: int | None, fraction: float = 1.0) -> list[int]:
+def clip_starts(length: int, clip_len: int, stride: int | None, fraction: float = 1.0,
+                where: str = "the training split") -> list[int]:
     """Start indices of the training clips (non-overlapping by default); the first ``fraction``."""
     if length < clip_len:
-        raise DataError(f"{length} frames are fewer than one training clip of {clip_len} frames "
+        raise DataError(f"{where}: {length} frames are fewer than one training clip of {clip_len} frames "
                         "(lower data.train_vi_len)")
     starts = list(range(0, length - clip_len + 1, stride or clip_len))
     return starts[: max(1, int(len(starts) * fraction))]
@@ -85,6 +89,26 @@ class Schedules:
                        ratio=t.kl_anneal_ratio)
 
 
+@dataclass
+class DistInfo:
+    """This process's place in a distributed run (torchrun's environment variables)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "DistInfo":
+        import os
+
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
 def _seed_for(seed: int, epoch: int, salt: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + salt) % (2**63 - 1)
 
@@ -97,23 +121,40 @@ class Trainer:
     Randomness of epoch e is seeded from (seed, e), so a resumed run repeats exactly.
     """
 
-    def __init__(self, cfg: Config, data_root: str | Path, run_dir: str | Path, *, device: str = "cpu",
+    def __init__(self, cfg: Config, data_root: str | Path | None, run_dir: str | Path, *, device: str = "cpu",
                  progress: bool = True, log: Callable[[str], None] = print,
                  train_seq: VideoSequence | None = None, val_seqs: list[VideoSequence] | None = None) -> None:
         self.cfg = cfg.validate()
         self.run_dir = Path(run_dir)
+        self.dist = DistInfo.from_env()
+        if self.dist.world > 1 and device.startswith("cuda") and ":" not in device:
+            device = f"cuda:{self.dist.local_rank}"
         self.device = torch.device(device)
-        self.progress = progress
-        self.log = log
+        if self.dist.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.progress = progress and self.dist.main
+        self.log = log if self.dist.main else (lambda _msg: None)
         size = (cfg.data.frame_H, cfg.data.frame_W)
         self.train_seq = train_seq if train_seq is not None else load_split(data_root, "train", size)
         self.val_seqs = val_seqs if val_seqs is not None else [load_split(data_root, "val", size)]
         if cfg.data.max_val_sequences:
             self.val_seqs = self.val_seqs[: cfg.data.max_val_sequences]
         self.val_len = min(cfg.data.val_vi_len, min(len(s) for s in self.val_seqs))
-        clip_starts(len(self.train_seq), cfg.data.train_vi_len, cfg.data.clip_stride)  # fail early
+        root = Path(data_root) if data_root is not None else Path("<given sequences>")
+        if self.val_len < 2:
+            raise DataError(f"{root / 'val'}: a validation sequence needs at least 2 frames "
+                            f"(frame 0 and one to predict), found {self.val_len}")
+        clip_starts(len(self.train_seq), cfg.data.train_vi_len, cfg.data.clip_stride,
+                    where=str(root / "train"))  # fail before training
         torch.manual_seed(cfg.train.seed)
         self.model = PoseCVAE(cfg.model).to(self.device)
+        # the module that computes the loss: DDP averages gradients across ranks
+        self.net: torch.nn.Module = self.model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         t = cfg.train
         opt_cls = torch.optim.AdamW if t.optim == "AdamW" else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -122,7 +163,7 @@ class Trainer:
         self.step = 0  # optimiser steps done
         self.best_psnr = -math.inf
         self.elapsed = 0.0
-        self.schedules = Schedules(cfg, len(self._starts(0)) // cfg.data.batch_size or 1)
+        self.schedules = Schedules(cfg, -(-len(self._starts(0)) // cfg.data.batch_size))  # batches per epoch
 
     # -- data -------------------------------------------------------------------------------
     def _starts(self, epoch: int) -> list[int]:
@@ -136,7 +177,10 @@ class Trainer:
         starts = torch.tensor(self._starts(epoch))
         g = torch.Generator().manual_seed(_seed_for(self.cfg.train.seed, epoch, 1))
         order = starts[torch.randperm(len(starts), generator=g)]
-        return list(order.split(self.cfg.data.batch_size))
+        batches = list(order.split(self.cfg.data.batch_size))
+        if self.dist.world > 1:  # every rank takes its share of each global batch
+            batches = [b.tensor_split(self.dist.world)[self.dist.rank] for b in batches if len(b) >= self.dist.world]
+        return batches
 
     def _clips(self, seq: VideoSequence, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         idx = starts[:, None] + torch.arange(self.cfg.data.train_vi_len)  # [B, T]
@@ -155,11 +199,17 @@ class Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         saved = cfgmod.from_dict(state["config"])
-        if saved.model != self.cfg.model:
-            raise ValueError(f"checkpoint model config {saved.model} differs from {self.cfg.model}")
+        check_resumable(self.ckpt_dir / "last.ckpt", state, self.cfg.to_dict())
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.cfg.train.lr != saved.train.lr:  # `--resume RUN --lr X`: X replaces the saved rate
+            scale = self.cfg.train.lr / saved.train.lr
+            for group in self.optimizer.param_groups:
+                group["lr"] *= scale
+                group["initial_lr"] = self.cfg.train.lr
+            self.scheduler.base_lrs = [self.cfg.train.lr for _ in self.scheduler.base_lrs]
+            self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_psnr = float(state["best_psnr"])
         self.elapsed = float(state.get("elapsed", 0.0))
@@ -205,9 +255,12 @@ class Trainer:
         if resume and (self.ckpt_dir / "last.ckpt").exists():
             self.load_state(load_checkpoint(self.ckpt_dir / "last.ckpt"))
             self.log(f"resumed from {self.ckpt_dir / 'last.ckpt'} at epoch {self.epoch}")
-        self.cfg.to_yaml(self.run_dir / "config.yaml")
-        self._truncate_metrics()
-        writer = _tensorboard(self.run_dir / "tensorboard")
+        writer = None
+        if self.dist.main:
+            text = self.cfg.to_yaml()  # atomically: a kill must not leave an empty config.yaml
+            atomic_write_bytes(self.run_dir / "config.yaml", lambda f: f.write(text.encode()))
+            self._truncate_metrics()
+            writer = _tensorboard(self.run_dir / "tensorboard")
         t = self.cfg.train
         summary: dict[str, Any] = {}
         try:
@@ -224,7 +277,7 @@ class Trainer:
     def _epoch(self, writer: Any) -> dict[str, Any]:
         t, e = self.cfg.train, self.epoch
         t0 = time.perf_counter()
-        torch.manual_seed(_seed_for(t.seed, e, 2))
+        torch.manual_seed(_seed_for(t.seed, e, 2 + 1000 * self.dist.rank))  # noise differs per rank
         rng = random.Random(_seed_for(t.seed, e, 3))
         tfr = self.schedules.tfr(e)
         epoch_flip = rng.random() < tfr
@@ -238,9 +291,9 @@ class Trainer:
             frames, poses = self._clips(self.train_seq, starts)
             mask = tf_mask_for(t.tfr_flip, tfr, frames.shape[1] - 1, rng, epoch_flip)
             beta = self.schedules.beta(e, i)
-            out = step_loss(self.model, frames, poses, mask, beta, t)
+            out = step_loss(self.net, frames, poses, mask, beta, t)
             loss = out["loss"]
-            if not torch.isfinite(loss):
+            if not self._all_finite(loss):
                 msg = (f"non-finite loss ({loss.item()}) at epoch {e + 1}, batch {i + 1} (step {self.step + 1})")
                 if t.skip_nonfinite:
                     self.log(msg + ": batch skipped (train.skip_nonfinite)")
@@ -261,24 +314,38 @@ class Trainer:
             forced += float(mask.float().mean())
             bar.set_postfix(loss=f"{sums['loss'] / n:.4g}", tfr=f"{tfr:.2f}", beta=f"{beta:.2f}")
         bar.close()
+        if self.dist.world > 1:  # epoch means over every rank's batches
+            packed = torch.tensor([sums["loss"], sums["mse"], sums["kl"], n, forced], dtype=torch.float64)
+            dist.all_reduce(packed)
+            sums = dict(zip(("loss", "mse", "kl"), packed[:3].tolist()))
+            n, forced = int(packed[3]), float(packed[4])
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         row: dict[str, Any] = {"epoch": e, "step": self.step, "lr": lr, "tfr": tfr, "beta": self.schedules.beta(e),
                                "teacher_forced": forced / max(n, 1)}
         row.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
         val_psnr = None
-        if (e + 1) % t.val_every == 0 or e + 1 == t.num_epoch:
-            row.update(self.validate(e))
+        if self.dist.main and ((e + 1) % t.val_every == 0 or e + 1 == t.num_epoch):
+            row.update(self.validate(e))  # validation and checkpoints: once, on rank 0
             val_psnr = row["val_psnr"]
         self.epoch += 1
         self.elapsed += time.perf_counter() - t0
+        if self.dist.world > 1:  # every rank stops at the same epoch under max_time
+            el = torch.tensor([self.elapsed], dtype=torch.float64)
+            dist.broadcast(el, 0)
+            self.elapsed = float(el)
         row["epoch_time"] = time.perf_counter() - t0
         row["elapsed"] = self.elapsed
         best = val_psnr is not None and val_psnr >= self.best_psnr
         if best:
             self.best_psnr = val_psnr
-        self._save(val_psnr)
-        self._append_metrics(row)  # after the checkpoint: a logged epoch is always resumable
+        if self.dist.main:
+            # the row first: a resume drops rows of epochs that were not checkpointed, whereas a
+            # row written after the checkpoint would be lost by a kill between the two
+            self._append_metrics(row)
+            self._save(val_psnr)
+        if self.dist.world > 1:
+            dist.barrier()
         if writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and v is not None and v == v:
@@ -286,6 +353,14 @@ class Trainer:
             writer.flush()
         self.log(_epoch_line(row, t.num_epoch, best))
         return row
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank (so all ranks skip or stop together)."""
+        ok = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+        if self.dist.world > 1:
+            ok = ok.cpu()
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item())
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:

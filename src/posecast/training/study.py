@@ -1,0 +1,143 @@
+"""Studies: the same training with one setting varied (KL annealing, teacher forcing), then a report.
+
+``run_study("kl-annealing", data, out_dir, cfg)`` trains ``out_dir/<variant>`` for every variant
+with :class:`~posecast.training.trainer.Trainer`: the same config and seed, only the variant's
+fields changed. A run whose ``checkpoints/last.ckpt`` already reached ``num_epoch`` is reused,
+an incomplete one is resumed, and a folder holding a run of another config is refused. The
+report comparing the runs goes to ``out_dir/report/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import config as cfgmod
+from ..config import Config, ConfigError
+
+# variant name -> the fields it sets (all of the varied fields, so that only they differ)
+STUDIES: dict[str, dict[str, dict[str, Any]]] = {
+    "kl-annealing": {
+        "monotonic": {"kl_anneal_type": "Monotonic"},
+        "cyclical": {"kl_anneal_type": "Cyclical"},
+        "none": {"kl_anneal_type": "None"},
+    },
+    "teacher-forcing": {
+        # the lab's decay: -tfr_d_step per epoch from tfr_sde (tfr_sde and tfr_d_step from the config)
+        "step-decay": {"tfr": 1.0, "tfr_mode": "step"},
+        # the report's: 1 until tfr_sde, then linearly to 0 at the last epoch
+        "linear-decay": {"tfr": 1.0, "tfr_mode": "linear"},
+        "always": {"tfr": 1.0, "tfr_mode": "step", "tfr_d_step": 0.0},
+        "never": {"tfr": 0.0, "tfr_mode": "step"},
+    },
+}
+
+STUDY_TEXT = {
+    "kl-annealing": ("KL annealing study: Monotonic, Cyclical and no annealing (β = 1 throughout)",
+                     "The runs differ only in train.kl_anneal_type; everything else, the seed included, is equal."),
+    "teacher-forcing": ("Teacher-forcing study: step decay (the lab), linear decay (the report), always, never",
+                        "The runs differ only in the teacher-forcing fields (train.tfr, tfr_mode, tfr_d_step); "
+                        "everything else, the seed included, is equal."),
+}
+
+# fields that do not change what a run is (a time budget): ignored when reusing a run
+_IGNORED = {"train.max_time"}
+
+
+@dataclass
+class StudyResult:
+    """What run_study did: the run folders by variant, which were trained, resumed or reused."""
+
+    kind: str
+    runs: dict[str, Path]
+    trained: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    report: Path | None = None
+
+
+def study_configs(kind: str, cfg: Config, variants: list[str] | None = None) -> dict[str, Config]:
+    """The config of every variant of a study: ``cfg`` with the variant's fields set, validated."""
+    if kind not in STUDIES:
+        raise ConfigError(f"unknown study {kind!r} (choose from {', '.join(STUDIES)})")
+    table = STUDIES[kind]
+    names = variants or list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ConfigError(f"study {kind}: unknown variant(s) {unknown} (choose from {', '.join(table)})")
+    out = {}
+    for name in names:
+        try:
+            out[name] = cfgmod.override(cfg, **table[name]).validate()
+        except ConfigError as exc:
+            raise ConfigError(f"study {kind}, variant {name}: {exc}") from None
+    return out
+
+
+def _flat(cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, d in cfg_dict.items() if isinstance(d, dict) for k, v in d.items()}
+
+
+def _differences(saved: dict[str, Any], wanted: Config) -> list[str]:
+    a, b = _flat(saved), _flat(wanted.to_dict())
+    return [f"{k}: {a.get(k)!r} (saved) vs {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in _IGNORED and a.get(k) != b.get(k)]
+
+
+def run_state(run_dir: Path, cfg: Config, data: Path) -> str:
+    """'new', 'done' or 'incomplete' for a study's run folder; raises ConfigError when it holds
+    a run of another config or dataset."""
+    from .checkpoint import load_checkpoint
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        return "new"
+    state = load_checkpoint(last)
+    diffs = _differences(state.get("config") or {}, cfg)
+    if diffs:
+        raise ConfigError(f"{run_dir} holds a run of another config ({'; '.join(diffs[:4])}"
+                          f"{' ...' if len(diffs) > 4 else ''}); remove it or choose another --out")
+    saved_data = run_dir / "data_path.txt"
+    if saved_data.exists() and Path(saved_data.read_text().strip()) != data:
+        raise ConfigError(f"{run_dir} was trained on {saved_data.read_text().strip()}, not {data}; "
+                          "remove it or choose another --out")
+    return "done" if int(state.get("epoch", 0)) >= cfg.train.num_epoch else "incomplete"
+
+
+def run_study(kind: str, data: str | Path, out_dir: str | Path, cfg: Config, *, variants: list[str] | None = None,
+              device: str = "cpu", progress: bool = False, report: bool = True, media: bool = True,
+              log: Callable[[str], None] = print) -> StudyResult:
+    """Train (or reuse) every variant of study ``kind`` into out_dir/<variant>, then write the
+    report comparing them into out_dir/report/ (index.html, report.md)."""
+    from ..data.lab import load_split
+    from .trainer import Trainer
+
+    configs = study_configs(kind, cfg, variants)
+    data = Path(data).resolve()
+    out = Path(out_dir)
+    result = StudyResult(kind, {name: out / name for name in configs})
+    states = {name: run_state(out / name, c, data) for name, c in configs.items()}  # refuse before training
+    shared: dict[str, Any] = {}
+    for i, (name, c) in enumerate(configs.items(), 1):
+        run_dir = out / name
+        state = states[name]
+        if state == "done":
+            log(f"[{i}/{len(configs)}] {name}: reused ({run_dir} reached {c.train.num_epoch} epochs)")
+            result.reused.append(name)
+            continue
+        if not shared:  # decode the dataset once for all runs (every variant has the same data config)
+            size = (c.data.frame_H, c.data.frame_W)
+            shared = {"train_seq": load_split(data, "train", size), "val_seqs": [load_split(data, "val", size)]}
+        log(f"[{i}/{len(configs)}] {name}: {'resuming' if state == 'incomplete' else 'training'} into {run_dir}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "data_path.txt").write_text(str(data))
+        Trainer(c, data, run_dir, device=device, progress=progress, log=log, **shared).fit(resume=state == "incomplete")
+        (result.resumed if state == "incomplete" else result.trained).append(name)
+    if report:
+        from ..evaluation.report import write_report
+
+        title, intro = STUDY_TEXT[kind]
+        result.report = write_report(list(result.runs.values()), out / "report", data=data, title=title,
+                                     intro=intro, media=media, device=device, log=log)
+        log(f"report: {result.report}")
+    return result

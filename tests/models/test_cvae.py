@@ -1,0 +1,240 @@
+"""PoseCVAE: the batched teacher-forced forward against the rollout, seeds, options, gradients."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from posecast import config as cfgmod
+from posecast.evaluation.rollout import predict
+from posecast.models import PoseCVAE
+from posecast.training.trainer import step_loss
+
+B, T, H, W = 2, 5, 8, 12
+OPTIONS = [dict(first_frame_cond=f, prior=p, output=o, down=0)
+           for f, p, o in itertools.product([False, True], ["standard", "learned"], ["direct", "residual"])]
+OPTIONS += [dict(first_frame_cond=False, prior="standard", output="masked", down=0),
+            dict(first_frame_cond=True, prior="learned", output="masked_first", down=0),
+            dict(first_frame_cond=False, prior="standard", output="direct", down=1),
+            dict(first_frame_cond=True, prior="learned", output="masked", down=2)]
+IDS = [f"ffc={o['first_frame_cond']}-{o['prior']}-{o['output']}-down{o['down']}" for o in OPTIONS]
+ATOL = 1e-5  # batched (B*T) and per-step (B) convolutions may round differently
+
+
+def _model(seed: int = 0, **options) -> PoseCVAE:
+    torch.manual_seed(seed)
+    cfg = cfgmod.override(cfgmod.preset("tiny"), **options).model
+    return PoseCVAE(cfg).eval()
+
+
+def _data(seed: int = 0, t: int = T) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(B, t, 3, H, W, generator=g), torch.rand(B, t, 3, H, W, generator=g)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=IDS)
+def test_forward_shapes(options: dict) -> None:
+    model = _model(**options)
+    frames, poses = _data()
+    out = model(frames, poses)
+    N, h, w = model.cfg.N_dim, H >> options["down"], W >> options["down"]  # latents at the encoders' size
+    assert out.pred.shape == (B, T - 1, 3, H, W)
+    assert ((out.pred >= 0) & (out.pred <= 1)).all()
+    assert out.posterior.mu.shape == out.posterior.logvar.shape == out.z.shape == (B, T - 1, N, h, w)
+    if options["prior"] == "learned":
+        assert out.prior is not None and out.prior.mu.shape == (B, T - 1, N, h, w)
+    else:
+        assert out.prior is None
+    roll = model.rollout(frames[:, 0], poses)
+    assert roll.shape == (B, T, 3, H, W)
+    assert torch.equal(roll[:, 0], frames[:, 0])
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=IDS)
+def test_teacher_forced_forward_equals_rollout_on_ground_truth(options: dict) -> None:
+    model = _model(**options)
+    frames, poses = _data()
+    with torch.no_grad():
+        out = model(frames, poses, torch.ones(T - 1, dtype=torch.bool))
+        default = model(frames, poses, None, eps=(out.z - out.posterior.mu) / torch.exp(0.5 * out.posterior.logvar))
+        roll = model.rollout(frames[:, 0], poses, z=out.z, teacher=frames)
+    torch.testing.assert_close(roll[:, 1:], out.pred, atol=ATOL, rtol=0)
+    torch.testing.assert_close(default.pred, out.pred, atol=ATOL, rtol=0)  # None means all True
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=IDS)
+def test_free_running_forward_equals_rollout_with_the_same_z(options: dict) -> None:
+    model = _model(**options)
+    frames, poses = _data()
+    with torch.no_grad():
+        out = model(frames, poses, torch.zeros(T - 1, dtype=torch.bool))
+        roll = model.rollout(frames[:, 0], poses, z=out.z)
+    torch.testing.assert_close(roll[:, 1:], out.pred, atol=ATOL, rtol=0)
+    if options["prior"] == "learned":  # the prior of a fed-back step sees the fed-back frame
+        with torch.no_grad():
+            pri = model.prior(model.frame_encoder(out.pred[:, 1]), model.pose_encoder(poses[:, 3]))
+        torch.testing.assert_close(out.prior.mu[:, 2], pri.mu, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("options", OPTIONS[::3], ids=IDS[::3])
+def test_mixed_teacher_forcing_mask(options: dict) -> None:
+    # step s uses ground truth x_s where the mask is True, else its own prediction of x_s
+    model = _model(**options)
+    frames, poses = _data(t=6)
+    mask = torch.tensor([False, True, False, False, True])  # step 0 is always forced
+    with torch.no_grad():
+        out = model(frames, poses, mask)
+        teacher = frames.clone()
+        for s in range(1, 5):
+            if not mask[s]:
+                teacher[:, s] = out.pred[:, s - 1]
+        roll = model.rollout(frames[:, 0], poses, z=out.z, teacher=teacher)
+    torch.testing.assert_close(roll[:, 1:], out.pred, atol=ATOL, rtol=0)
+    # and it differs from both extremes
+    with torch.no_grad():
+        forced = model(frames, poses, None, eps=(out.z - out.posterior.mu) / torch.exp(0.5 * out.posterior.logvar))
+    assert not torch.allclose(forced.pred[:, 2], out.pred[:, 2], atol=1e-4)
+
+
+def test_rollout_pose_chunks_and_batch_independence() -> None:
+    model = _model()
+    frames, poses = _data(t=7)
+    z = torch.randn(B, 6, model.cfg.N_dim, H, W)
+    with torch.no_grad():
+        full = model.rollout(frames[:, 0], poses, z=z)
+        chunked = model.rollout(frames[:, 0], poses, z=z, pose_chunk=2)
+        alone = model.rollout(frames[1:, 0], poses[1:], z=z[1:])
+    torch.testing.assert_close(chunked, full, atol=ATOL, rtol=0)
+    torch.testing.assert_close(alone, full[1:], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("prior", ["standard", "learned"])
+def test_same_seed_same_prediction_different_seed_different(prior: str) -> None:
+    model = _model(prior=prior)
+    frames, poses = _data()
+    a = predict(model, frames[:, 0], poses, seed=0)
+    b = predict(model, frames[:, 0], poses, seed=0)
+    c = predict(model, frames[:, 0], poses, seed=1)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a[:, 1:], c[:, 1:], atol=1e-4)  # z sampled from the prior
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    with torch.inference_mode():
+        assert torch.equal(model.rollout(frames[:, 0], poses, generator=g1),
+                           model.rollout(frames[:, 0], poses, generator=g2))
+
+
+@pytest.mark.parametrize("prior", ["standard", "learned"])
+def test_z_mode_zero_is_deterministic(prior: str) -> None:
+    model = _model(prior=prior)
+    frames, poses = _data()
+    a = predict(model, frames[:, 0], poses, z_mode="zero", seed=0)
+    b = predict(model, frames[:, 0], poses, z_mode="zero", seed=123)
+    c = predict(model, frames[:, 0], poses, z_mode="zero", seed=None)
+    assert torch.equal(a, b) and torch.equal(a, c)
+    if prior == "standard":  # the prior's mean is z = 0
+        with torch.no_grad():
+            zero = model.rollout(frames[:, 0], poses, z=torch.zeros(B, T - 1, model.cfg.N_dim, H, W))
+        torch.testing.assert_close(a, zero, atol=1e-6, rtol=0)
+
+
+def test_rollout_keeps_no_graph_and_restores_mode() -> None:
+    model = _model().train()
+    frames, poses = _data()
+    out = predict(model, frames[:, 0], poses)
+    assert not out.requires_grad and out.grad_fn is None
+    assert model.training  # predict() switched to eval and back
+    with torch.inference_mode():
+        roll = model.rollout(frames[:, 0], poses)
+    assert roll.grad_fn is None and not roll.requires_grad and roll.is_inference()
+    # without inference mode the rollout is differentiable (one graph through time)
+    roll = model.rollout(frames[:, 0], poses)
+    assert roll.requires_grad
+
+
+def test_predict_accepts_uint8() -> None:
+    model = _model()
+    frames, poses = _data()
+    u8f, u8p = (frames * 255).round().to(torch.uint8), (poses * 255).round().to(torch.uint8)
+    a = predict(model, u8f[:, 0], u8p, seed=0)
+    b = predict(model, u8f[:, 0].float() / 255, u8p.float() / 255, seed=0)
+    assert a.dtype == torch.float32 and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=IDS)
+def test_gradients_reach_every_parameter(options: dict) -> None:
+    model = _model(**options).train()
+    cfg = cfgmod.override(cfgmod.preset("tiny"), **options)
+    frames, poses = _data()
+    mask = torch.tensor([True, False, True, False])
+    out = step_loss(model, frames, poses, mask, 1.0, cfg.train)
+    out["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+    # every module learns (single tiny channels may sit in a dead ReLU, so not every tensor)
+    for name, module in model.named_children():
+        norm = sum(float(p.grad.abs().sum()) for p in module.parameters())
+        assert norm > 0, f"no gradient reaches {name}"
+    names = {name for name, _ in model.named_children()}
+    assert ("prior_net" in names) == (options["prior"] == "learned")
+
+
+def _convs(module: torch.nn.Module) -> list[torch.nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_options_change_the_architecture() -> None:
+    plain, ffc = _model(), _model(first_frame_cond=True)
+    F, L, N = plain.cfg.F_dim, plain.cfg.L_dim, plain.cfg.N_dim
+    assert _convs(plain.fusion)[0].in_channels == F + L + N
+    assert _convs(ffc.fusion)[0].in_channels == F + L + N + F
+    assert _model(prior="learned").prior_net is not None and plain.prior_net is None
+    assert _convs(plain.generator)[-1].out_channels == 3
+    assert _convs(_model(output="masked").generator)[-1].out_channels == 4  # RGB and a mask
+    assert sum(c.stride == (2, 2) for c in _convs(_model(down=2).frame_encoder)) == 2
+    assert all(c.stride == (1, 1) for c in _convs(plain))  # the lab: full resolution everywhere
+
+
+@pytest.mark.parametrize("output", ["masked", "masked_first"])
+def test_masked_output_keeps_the_base_frame_where_the_mask_is_closed(output: str) -> None:
+    model = _model(output=output)
+    last = _convs(model.generator)[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([3.0, 3.0, 3.0, -40.0]))  # mask sigmoid(-40) = 0: keep the base
+    frames, poses = _data()
+    with torch.no_grad():
+        roll = model.rollout(frames[:, 0], poses, teacher=frames)
+    for t in range(1, T):
+        base = frames[:, t - 1] if output == "masked" else frames[:, 0]
+        torch.testing.assert_close(roll[:, t], base, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        last.bias.copy_(torch.tensor([40.0, 40.0, 40.0, 40.0]))  # mask open, white pixels
+        assert torch.allclose(model.rollout(frames[:, 0], poses)[:, 1:], torch.ones(B, T - 1, 3, H, W))
+
+
+def test_residual_output_copies_the_previous_frame_when_the_generator_says_zero() -> None:
+    model = _model(output="residual")
+    last = _convs(model.generator)[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    frames, poses = _data()
+    first = frames[:, 0].clamp(0.01, 0.99)
+    with torch.no_grad():
+        roll = model.rollout(first, poses)
+    for t in range(1, T):
+        torch.testing.assert_close(roll[:, t], first, atol=1e-5, rtol=0)
+    direct = _model(output="direct")
+    last = _convs(direct.generator)[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        assert torch.allclose(direct.rollout(first, poses)[:, 1:], torch.full((B, T - 1, 3, H, W), 0.5))
+
+
+def test_leaky_relu_slopes_are_not_one() -> None:
+    # the lab's nn.LeakyReLU(True) pitfall: a slope of 1 makes the activation a no-op
+    model = PoseCVAE(cfgmod.preset("lab").model)
+    slopes = {m.negative_slope for m in model.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes and all(s < 0.5 for s in slopes)

@@ -1,0 +1,51 @@
+"""Helpers shared by the tests (a plain module: conftest.py files cannot be imported reliably
+when several exist without __init__.py)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from posecast import config as cfgmod
+
+# Sizes of the shared synthetic dataset (64x32 frames like the real data).
+SYNTH = dict(seed=0, height=32, width=64, train_sequences=1, train_len=24, val_len=12,
+             test_sequences=2, test_len=8)
+
+
+def tiny_config(**overrides: Any) -> cfgmod.Config:
+    """The tiny preset with flat field overrides (``num_epoch=3``)."""
+    cfg = cfgmod.preset("tiny")
+    return cfgmod.override(cfg, **overrides) if overrides else cfg
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(arr, dtype=np.uint8)).save(path)
+    return path
+
+
+def write_split(root: Path, split: str, n: int, size: tuple[int, int] = (8, 12), *,
+                value: Any = None) -> Path:
+    """A split in the lab layout whose frame N is filled with ``value(N)`` (default 10*N % 256)
+    and whose label N with 255 - that; returns the split folder."""
+    H, W = size
+    value = value or (lambda k: (10 * k) % 256)
+    for k in range(n):
+        v = value(k)
+        write_png(root / split / f"{split}_img" / f"frame{k}.png", np.full((H, W, 3), v))
+        write_png(root / split / f"{split}_label" / f"frame{k}.png", np.full((H, W, 3), 255 - v))
+    return root / split
+
+
+def leftover_temp_files(folder: Path) -> list[str]:
+    """Names left behind by an interrupted atomic write (``.NAME.*.tmp``) in ``folder``."""
+    return [p.name for p in Path(folder).rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]

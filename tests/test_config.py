@@ -1,0 +1,125 @@
+"""Typed configuration (posecast.config): presets, validation messages, YAML in and out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from posecast import config as cfgmod
+from posecast.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_FILES = sorted(REPO.glob("configs/*.yaml")) + sorted(REPO.glob("src/posecast/configs/*.yaml"))
+
+
+@pytest.mark.parametrize("name", sorted(cfgmod.PRESETS))
+def test_presets_validate_and_round_trip(name: str, tmp_path: Path) -> None:
+    cfg = cfgmod.preset(name).validate()
+    assert cfg.preset == name
+    cfg.to_yaml(tmp_path / "c.yaml")
+    assert cfgmod.load(tmp_path / "c.yaml") == cfg
+    assert cfgmod.from_dict(cfg.to_dict()) == cfg
+
+
+def test_lab_preset_is_the_lab_s_defaults() -> None:
+    cfg = cfgmod.preset("lab")
+    assert (cfg.data.frame_H, cfg.data.frame_W, cfg.data.train_vi_len, cfg.data.val_vi_len) == (32, 64, 16, 630)
+    assert (cfg.model.F_dim, cfg.model.L_dim, cfg.model.N_dim, cfg.model.D_dim) == (128, 32, 12, 192)
+    t = cfg.train
+    assert (t.num_epoch, t.lr, t.tfr, t.tfr_sde, t.tfr_d_step) == (70, 0.001, 1.0, 10, 0.1)
+    assert (t.kl_anneal_type, t.kl_anneal_cycle, t.kl_anneal_ratio) == ("Cyclical", 10, 1.0)
+    assert (cfg.data.fast_partial, cfg.data.fast_train_epoch, cfg.data.batch_size) == (0.4, 5, 2)
+
+
+def test_yaml_round_trip_of_every_kind_of_value(tmp_path: Path) -> None:
+    cfg = cfgmod.override(cfgmod.preset("small"), clip_stride=3, grad_clip=None, milestones=[1, 4, 7],
+                          fast_train=True, max_time=12.5, prior="learned", tfr_mode="linear", lr=2.5e-4,
+                          max_val_sequences=2)
+    text = cfg.to_yaml(tmp_path / "c.yaml")
+    assert yaml.safe_load(text) == cfg.to_dict()
+    back = cfgmod.load(tmp_path / "c.yaml")
+    assert back == cfg and back.train.lr == 2.5e-4 and back.train.grad_clip is None
+
+
+def test_partial_yaml_starts_from_its_preset(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("preset: small\ntrain:\n  num_epoch: 4\n  tfr_sde: 1\n")
+    cfg = cfgmod.load(tmp_path / "c.yaml").validate()
+    small = cfgmod.preset("small")
+    assert cfg.train.num_epoch == 4 and cfg.model == small.model and cfg.train.kl_anneal_cycle == 2
+    (tmp_path / "empty.yaml").write_text("")
+    assert cfgmod.load(tmp_path / "empty.yaml") == cfgmod.preset("lab")
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=[p.name for p in CONFIG_FILES])
+def test_shipped_config_files_load(path: Path) -> None:
+    cfgmod.load(path).validate()
+
+
+def test_override_flat_and_dotted() -> None:
+    cfg = cfgmod.override(cfgmod.preset("tiny"), lr=0.01, **{"model.N_dim": 3, "data.batch_size": 5})
+    assert cfg.train.lr == 0.01 and cfg.model.N_dim == 3 and cfg.data.batch_size == 5
+    assert cfgmod.preset("tiny").train.lr == 0.001  # a copy
+    assert cfgmod.find_field("tfr_sde") == "train" and cfgmod.find_field("F_dim") == "model"
+    with pytest.raises(ConfigError, match="nonsense"):
+        cfgmod.override(cfgmod.preset("tiny"), nonsense=1)
+    with pytest.raises(ConfigError, match="bogus"):
+        cfgmod.override(cfgmod.preset("tiny"), **{"bogus.lr": 1})
+
+
+@pytest.mark.parametrize("field,value", [
+    ("frame_H", 2), ("frame_W", 3), ("train_vi_len", 1), ("val_vi_len", 1), ("clip_stride", 0),
+    ("partial", 0.0), ("partial", 1.5), ("fast_partial", 0.0), ("fast_train_epoch", -1), ("batch_size", 0),
+    ("F_dim", 0), ("L_dim", 0), ("N_dim", 0), ("D_dim", 0), ("prior", "gaussian"), ("output", "delta"),
+    ("num_epoch", 0), ("lr", 0.0), ("lr", -1e-3), ("optim", "SGD"), ("gamma", 0.0), ("gamma", 2.0),
+    ("grad_clip", 0.0), ("per_save", 0), ("tfr", 1.5), ("tfr", -0.1), ("tfr_d_step", -0.1), ("tfr_sde", 2),
+    ("tfr_mode", "cosine"), ("tfr_flip", "sample"), ("kl_anneal_type", "Linear"), ("kl_anneal_cycle", 0),
+    ("kl_anneal_cycle", 3), ("kl_anneal_ratio", 0.0), ("kl_anneal_ratio", 1.5), ("kl_anneal_per", "batch"),
+    ("kl_reduction", "sum"), ("z_infer", "mean"), ("precision", "fp16"), ("max_time", 0.0), ("val_every", 0),
+])
+def test_validation_names_the_field(field: str, value) -> None:
+    cfg = cfgmod.override(cfgmod.preset("tiny"), **{field: value})  # tiny: num_epoch 2, tfr_sde 1
+    with pytest.raises(ConfigError) as info:
+        cfg.validate()
+    section = cfgmod.find_field(field)
+    assert str(info.value).startswith(f"{section}.{field}:"), str(info.value)
+
+
+def test_cycles_per_step_need_not_fit_in_epochs() -> None:
+    cfgmod.override(cfgmod.preset("tiny"), kl_anneal_cycle=5, kl_anneal_per="step").validate()
+    cfgmod.override(cfgmod.preset("tiny"), kl_anneal_cycle=5, kl_anneal_type="Monotonic").validate()
+    cfgmod.override(cfgmod.preset("tiny"), num_epoch=1, tfr_sde=0).validate()
+
+
+def test_unknown_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="train.*'learning_rate'"):
+        cfgmod.from_dict({"train": {"learning_rate": 1}})
+    with pytest.raises(ConfigError, match="optimizer"):
+        cfgmod.from_dict({"optimizer": {}})
+    with pytest.raises(ConfigError, match="preset.*'huge'"):
+        cfgmod.from_dict({"preset": "huge"})
+    with pytest.raises(ConfigError, match="unknown config field 'nope'"):
+        cfgmod.find_field("nope")
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=str(tmp_path / "missing.yaml")):
+        cfgmod.load(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match=str(tmp_path / "bad.yaml")):
+        cfgmod.load(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        cfgmod.load(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize("text,field,meant", [("train:\n  lr: 1e-3\n", "lr", 0.001),
+                                              ("train:\n  num_epoch: ten\n", "num_epoch", None)])
+def test_wrongly_typed_yaml_values(text: str, field: str, meant, tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(text)
+    try:
+        cfg = cfgmod.load(tmp_path / "c.yaml").validate()
+    except ConfigError as exc:
+        assert f"train.{field}" in str(exc)
+    else:  # or read as the number it means
+        assert meant is not None and getattr(cfg.train, field) == meant

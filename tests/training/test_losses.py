@@ -1,0 +1,101 @@
+"""KL and reconstruction terms (posecast.training.losses) and the one step function."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from posecast.models import PoseCVAE
+from posecast.models.modules import Gaussian
+from posecast.training.losses import kl_divergence, reconstruction
+from posecast.training.trainer import step_loss
+from posecast_testing import tiny_config
+
+B, S, N, H, W = 3, 2, 2, 2, 2
+
+
+def _gauss(mu: float | torch.Tensor, logvar: float | torch.Tensor) -> Gaussian:
+    shape = (B, S, N, H, W)
+    mu = torch.full(shape, float(mu)) if not torch.is_tensor(mu) else mu
+    logvar = torch.full(shape, float(logvar)) if not torch.is_tensor(logvar) else logvar
+    return Gaussian(mu, logvar)
+
+
+def test_kl_standard_prior_is_zero_at_the_prior() -> None:
+    kl = kl_divergence(_gauss(0.0, 0.0))
+    assert kl.shape == (S,)
+    assert torch.equal(kl, torch.zeros(S))
+
+
+def test_kl_lab_and_mean_reductions_hand_computed() -> None:
+    # mu = 1, logvar = 0: 0.5 per latent element
+    q = _gauss(1.0, 0.0)
+    lab = kl_divergence(q, reduction="lab")  # summed over N*H*W = 8 elements and the batch, / B
+    mean = kl_divergence(q, reduction="mean")
+    assert torch.allclose(lab, torch.full((S,), 0.5 * N * H * W))
+    assert torch.allclose(mean, torch.full((S,), 0.5))
+
+
+def test_kl_lab_reduction_is_sum_over_latents_divided_by_batch() -> None:
+    g = torch.Generator().manual_seed(0)
+    mu, lv = torch.randn(B, S, N, H, W, generator=g), torch.randn(B, S, N, H, W, generator=g)
+    per_elem = -0.5 * (1 + lv - mu.pow(2) - lv.exp())
+    lab = kl_divergence(Gaussian(mu, lv), reduction="lab")
+    assert torch.allclose(lab, per_elem.sum(dim=(0, 2, 3, 4)) / B)
+    assert torch.allclose(kl_divergence(Gaussian(mu, lv), reduction="mean"), per_elem.mean(dim=(0, 2, 3, 4)))
+    assert not torch.allclose(lab[0], lab[1])  # one value per time step
+
+
+def test_kl_q_equals_p_is_zero() -> None:
+    g = torch.Generator().manual_seed(1)
+    q = Gaussian(torch.randn(B, S, N, H, W, generator=g), torch.randn(B, S, N, H, W, generator=g))
+    for reduction in ("lab", "mean"):
+        kl = kl_divergence(q, Gaussian(q.mu.clone(), q.logvar.clone()), reduction=reduction)
+        assert torch.allclose(kl, torch.zeros(S), atol=1e-6)
+
+
+def test_kl_against_a_learned_prior_hand_computed() -> None:
+    # q = N(0, 1), p = N(1, e^2): KL = log(sigma_p/sigma_q) + (var_q + (mu_q - mu_p)^2) / (2 var_p) - 1/2
+    kl = kl_divergence(_gauss(0.0, 0.0), _gauss(1.0, 2.0), reduction="mean")
+    expected = 1.0 + 2.0 / (2 * math.e ** 2) - 0.5
+    assert torch.allclose(kl, torch.full((S,), expected))
+    # p = N(0, I) given explicitly equals the standard-prior formula
+    q = _gauss(0.3, -0.7)
+    assert torch.allclose(kl_divergence(q, _gauss(0.0, 0.0)), kl_divergence(q, None))
+
+
+def test_kl_is_nonnegative() -> None:
+    g = torch.Generator().manual_seed(2)
+    q = Gaussian(torch.randn(B, S, N, H, W, generator=g), torch.randn(B, S, N, H, W, generator=g))
+    p = Gaussian(torch.randn(B, S, N, H, W, generator=g), torch.randn(B, S, N, H, W, generator=g))
+    assert (kl_divergence(q, p) >= 0).all() and (kl_divergence(q) >= 0).all()
+
+
+def test_kl_unknown_reduction() -> None:
+    with pytest.raises(ValueError, match="reduction"):
+        kl_divergence(_gauss(0.0, 0.0), reduction="sum")
+
+
+def test_reconstruction_is_mse_per_step() -> None:
+    target = torch.zeros(2, 3, 3, 4, 4)
+    pred = target.clone()
+    pred[:, 1] = 0.5  # step 1: MSE 0.25
+    pred[0, 2, 0] = 1.0  # step 2: one of 3 channels of one of 2 samples wrong by 1 -> 1/6
+    assert torch.allclose(reconstruction(pred, target), torch.tensor([0.0, 0.25, 1 / 6]))
+
+
+def test_step_loss_is_mse_plus_beta_kl_summed_over_steps() -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    model = PoseCVAE(cfg.model)
+    frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    poses = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(1)
+    out = step_loss(model, frames, poses, None, 0.3, cfg.train)
+    assert torch.allclose(out["loss"], out["mse"] + 0.3 * out["kl"])
+    torch.manual_seed(1)
+    cvae = model(frames.float() / 255, poses.float() / 255)
+    mse = reconstruction(cvae.pred, frames[:, 1:].float() / 255)
+    assert torch.allclose(out["mse"], mse.sum())
+    assert torch.allclose(out["kl"], kl_divergence(cvae.posterior).sum())

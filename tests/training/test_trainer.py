@@ -1,0 +1,333 @@
+"""The training loop: run folder contents, resume, determinism, non-finite losses, data options."""
+from __future__ import annotations
+
+import csv
+import math
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import posecast.training.trainer as trainer_mod
+from posecast import config as cfgmod
+from posecast.data.lab import DataError, load_split
+from posecast.training.checkpoint import load_checkpoint
+from posecast.training.schedules import kl_beta, teacher_forcing_ratio
+from posecast.training.trainer import (METRIC_FIELDS, NonFiniteLossError, Trainer, clip_starts,
+                                       tf_mask_for)
+from posecast_testing import SYNTH, leftover_temp_files, tiny_config, write_split
+
+TRAIN_CLIPS = SYNTH["train_len"] // 4  # tiny: clips of 4 frames, batches of 2 -> 3 steps per epoch
+VAL_FRAMES = SYNTH["val_len"]
+TIMING = ("epoch_time", "elapsed")
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _ckpts(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+
+
+class _Recorder:
+    """Wraps the step function to record (tf_mask, beta) of training calls; can poison one."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, nan_at: int | None = None) -> None:
+        self.calls: list[tuple[torch.Tensor | None, float]] = []
+        self.nan_at = nan_at
+        self._orig = trainer_mod.step_loss
+        monkeypatch.setattr(trainer_mod, "step_loss", self)
+
+    def __call__(self, model, frames, poses, tf_mask, beta, tcfg):
+        out = self._orig(model, frames, poses, tf_mask, beta, tcfg)
+        if torch.is_grad_enabled():  # training, not validation
+            self.calls.append((None if tf_mask is None else tf_mask.clone(), beta))
+            if len(self.calls) == self.nan_at:
+                out = dict(out, loss=out["loss"] * float("nan"))
+        return out
+
+
+# -- what a run writes ------------------------------------------------------------------------------
+def test_metrics_csv_rows(trained_run) -> None:
+    trainer, run_dir, _ = trained_run
+    rows = _rows(run_dir)
+    with (run_dir / "metrics.csv").open() as f:
+        assert f.readline().strip() == ",".join(METRIC_FIELDS)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["step"]) for r in rows] == [3, 6]
+    assert [float(r["tfr"]) for r in rows] == [1.0, 0.9]  # tiny: tfr_sde 1, d_step 0.1
+    assert [float(r["beta"]) for r in rows] == [0.0, 0.5]  # tiny: 1 cycle over 2 epochs
+    assert [float(r["lr"]) for r in rows] == [0.001, 0.001]
+    for r in rows:
+        for k in ("train_loss", "train_mse", "train_kl", "val_loss", "val_mse", "val_kl", "val_psnr",
+                  "val_ssim", "val_psnr_min", "epoch_time", "elapsed"):
+            assert math.isfinite(float(r[k])), k
+        assert float(r["train_loss"]) == pytest.approx(float(r["train_mse"]) + float(r["beta"]) * float(r["train_kl"]),
+                                                       rel=1e-5)
+        assert float(r["val_psnr_min"]) <= float(r["val_psnr"])
+    assert float(rows[1]["elapsed"]) >= float(rows[0]["elapsed"])
+    assert trainer.epoch == 2 and trainer.step == 6
+
+
+def test_validation_csv_per_frame(trained_run) -> None:
+    _, run_dir, _ = trained_run
+    assert sorted(p.name for p in (run_dir / "val").iterdir()) == ["epoch_000.csv", "epoch_001.csv"]
+    rows = _rows(run_dir)
+    for e in (0, 1):
+        with (run_dir / "val" / f"epoch_{e:03d}.csv").open(newline="") as f:
+            frames = list(csv.DictReader(f))
+        assert list(frames[0]) == ["sequence", "frame", "psnr", "ssim"]
+        assert [int(r["frame"]) for r in frames] == list(range(1, VAL_FRAMES))  # frame 0 is given
+        assert {r["sequence"] for r in frames} == {"val"}
+        mean = sum(float(r["psnr"]) for r in frames) / len(frames)
+        assert mean == pytest.approx(float(rows[e]["val_psnr"]), abs=1e-3)
+        assert min(float(r["psnr"]) for r in frames) == pytest.approx(float(rows[e]["val_psnr_min"]), abs=1e-3)
+
+
+def test_checkpoints_and_config(trained_run) -> None:
+    trainer, run_dir, lines = trained_run
+    assert _ckpts(run_dir) == ["best.ckpt", "epoch_001.ckpt", "epoch_002.ckpt", "last.ckpt"]  # per_save 1
+    assert leftover_temp_files(run_dir) == []
+    last = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert last["epoch"] == 2 and last["step"] == 6
+    assert set(last) >= {"config", "model", "optimizer", "scheduler", "rng", "best_psnr"}
+    assert load_checkpoint(run_dir / "checkpoints" / "epoch_001.ckpt")["epoch"] == 1
+    assert cfgmod.load(run_dir / "config.yaml") == trainer.cfg
+    assert cfgmod.from_dict(last["config"]) == trainer.cfg
+    assert last["best_psnr"] == pytest.approx(max(float(r["val_psnr"]) for r in _rows(run_dir)))
+    assert any("epoch 1/2" in line for line in lines) and any("epoch 2/2" in line for line in lines)
+
+
+# -- resume --------------------------------------------------------------------------------------
+def test_resume_continues_at_the_right_epoch_with_the_right_schedules(trained_run, synth_root: Path,
+                                                                     tmp_path: Path, monkeypatch) -> None:
+    _, src, _ = trained_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(src, run_dir)
+    before = _rows(run_dir)
+    started: list[int] = []
+    orig = Trainer._epoch
+
+    def spy(self, writer):
+        started.append(self.epoch)
+        return orig(self, writer)
+
+    monkeypatch.setattr(Trainer, "_epoch", spy)
+    cfg = tiny_config(num_epoch=3)
+    lines: list[str] = []
+    trainer = Trainer(cfg, synth_root, run_dir, progress=False, log=lines.append)
+    trainer.fit(resume=True)
+    assert started == [2]
+    assert any("resumed" in line and "epoch 2" in line for line in lines)
+    rows = _rows(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    for old, new in zip(before, rows):
+        assert old == new  # earlier rows kept as they were, never duplicated
+    assert int(rows[2]["step"]) == 9
+    assert float(rows[2]["tfr"]) == teacher_forcing_ratio(2, tfr_sde=1, tfr_d_step=0.1) == 0.8
+    assert float(rows[2]["beta"]) == kl_beta(2, 3, n_cycle=1) == 0.666666666667
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 3
+    assert "epoch_003.ckpt" in _ckpts(run_dir)
+
+
+def test_resume_without_a_checkpoint_starts_fresh(synth_root: Path, tmp_path: Path) -> None:
+    trainer = Trainer(tiny_config(num_epoch=1, tfr_sde=0), synth_root, tmp_path / "r", progress=False,
+                      log=lambda _: None)
+    trainer.fit(resume=True)
+    assert [int(r["epoch"]) for r in _rows(tmp_path / "r")] == [0]
+
+
+def test_interrupted_run_resumes_bitwise(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    cfg = tiny_config(num_epoch=3, milestones=[1, 2], gamma=0.5, tfr_flip="step", tfr=0.9,
+                      kl_anneal_cycle=1, val_every=2, seed=5)
+    quiet = dict(progress=False, log=lambda _: None)
+    whole = Trainer(cfg, synth_root, tmp_path / "whole", **quiet)
+    whole.fit()
+
+    orig = Trainer._epoch
+    calls = {"n": 0}
+
+    def interrupted(self, writer):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C after the first epoch was checkpointed
+            raise KeyboardInterrupt
+        return orig(self, writer)
+
+    monkeypatch.setattr(Trainer, "_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, synth_root, tmp_path / "split", **quiet).fit()
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.ckpt")["epoch"] == 1
+    assert len(_rows(tmp_path / "split")) == 1
+
+    resumed = Trainer(cfg, synth_root, tmp_path / "split", **quiet)
+    resumed.fit(resume=True)
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    oa, ob = whole.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    for i in oa:
+        for k in oa[i]:
+            assert torch.equal(torch.as_tensor(oa[i][k]), torch.as_tensor(ob[i][k]))
+    ra, rb = _rows(tmp_path / "whole"), _rows(tmp_path / "split")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    assert strip(ra) == strip(rb)
+    assert [float(r["lr"]) for r in rb] == [0.001, 0.0005, 0.00025]  # the LR scheduler was restored
+    assert [r["val_psnr"] == "" for r in rb] == [True, False, False]  # val_every 2, and the last epoch
+    assert sorted(p.name for p in (tmp_path / "split" / "val").iterdir()) == ["epoch_001.csv", "epoch_002.csv"]
+    for name in ("epoch_001.csv", "epoch_002.csv"):
+        assert (tmp_path / "whole" / "val" / name).read_text() == (tmp_path / "split" / "val" / name).read_text()
+
+
+# -- non-finite losses ----------------------------------------------------------------------------
+def test_nonfinite_loss_stops_naming_the_epoch_and_keeps_the_last_checkpoint(synth_root: Path, tmp_path: Path,
+                                                                           monkeypatch) -> None:
+    _Recorder(monkeypatch, nan_at=TRAIN_CLIPS // 2 + 1)  # first batch of the second epoch
+    trainer = Trainer(tiny_config(), synth_root, tmp_path / "r", progress=False, log=lambda _: None)
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.fit()
+    msg = str(info.value)
+    assert "epoch 2" in msg and "batch 1" in msg and "nan" in msg.lower()
+    assert str(tmp_path / "r" / "checkpoints") in msg  # says where the good checkpoint is
+    last = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.ckpt")
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    assert [int(r["epoch"]) for r in _rows(tmp_path / "r")] == [0]
+
+
+def test_skip_nonfinite_skips_the_batch(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    rec = _Recorder(monkeypatch, nan_at=2)
+    lines: list[str] = []
+    cfg = tiny_config(skip_nonfinite=True, per_save=2)
+    trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lines.append)
+    trainer.fit()
+    assert len(rec.calls) == 2 * TRAIN_CLIPS // 2 and trainer.step == len(rec.calls) - 1
+    assert any("skipped" in line and "epoch 1" in line for line in lines)
+    rows = _rows(tmp_path / "r")
+    assert [int(r["step"]) for r in rows] == [2, 5]
+    assert all(math.isfinite(float(r["train_loss"])) for r in rows)
+    assert _ckpts(tmp_path / "r") == ["best.ckpt", "epoch_002.ckpt", "last.ckpt"]  # per_save 2
+
+
+# -- data options -----------------------------------------------------------------------------------
+def test_clip_starts() -> None:
+    assert clip_starts(24, 4, None) == [0, 4, 8, 12, 16, 20]  # non-overlapping, as in the lab
+    assert clip_starts(25, 4, None) == [0, 4, 8, 12, 16, 20]  # a partial clip at the end is dropped
+    assert clip_starts(24, 4, 2) == list(range(0, 21, 2))
+    assert clip_starts(24, 4, 1) == list(range(21))
+    assert clip_starts(24, 4, None, 0.5) == [0, 4, 8]  # partial: the first part of the clips
+    assert clip_starts(24, 4, None, 0.01) == [0]  # never empty
+    assert clip_starts(4, 4, None) == [0]
+    with pytest.raises(DataError, match="fewer than one training clip"):
+        clip_starts(3, 4, None)
+
+
+def test_trainer_partial_fast_train_and_stride(synth_root: Path, tmp_path: Path) -> None:
+    seqs = dict(train_seq=load_split(synth_root, "train"), val_seqs=[load_split(synth_root, "val")])
+    quiet = dict(progress=False, log=lambda _: None)
+    part = Trainer(tiny_config(partial=0.5), None, tmp_path / "a", **quiet, **seqs)
+    assert part._starts(0) == part._starts(5) == [0, 4, 8]
+    stride = Trainer(tiny_config(clip_stride=2), None, tmp_path / "b", **quiet, **seqs)
+    assert stride._starts(0) == list(range(0, 21, 2))
+    fast = Trainer(tiny_config(fast_train=True, fast_partial=0.5, fast_train_epoch=2, partial=1.0), None,
+                   tmp_path / "c", **quiet, **seqs)
+    assert [len(fast._starts(e)) for e in range(4)] == [3, 3, 6, 6]  # fast_partial for 2 epochs
+    # every clip exactly once per epoch, in an order fixed by (seed, epoch)
+    for e in range(3):
+        got = torch.cat(fast._batches(e)).tolist()
+        assert sorted(got) == fast._starts(e) and got == torch.cat(fast._batches(e)).tolist()
+    assert [len(b) for b in fast._batches(2)] == [2, 2, 2]
+    assert torch.cat(fast._batches(2)).tolist() != torch.cat(fast._batches(3)).tolist()
+    frames, poses = fast._clips(fast.train_seq, torch.tensor([8, 0]))
+    assert frames.shape == poses.shape == (2, 4, 3, 32, 64) and frames.dtype == torch.uint8
+    assert torch.equal(frames[0], fast.train_seq.frames[8:12]) and torch.equal(poses[1], fast.train_seq.poses[0:4])
+
+
+def test_fast_train_in_a_run(synth_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(fast_train=True, fast_partial=0.5, fast_train_epoch=1)
+    Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None).fit()
+    assert [int(r["step"]) for r in _rows(tmp_path / "r")] == [2, 5]  # 3 clips, then 6 (batches of 2)
+
+
+def test_tf_mask_coin_modes() -> None:
+    rng = random.Random(0)
+    state = rng.getstate()
+    assert tf_mask_for("epoch", 0.3, 5, rng, True).tolist() == [True] * 5
+    assert tf_mask_for("epoch", 0.3, 5, rng, False).tolist() == [False] * 5
+    assert rng.getstate() == state  # the epoch coin was flipped once, before
+    batch = [tf_mask_for("batch", 0.5, 5, rng, True) for _ in range(400)]
+    assert all(m.all() or not m.any() for m in batch)  # one coin per batch
+    assert 0.4 < sum(bool(m[0]) for m in batch) / 400 < 0.6
+    step = torch.stack([tf_mask_for("step", 0.5, 5, rng, True) for _ in range(400)])
+    assert step.dtype == torch.bool and step.shape == (400, 5)
+    assert sum(bool(m.any() and not m.all()) for m in step) > 300  # one coin per step
+    assert 0.4 < step.float().mean() < 0.6
+    for mode in ("batch", "step"):
+        assert not tf_mask_for(mode, 0.0, 5, rng, True).any()
+        assert tf_mask_for(mode, 1.0, 5, rng, False).all()
+
+
+@pytest.mark.parametrize("mode", ["epoch", "batch", "step"])
+def test_tf_coin_in_training(mode: str, synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    rec = _Recorder(monkeypatch)
+    cfg = tiny_config(num_epoch=1, tfr_sde=0, tfr=0.5, tfr_d_step=0.0, tfr_flip=mode, batch_size=1)
+    Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None).fit()
+    masks = [m for m, _ in rec.calls]
+    assert len(masks) == TRAIN_CLIPS and all(m.shape == (3,) for m in masks)
+    uniform = [bool(m.all() or not m.any()) for m in masks]
+    forced = float(_rows(tmp_path / "r")[0]["teacher_forced"])
+    if mode == "epoch":
+        assert all(torch.equal(m, masks[0]) for m in masks) and all(uniform)
+        assert forced in (0.0, 1.0)
+    elif mode == "batch":
+        assert all(uniform) and len({bool(m[0]) for m in masks}) == 2
+    else:
+        assert not all(uniform)
+    assert forced == pytest.approx(float(torch.stack(masks).float().mean()))
+
+
+def test_max_time_stops_after_the_epoch_that_passes_it(synth_root: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    Trainer(tiny_config(max_time=1e-6), synth_root, tmp_path / "r", progress=False, log=lines.append).fit()
+    assert [int(r["epoch"]) for r in _rows(tmp_path / "r")] == [0]
+    assert any("time budget" in line for line in lines)
+
+
+def test_fewer_frames_than_one_clip(tmp_path: Path) -> None:
+    write_split(tmp_path, "train", 3)
+    write_split(tmp_path, "val", 6)
+    with pytest.raises(DataError, match="fewer than one training clip"):
+        Trainer(tiny_config(frame_H=8, frame_W=12), tmp_path, tmp_path / "run", progress=False)
+
+
+# per-step KL annealing counts every batch, the last partial one included (was floor(clips / batch))
+def test_per_step_beta_counts_every_batch(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    rec = _Recorder(monkeypatch)
+    cfg = tiny_config(batch_size=4, kl_anneal_per="step", kl_anneal_cycle=1)  # 6 clips: batches of 4 and 2
+    trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None)
+    assert trainer.schedules.steps_per_epoch == len(trainer._batches(0)) == 2
+    trainer.fit()
+    assert [b for _, b in rec.calls] == [0.0, 0.25, 0.5, 0.75]
+
+
+# -- known bugs for the lead (trainer.py) ----------------------------------------------------------
+def test_fewer_frames_than_one_clip_names_the_folder(tmp_path: Path) -> None:
+    write_split(tmp_path, "train", 3)
+    write_split(tmp_path, "val", 6)
+    with pytest.raises(DataError) as info:
+        Trainer(tiny_config(frame_H=8, frame_W=12), tmp_path, tmp_path / "run", progress=False)
+    assert str(tmp_path / "train") in str(info.value)
+
+
+def test_validation_split_too_short(tmp_path: Path) -> None:
+    write_split(tmp_path, "train", 8)
+    write_split(tmp_path, "val", 1)
+    with pytest.raises(DataError) as info:
+        Trainer(tiny_config(frame_H=8, frame_W=12, num_epoch=1, tfr_sde=0), tmp_path, tmp_path / "run",
+                progress=False, log=lambda _: None).fit()
+    assert str(tmp_path / "val") in str(info.value)
