@@ -281,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [LAB_ALIASES.get(a, a) for a in argv]
     args = build_parser().parse_args(argv)
     args.raw_argv = argv
+    # before any tensor is allocated: keeps glibc from returning activation buffers to the kernel
+    # after every step (measured: 1.16 M page faults and 1.8 s system time per lab training step)
+    from .runtime import tune_allocator
+
+    tune_allocator()
     from .data.lab import DataError
     from .training.checkpoint import CheckpointError
     from .training.trainer import NonFiniteLossError

@@ -43,6 +43,7 @@ class ModelConfig:
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
     output: str = "direct"  # direct (lab), residual, masked, masked_first: see PoseCVAE.decode
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
+    ffn_gate: str = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
     arch: str = "posecast"  # lab: the lab template's modules layer for layer (loads its checkpoints)
 
 
@@ -261,6 +262,7 @@ def validate(cfg: Config) -> None:
     _check(m.output in ("direct", "residual", "masked", "masked_first"), "model.output",
            f"direct, residual, masked or masked_first, got {m.output!r}")
     _check(0 <= m.down <= 3, "model.down", f"0 to 3 downsampling stages, got {m.down}")
+    _check(m.ffn_gate in ("relu", "sigmoid"), "model.ffn_gate", f"relu or sigmoid, got {m.ffn_gate!r}")
     _check(m.arch in ("posecast", "lab"), "model.arch", f"posecast or lab, got {m.arch!r}")
     _check(m.arch == "posecast" or m.down == 0, "model.down", "the lab architecture has no downsampling (down: 0)")
     for name in ("frame_H", "frame_W"):

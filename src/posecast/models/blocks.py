@@ -54,8 +54,15 @@ class GatedConvFFN(nn.Module):
         self.conv_in = nn.Conv2d(ch, hidden, 1)
         self.act = nn.LeakyReLU(negative_slope=slope)
         self.conv_out = nn.Conv2d(hidden // 2, ch, 1)
+        # bounded=True gates with sigmoid (a GLU): value * relu(gate) is quadratic in x, and a
+        # stack of such blocks can overflow fp32 once activations grow (seen at step 22 of a
+        # masked, downsampling model); value * sigmoid(gate) grows at most linearly.
+        self.bounded = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bounded:
+            value, gate = self.conv_in(x).chunk(2, dim=1)
+            return x + self.conv_out(self.act(value) * torch.sigmoid(gate))
         if self.lab:  # the lab template's ConvFFN: x1 * leaky_relu(x2)
             value, gate = self.conv_in(x).chunk(2, dim=1)
             return x + self.conv_out(value * self.act(gate))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from .blocks import GatedConvFFN
 from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
                       PoseEncoder)
 
@@ -44,10 +45,18 @@ class PoseCVAE(nn.Module):
         self.frame_encoder = FrameEncoder(3, F, cfg.down, lab)
         self.pose_encoder = LabLabelEncoder(3, L) if lab else PoseEncoder(3, L, cfg.down)
         self.posterior_net = GaussianPredictor(F + L, N, lab)
+        if not lab:
+            # q starts as N(0, I), so the KL term starts at 0 instead of dominating the first
+            # hundreds of steps (with the lab's summed KL it began ~1e4 times the MSE)
+            self.posterior_net.zero_init()
         fusion_in = F + L + N + (F if cfg.first_frame_cond else 0)
         self.fusion = FusionDecoder(fusion_in, D, lab)
         self.generator = Generator(D, 4 if cfg.output.startswith("masked") else 3, cfg.down, lab)
         self.prior_net = GaussianPredictor(F + L, N, lab) if cfg.prior == "learned" else None
+        if cfg.ffn_gate == "sigmoid":
+            for m in self.modules():
+                if isinstance(m, GatedConvFFN):
+                    m.bounded = True
 
     # -- one step -----------------------------------------------------------------------
     def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,

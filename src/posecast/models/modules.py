@@ -81,6 +81,12 @@ class GaussianPredictor(nn.Module):
             nn.Conv2d(out_ch, out_ch * 2, 1),
         )
 
+
+    def zero_init(self) -> None:
+        """Start as N(0, I): the KL to the standard prior starts at 0."""
+        nn.init.zeros_(self.network[-1].weight)
+        nn.init.zeros_(self.network[-1].bias)
+
     def forward(self, *features: torch.Tensor) -> Gaussian:
         mu, logvar = self.network(torch.cat(features, dim=1)).chunk(2, dim=1)
         # a wide safety range (std from 3e-7 to 2e4): exp() of an unbounded logvar overflows

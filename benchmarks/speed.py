@@ -1,0 +1,636 @@
+"""Speed benchmark: posecast's training step and rollout against the lab template's way.
+
+    python benchmarks/speed.py                    # lab and small presets (about 4-5 minutes)
+    python benchmarks/speed.py --json speed.json  # the same figures as JSON too
+    python benchmarks/speed.py --tiny             # the tiny preset, seconds (what CI runs)
+    python benchmarks/speed.py --ablation-only    # each speed option on its own (about 10 minutes)
+
+The reference is the same PoseCVAE (the same weights, its submodules called directly) run the
+way the lab template runs it: fp32, NCHW, the batch of 4 clips of 16 frames advancing one time
+step at a time with every module called at every step (frame encoder on the previous and on the
+current frame, pose encoder, posterior, reparameterisation, fusion, generator), the per-step
+losses summed and one backward at the end; its rollout is one sequence frame by frame under
+torch.no_grad with the pose encoded at each step. posecast's path is the project's own code:
+``step_loss`` + backward + clip + Adam as in the Trainer, and ``evaluation.rollout.predict`` for
+5 sequences at once, with the speed options of ``posecast.perf`` (see --help). The training
+steps of each run in a fresh process of their own (one after the other), both with the same
+threads and the same (tuned) allocator: the ratio is the execution strategy's.
+
+Every figure is the best of ``--reps`` timed runs after a warm-up at the full size (the machines
+are shared; the 1-minute load average is printed with the table, and ``--threads auto`` takes one
+thread per CPU the load leaves idle). FLOPs are counted with torch's FlopCounterMode on meta
+tensors (with a fixed count for grouped convolutions' backward). The GEMM peak of each precision
+is measured in the same run, before each preset and at the end, the best kept: the best of
+torch.mm, a 1x1 convolution and a 3x3 convolution. The training step's and the rollout's memory
+are measured in fresh processes: peak RSS (VmHWM), and for the rollout the RSS at three steps,
+so that its growth beyond the output frames shows. The table goes to stdout and to ``--out``
+(default benchmarks/results/speed.md).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+
+from posecast import config as cfgmod
+from posecast import perf
+from posecast.evaluation.rollout import predict, to_float
+from posecast.models import PoseCVAE
+from posecast.models.modules import Gaussian
+from posecast.runtime import malloc_stats, tune_allocator
+from posecast.training.losses import kl_divergence
+from posecast.training.trainer import step_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_B, TRAIN_T = 4, 16  # the issue's training batch: 4 clips of 16 frames
+ROLL_SEQS, ROLL_LEN = 5, 630  # posecast's rollout: 5 sequences of 630 frames at once
+TINY = dict(train_b=2, train_t=4, roll_seqs=2, roll_len=12, roll_short=4, roll_warm=4, ref_frames=6, reps=1,
+            peak_n=512)
+
+
+# -- inputs --------------------------------------------------------------------------------
+def make_clips(cfg: cfgmod.Config, B: int, T: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 frames and poses [B, T, 3, H, W] (random: speed does not depend on the pixels)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (B, T, 3, cfg.data.frame_H, cfg.data.frame_W)
+    return (torch.randint(0, 256, shape, generator=g, dtype=torch.uint8),
+            torch.randint(0, 256, shape, generator=g, dtype=torch.uint8))
+
+
+def build_model(cfg: cfgmod.Config, seed: int = 0) -> PoseCVAE:
+    torch.manual_seed(seed)
+    return PoseCVAE(cfg.model)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: cfgmod.Config) -> torch.optim.Optimizer:
+    t = cfg.train
+    cls = torch.optim.AdamW if t.optim == "AdamW" else torch.optim.Adam
+    return cls(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+
+# -- the reference: the lab template's way ----------------------------------------------------
+def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, teacher_forcing: bool,
+                   beta: float, cfg: cfgmod.Config, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """One time step after another for the whole batch, every module called at every step.
+
+    Step t encodes the previous frame (ground truth x_{t-1} with teacher forcing, else the
+    previous prediction; step 1 always x_0) and the current frame x_t with the frame encoder,
+    pose_t with the pose encoder, then posterior, reparameterisation, fusion and generator.
+    The per-step losses (MSE + beta * KL, the same terms as ``step_loss``) are summed; the
+    caller runs one backward. eps: optional noise [B, T-1, N, H, W]."""
+    x, p = to_float(frames), to_float(poses)
+    T = x.shape[1]
+    x0 = x[:, 0]
+    first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
+    mses, kls, preds = [], [], []
+    prev = x0
+    for t in range(1, T):
+        if teacher_forcing or t == 1:
+            prev = x[:, t - 1]
+        h_prev = model.frame_encoder(prev)
+        h_t = model.frame_encoder(x[:, t])
+        pose_f = model.pose_encoder(p[:, t])
+        post = model.posterior_net(h_t, pose_f)
+        e = torch.randn_like(post.mu) if eps is None else eps[:, t - 1]
+        z = post.mu + e * torch.exp(0.5 * post.logvar)
+        pred = model.decode(prev, h_prev, pose_f, z, first, x0)
+        pri = model.prior(h_prev, pose_f)
+        mses.append(F.mse_loss(pred.float(), x[:, t]))
+        q = Gaussian(post.mu.float()[:, None], post.logvar.float()[:, None])
+        pr = None if pri is None else Gaussian(pri.mu.float()[:, None], pri.logvar.float()[:, None])
+        kls.append(kl_divergence(q, pr, reduction=cfg.train.kl_reduction)[0])
+        preds.append(pred)
+        prev = pred
+    mse, kl = torch.stack(mses).sum(), torch.stack(kls).sum()
+    total = mse + beta * kl if beta > 0 else mse
+    return {"loss": total, "mse": mse, "kl": kl, "pred": torch.stack(preds, 1)}
+
+
+def optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
+                   cfg: cfgmod.Config) -> None:
+    """zero_grad, backward, clip, step: what the Trainer does after the loss."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.train.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+    opt.step()
+
+
+def reference_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
+    out = reference_loss(model, frames, poses, teacher_forcing, beta, cfg)
+    optimizer_step(model, opt, out["loss"], cfg)
+
+
+@torch.no_grad()
+def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.Tensor, *,
+                      z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The lab template's rollout: one frame at a time, the pose encoded at every step, frames
+    gathered in a list and stacked at the end. Returns [B, T, 3, H, W] with frame 0 given."""
+    x0, p = to_float(first_frame), to_float(poses)
+    first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
+    frames, prev = [x0], x0
+    for t in range(1, p.shape[1]):
+        h_prev = model.frame_encoder(prev)
+        pose_f = model.pose_encoder(p[:, t])
+        if z is not None:
+            z_t = z[:, t - 1]
+        else:
+            pri = model.prior(h_prev, pose_f)
+            if pri is None:
+                z_t = torch.randn((x0.shape[0], model.cfg.N_dim, *h_prev.shape[-2:]), generator=generator)
+            else:
+                z_t = pri.mu + torch.randn(pri.mu.shape, generator=generator) * torch.exp(0.5 * pri.logvar)
+        prev = model.decode(prev, h_prev, pose_f, z_t, first, x0)
+        frames.append(prev)
+    return torch.stack(frames, 1)
+
+
+# -- posecast's path ------------------------------------------------------------------------
+def fast_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
+    """The Trainer's step: step_loss (batched forward, autocast per train.precision) + optimiser."""
+    mask = torch.full((frames.shape[1] - 1,), teacher_forcing, dtype=torch.bool)
+    out = step_loss(model, frames, poses, mask, beta, cfg.train)
+    optimizer_step(model, opt, out["loss"], cfg)
+
+
+def fast_rollout(model: PoseCVAE, first: torch.Tensor, poses: torch.Tensor, precision: str) -> torch.Tensor:
+    return predict(model, first, poses, z_mode="prior", seed=0, precision=precision)
+
+
+# -- measuring ------------------------------------------------------------------------------
+def best_time(fn: Callable[[], Any], reps: int) -> float:
+    best = float("inf")
+    for _ in range(max(1, reps)):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> dict[str, float]:
+    """GFLOP/s of GEMMs in ``dtype``, the best of ``reps`` each: torch.mm of n x n and n/2 x n/2
+    matrices (MKL for fp32, oneDNN for bf16), a 512 x 512 x 4096 GEMM as a 1x1 convolution and a
+    256-channel 3x3 convolution (an implicit GEMM), both channels_last (oneDNN). ``peak`` is the
+    best of them: on AVX-512 CPUs oneDNN's convolution kernels beat MKL's fp32 sgemm by 2x."""
+    res: dict[str, float] = {}
+    with torch.inference_mode():
+        for m in (n // 2, n):
+            a, b = torch.randn(m, m, dtype=dtype), torch.randn(m, m, dtype=dtype)
+            torch.mm(a, b)
+            res["mm"] = max(res.get("mm", 0.0), 2.0 * m ** 3 / best_time(lambda: torch.mm(a, b), reps) / 1e9)
+        cl = torch.channels_last
+        x = torch.randn(1, 512, 64, 64, dtype=dtype).contiguous(memory_format=cl)
+        w = torch.randn(512, 512, 1, 1, dtype=dtype).contiguous(memory_format=cl)
+        F.conv2d(x, w)
+        res["conv1x1"] = 2.0 * 512 * 512 * 4096 / best_time(lambda: F.conv2d(x, w), reps) / 1e9
+        x = torch.randn(4, 256, 32, 64, dtype=dtype).contiguous(memory_format=cl)
+        w = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=cl)
+        F.conv2d(x, w, padding=1)
+        res["conv3x3"] = 2.0 * 256 * 256 * 9 * 4 * 32 * 64 / best_time(lambda: F.conv2d(x, w, padding=1), reps) / 1e9
+    res["peak"] = max(res.values())
+    return res
+
+
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """convolution_backward: grad_input and grad_weight each cost the forward's FLOPs.
+
+    torch's own formula (2.13) counts grad_weight as if the convolution were dense, which
+    counts a depthwise convolution's backward C times too high (65x for 64 channels)."""
+    fwd = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed=bool(transposed))
+    return fwd * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop}) as fc:
+        fn()
+    return fc.get_total_flops()
+
+
+def flops_per_frame(model: PoseCVAE, cfg: cfgmod.Config, T: int) -> dict[str, float]:
+    """GFLOP per predicted frame, counted on a meta copy of the model (nothing is computed).
+
+    FLOPs scale with the batch, so one clip is counted. The reference and the rollout do the
+    same work at every step, so two steps of them are counted; posecast's batched training
+    step encodes T frames for T-1 predictions, so it is counted at the benchmark's T."""
+    meta = copy.deepcopy(model).to("meta")
+    H, W = cfg.data.frame_H, cfg.data.frame_W
+    frames = torch.zeros(1, T, 3, H, W, device="meta")
+    poses = torch.zeros(1, T, 3, H, W, device="meta")
+    z = torch.zeros(1, 2, cfg.model.N_dim, H, W, device="meta")
+
+    def train_fast():
+        step_loss(meta, frames, poses, None, 1.0, cfg.train)["loss"].backward()
+
+    def train_ref():
+        reference_loss(meta, frames[:, :3], poses[:, :3], True, 1.0, cfg)["loss"].backward()
+
+    def fwd_ref():
+        with torch.no_grad():
+            reference_loss(meta, frames[:, :3], poses[:, :3], True, 1.0, cfg)
+
+    def fwd_fast():
+        with torch.no_grad():
+            step_loss(meta, frames, poses, None, 1.0, cfg.train)
+
+    def roll():
+        with torch.no_grad():
+            meta.rollout(frames[:, 0], poses[:, :3], z=z)
+
+    g = 1e9
+    return {"forward_lab_way": count_flops(fwd_ref) / 2 / g, "forward_posecast": count_flops(fwd_fast) / (T - 1) / g,
+            "train_posecast": count_flops(train_fast) / (T - 1) / g,
+            "train_reference": count_flops(train_ref) / 2 / g, "rollout": count_flops(roll) / 2 / g}
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def vm_hwm_mb() -> float:
+    """Peak resident memory of this process (VmHWM), MiB."""
+    return _status_mb("VmHWM")
+
+
+def vm_rss_mb() -> float:
+    """Resident memory of this process now (VmRSS), MiB."""
+    return _status_mb("VmRSS")
+
+
+def load1() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+# -- the fresh-process measurements -------------------------------------------------------------
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a fresh process: a training step or a rollout with posecast's path; peak memory."""
+    cfg = cfgmod.override(cfgmod.preset(spec["preset"]), precision=spec["precision"])
+    opts = perf.FastOptions(**spec["opts"])
+    if opts.allocator:
+        tune_allocator()  # before the first big allocation
+    if spec.get("who") == "ref":  # the same weights (the same seed), plain: fp32, NCHW
+        perf.set_threads(opts.threads)
+        model = build_model(cfg)
+    else:
+        model = perf.prepare(build_model(cfg), opts)
+    res: dict[str, Any] = {"rss_start_mb": vm_hwm_mb()}
+    if spec["what"] == "ablation":  # a TF training step and a short rollout with these options
+        frames, poses = make_clips(cfg, spec["B"], spec["T"])
+        opt = make_optimizer(model, cfg)
+        t0 = time.perf_counter()
+        fast_train_step(model, opt, frames, poses, True, cfg)  # warm-up (and compilation)
+        res["first_step_s"] = time.perf_counter() - t0
+        m0 = malloc_stats()
+        res["step_s"] = best_time(lambda: fast_train_step(model, opt, frames, poses, True, cfg), spec["reps"])
+        m1 = malloc_stats()
+        res["minflt_per_step"] = (m1["minflt"] - m0["minflt"]) / spec["reps"]
+        res["sys_s_per_step"] = (m1["stime"] - m0["stime"]) / spec["reps"]
+        rp = make_clips(cfg, spec["roll_b"], spec["roll_t"], seed=1)[1]
+        fast_rollout(model, rp[:, 0], rp[:, :8], opts.precision)
+        res["rollout_s"] = best_time(lambda: fast_rollout(model, rp[:, 0], rp, opts.precision), spec["reps"])
+        res["train_fps"] = spec["B"] * (spec["T"] - 1) / res["step_s"]
+        res["rollout_fps"] = spec["roll_b"] * (spec["roll_t"] - 1) / res["rollout_s"]
+    elif spec["what"] == "train":  # the reference's or posecast's step, TF on and off, best of reps
+        frames, poses = make_clips(cfg, spec["B"], spec["T"])
+        opt = make_optimizer(model, cfg)
+        step = reference_train_step if spec["who"] == "ref" else fast_train_step
+        # warm-ups at the full size: kernels, the optimiser's state, the heap's final layout
+        for tf in (False, True):
+            step(model, opt, frames, poses, tf, cfg)
+        m0 = malloc_stats()
+        for _ in range(spec["reps"]):
+            for tf, key in ((True, "tf_s"), (False, "notf_s")):
+                t = best_time(lambda: step(model, opt, frames, poses, tf, cfg), 1)
+                res[key] = min(res.get(key, float("inf")), t)
+        m1 = malloc_stats()
+        n = 2 * spec["reps"]
+        res["minflt_per_step"] = (m1["minflt"] - m0["minflt"]) / n
+        res["sys_s_per_step"] = (m1["stime"] - m0["stime"]) / n
+        res["user_s_per_step"] = (m1["utime"] - m0["utime"]) / n
+        res["rss_mb"] = vm_hwm_mb()
+    else:  # rollout: a warm-up, then the full length, timed, with the RSS read at two steps
+        H, W = cfg.data.frame_H, cfg.data.frame_W
+        first, poses = make_clips(cfg, spec["B"], 1)[0][:, 0], make_clips(cfg, spec["B"], spec["T"], seed=1)[1]
+        fast_rollout(model, first, poses[:, : spec["warm"]], opts.precision)  # oneDNN kernels are made
+        marks = {spec["first_read"]: "rss_first_mb", spec["short"]: "rss_short_mb", spec["T"] - 1: "rss_end_mb"}
+        steps = [0]
+
+        def sample(*_):  # after the generator of step t: the RSS at step t
+            steps[0] += 1
+            if steps[0] in marks:
+                res[marks[steps[0]]] = vm_rss_mb()
+
+        hook = model.generator.register_forward_hook(sample)
+        t0 = time.perf_counter()
+        out = fast_rollout(model, first, poses, opts.precision)
+        res["rollout_s"] = time.perf_counter() - t0
+        hook.remove()
+        res["rss_mb"] = vm_hwm_mb()
+        res["frames"] = spec["B"] * (spec["T"] - 1)
+        # between the two reads, the only memory that must grow: the output frames written
+        res["out_growth_mb"] = spec["B"] * 3 * H * W * 4 * (spec["T"] - 1 - spec["short"]) / 2**20
+        assert out.shape[1] == spec["T"]
+    res["load1"] = load1()
+    return res
+
+
+def run_worker(spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {spec['what']} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- one preset -------------------------------------------------------------------------------
+def bench_preset(name: str, args: argparse.Namespace, opts: perf.FastOptions, log: Callable[[str], None]) -> dict:
+    cfg = cfgmod.override(cfgmod.preset(name), precision=opts.precision)
+    ref_cfg = cfgmod.override(cfgmod.preset(name), precision="fp32")
+    B, T = args.train_b, args.train_t
+    S = B * (T - 1)
+    ref_model = build_model(ref_cfg)
+    res: dict[str, Any] = {"preset": name, "train_batch": [B, T], "load1_start": load1()}
+
+    fl = flops_per_frame(ref_model, ref_cfg, T)
+    res.update(gflop_per_frame=fl["forward_lab_way"], fwd_gflop_per_frame=fl["forward_posecast"],
+               train_gflop_per_frame=fl["train_posecast"],
+               ref_train_gflop_per_frame=fl["train_reference"], rollout_gflop_per_frame=fl["rollout"])
+
+    # training: the reference and posecast each in a fresh process (in one process, the two
+    # workloads' blocks fragment the heap and each step of one faults in new pages after the other)
+    spec = {"preset": name, "opts": vars(opts), "B": B, "T": T, "reps": args.reps, "what": "train"}
+    ref_tr = run_worker({**spec, "who": "ref", "precision": "fp32"})
+    tr = run_worker({**spec, "who": "fast", "precision": opts.precision})
+    times = {"ref_tf": ref_tr["tf_s"], "ref_notf": ref_tr["notf_s"], "fast_tf": tr["tf_s"], "fast_notf": tr["notf_s"]}
+    for key in ("tf", "notf"):
+        res[f"ref_train_{key}_fps"] = S / times[f"ref_{key}"]
+        res[f"train_{key}_fps"] = S / times[f"fast_{key}"]
+        res[f"train_{key}_speedup"] = res[f"train_{key}_fps"] / res[f"ref_train_{key}_fps"]
+    res.update(train_rss_mb=tr["rss_mb"], train_minflt_per_step=tr["minflt_per_step"],
+               train_sys_s_per_step=tr["sys_s_per_step"], train_user_s_per_step=tr["user_s_per_step"],
+               ref_train_rss_mb=ref_tr["rss_mb"], train_load1=[ref_tr["load1"], tr["load1"]])
+    # data: the Trainer's batch assembly (a uint8 gather from the decoded sequence) per step
+    seq = torch.randint(0, 256, (1887, 3, cfg.data.frame_H, cfg.data.frame_W), dtype=torch.uint8)
+    idx = torch.randint(0, len(seq) - T, (B,))[:, None] + torch.arange(T)
+    res["data_ms_per_step"] = 1e3 * best_time(lambda: (seq[idx], seq[idx]), 20)
+    res["fast_step_ms"] = 1e3 * times["fast_tf"]
+    log(f"  {name}: training ref {res['ref_train_tf_fps']:.2f}/{res['ref_train_notf_fps']:.2f} fps, "
+        f"posecast {res['train_tf_fps']:.2f}/{res['train_notf_fps']:.2f} fps (TF on/off)  load "
+        f"{ref_tr['load1']:.2f}/{tr['load1']:.2f}")
+
+    # reference rollout: one sequence, frame by frame, the first ref_frames frames of it
+    rf, rp = make_clips(cfg, 1, args.ref_frames + 1, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    reference_rollout(ref_model, rf[:, 0], rp[:, :3], generator=gen)  # warm-up
+    t = best_time(lambda: reference_rollout(ref_model, rf[:, 0], rp, generator=gen), args.reps)
+    res["ref_rollout_fps"] = args.ref_frames / t
+    res["ref_rollout_frames_timed"] = args.ref_frames
+    log(f"  {name}: reference rollout {res['ref_rollout_fps']:.2f} fps  load {load1():.2f}")
+
+    spec = {"preset": name, "precision": opts.precision, "opts": vars(opts)}
+    roll = run_worker({**spec, "what": "rollout", "B": args.roll_seqs, "T": args.roll_len,
+                       "short": min(args.roll_short, args.roll_len - 1), "warm": args.roll_warm,
+                       "first_read": min(args.roll_short // 2, args.roll_len - 1)})
+    res["rollout_fps"] = roll["frames"] / roll["rollout_s"]
+    res["rollout_speedup"] = res["rollout_fps"] / res["ref_rollout_fps"]
+    res.update(rollout_rss_mb=roll["rss_mb"], rollout_rss_short_mb=roll["rss_short_mb"],
+               rollout_rss_first_mb=roll["rss_first_mb"], rollout_first_read=min(args.roll_short // 2, args.roll_len - 1),
+               rollout_rss_end_mb=roll["rss_end_mb"], rollout_out_growth_mb=roll["out_growth_mb"],
+               rollout_growth_net_mb=roll["rss_end_mb"] - roll["rss_short_mb"] - roll["out_growth_mb"],
+               rollout_seqs=args.roll_seqs, rollout_len=args.roll_len, rollout_short_len=args.roll_short)
+    log(f"  {name}: posecast rollout {res['rollout_fps']:.2f} fps; RSS {roll['rss_short_mb']:.0f} MiB at step "
+        f"{args.roll_short}, {roll['rss_end_mb']:.0f} at step {args.roll_len - 1} (output written between: "
+        f"{roll['out_growth_mb']:.0f}), peak {roll['rss_mb']:.0f}  load {roll['load1']:.2f}")
+    res["load1_end"] = load1()
+    return res
+
+
+def measure_peaks(peaks: dict[str, dict[str, float]], n: int) -> None:
+    """Measure (again) and keep the best GEMM peak per precision."""
+    for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        if prec == "bf16" and not perf.bf16_supported():
+            continue
+        now = gemm_peak(dtype, n)
+        old = peaks.setdefault(prec, now)
+        for k in now:
+            old[k] = max(old[k], now[k])
+
+
+def ablation(presets: list[str], args: argparse.Namespace, threads: int, log: Callable[[str], None]) -> str:
+    """Each option on its own, in a fresh process: a TF training step and a rollout of
+    ``--roll-seqs`` sequences x 64 frames. The default path is bf16 + channels_last + the tuned
+    allocator with ``threads`` threads; each row changes one thing."""
+    other = 2 if threads == 1 else 1
+    base = dict(precision="bf16" if perf.bf16_supported() else "fp32", channels_last=True, compile=False,
+                threads=threads, allocator=True)
+    rows: list[tuple[str, dict[str, Any], dict[str, str]]] = [
+        ("fp32, NCHW", {**base, "precision": "fp32", "channels_last": False}, {}),
+        ("fp32, channels_last", {**base, "precision": "fp32"}, {}),
+        ("bf16, NCHW", {**base, "channels_last": False}, {}),
+        ("bf16, channels_last (default)", base, {}),
+        ("bf16, channels_last, glibc malloc untuned", {**base, "allocator": False}, {"POSECAST_MALLOC": "default"}),
+        (f"bf16, channels_last, {other} threads", {**base, "threads": other}, {}),
+        ("bf16, channels_last, 2 threads, OMP_WAIT_POLICY=PASSIVE", {**base, "threads": 2},
+         {"OMP_WAIT_POLICY": "PASSIVE"}),
+    ]
+    if args.compile:
+        rows.append(("bf16, channels_last, torch.compile", {**base, "compile": True}, {}))
+    lines = ["", f"Options one at a time (fresh process each; training: {args.train_b} clips x {args.train_t} frames "
+             f"with teacher forcing; rollout: {args.roll_seqs} sequences x 64 frames; best of {args.reps})", "",
+             "| preset | options | training frames/s | first step (s) | page faults / sys s per step | "
+             "rollout frames/s | load |", "|---|---|---|---|---|---|---|"]
+    for name in presets:
+        for label, o, env in rows:
+            spec = {"what": "ablation", "preset": name, "precision": o["precision"], "opts": o, "B": args.train_b,
+                    "T": args.train_t, "roll_b": args.roll_seqs, "roll_t": 65, "reps": args.reps}
+            r = run_worker(spec, env)
+            lines.append(f"| {name} | {label} | {r['train_fps']:.2f} | {r['first_step_s']:.1f} | "
+                         f"{r['minflt_per_step']:.0f} / {r['sys_s_per_step']:.2f} | {r['rollout_fps']:.2f} | "
+                         f"{r['load1']:.2f} |")
+            log("  " + lines[-1])
+    return "\n".join(lines) + "\n"
+
+
+# -- table -------------------------------------------------------------------------------------
+def table(results: dict[str, dict], meta: dict[str, Any]) -> str:
+    prec = meta["precision"]
+    pk = meta["peaks"]
+    lines = [
+        f"posecast speed benchmark, {meta['date']}, `{meta['command']}` ({meta['wall_s']:.0f} s)",
+        f"machine: {meta['cpu']}, {meta['threads']} threads ({meta['threads_how']}), torch {meta['torch']}; "
+        f"1-min load average {meta['load_start']:.2f} at the start, {meta['load_end']:.2f} at the end",
+        f"GEMM peak measured in this run with {meta['threads']} threads (GFLOP/s, the best of torch.mm, a 1x1 conv and a "
+        "3x3 conv): " + ", ".join(f"**{p} {v['peak']:.0f}** (mm {v['mm']:.0f}, 1x1 {v['conv1x1']:.0f}, 3x3 "
+                                 f"{v['conv3x3']:.0f})" for p, v in pk.items()),
+        f"reference: the lab template's way (fp32, NCHW, one time step at a time, every module per step; "
+        f"rollout: 1 sequence, frame by frame, no_grad). posecast: {meta['fast_label']}.",
+        "",
+        "| preset | measure | reference | posecast | posecast / reference |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        B, T = r["train_batch"]
+        lines += [
+            f"| {name} | model GFLOP per predicted frame: forward / training step (fwd+bwd) / rollout step | "
+            f"{r['gflop_per_frame']:.3f} / {r['ref_train_gflop_per_frame']:.3f} / {r['rollout_gflop_per_frame']:.3f} | "
+            f"{r['fwd_gflop_per_frame']:.3f} / {r['train_gflop_per_frame']:.3f} / {r['rollout_gflop_per_frame']:.3f} | |",
+            f"| {name} | training, {B} clips x {T} frames, teacher forcing on (frames/s) | "
+            f"{r['ref_train_tf_fps']:.2f} | {r['train_tf_fps']:.2f} | **{r['train_tf_speedup']:.2f}x** |",
+            f"| {name} | training, teacher forcing off (frames/s) | {r['ref_train_notf_fps']:.2f} | "
+            f"{r['train_notf_fps']:.2f} | **{r['train_notf_speedup']:.2f}x** |",
+            f"| {name} | rollout, {r['rollout_len']} frames (frames/s) | {r['ref_rollout_fps']:.2f} "
+            f"(1 sequence; first {r['ref_rollout_frames_timed']} frames timed) | {r['rollout_fps']:.2f} "
+            f"({r['rollout_seqs']} sequences at once) | **{r['rollout_speedup']:.2f}x** |",
+            f"| {name} | achieved GFLOP/s, training with teacher forcing (fraction of the {prec} GEMM peak) | "
+            f"{r['ref_gflops']:.1f} ({r['ref_peak_fraction']:.0%} of fp32) | {r['gflops']:.1f} "
+            f"(**{r['peak_fraction']:.0%}**) | |",
+            f"| {name} | peak RSS (MiB, fresh process): training step / rollout of {r['rollout_len']} frames | "
+            f"{r['ref_train_rss_mb']:.0f} / - | {r['train_rss_mb']:.0f} / {r['rollout_rss_mb']:.0f} | |",
+            f"| {name} | rollout RSS (MiB) at step {r['rollout_first_read']} / {r['rollout_short_len']} / "
+            f"{r['rollout_len'] - 1}; growth from step {r['rollout_short_len']} to the end beyond the output frames "
+            f"written | | {r['rollout_rss_first_mb']:.0f} / {r['rollout_rss_short_mb']:.0f} / "
+            f"{r['rollout_rss_end_mb']:.0f}; **{r['rollout_growth_net_mb']:+.0f}** | |",
+        ]
+    lines.append("")
+    lines.append("posecast training step, steady state (fresh process): minor page faults / system CPU s per step: "
+                 + ", ".join(f"{n} {r['train_minflt_per_step']:.0f} / {r['train_sys_s_per_step']:.2f} s"
+                             for n, r in results.items())
+                 + "; batch assembly (the Trainer's uint8 gather) per step: "
+                 + ", ".join(f"{n} {r['data_ms_per_step']:.2f} ms of a {r['fast_step_ms']:.0f} ms step"
+                             for n, r in results.items()))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="lab,small", help="comma-separated presets")
+    ap.add_argument("--tiny", action="store_true", help="CI mode: the tiny preset, short clips and rollouts")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
+    ap.add_argument("--out", default=None, help="table file (default benchmarks/results/speed[_tiny].md)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="posecast's precision (auto: bf16 where the CPU has native bf16)")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--allocator", action=argparse.BooleanOptionalAction, default=True,
+                    help="posecast.runtime.tune_allocator (glibc malloc keeps big blocks)")
+    ap.add_argument("--threads", default="auto",
+                    help="intra-op threads for both: a number, or auto (the CPUs the load average leaves idle)")
+    ap.add_argument("--peak-n", type=int, default=2048, help="size of the GEMM of the peak measurement")
+    ap.add_argument("--reps", type=int, default=2, help="timed repeats (best kept)")
+    ap.add_argument("--train-b", type=int, default=TRAIN_B)
+    ap.add_argument("--train-t", type=int, default=TRAIN_T)
+    ap.add_argument("--roll-seqs", type=int, default=ROLL_SEQS)
+    ap.add_argument("--roll-len", type=int, default=ROLL_LEN)
+    ap.add_argument("--roll-short", type=int, default=200,
+                    help="the rollout's RSS is read at steps roll_short/2, roll_short and the last one")
+    ap.add_argument("--roll-warm", type=int, default=8, help="frames of the warm-up rollout")
+    ap.add_argument("--ref-frames", type=int, default=126, help="frames of the reference rollout timed")
+    ap.add_argument("--ablation", action="store_true",
+                    help="also time each option on its own (fresh processes; adds minutes; --compile adds compile)")
+    ap.add_argument("--ablation-only", action="store_true", help="only the options table (prints it)")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker is not None:  # a fresh process for one measurement
+        spec = json.loads(args.worker)
+        print(json.dumps(worker(spec)))
+        return {}
+
+    t_start = time.perf_counter()
+    if args.tiny:
+        args.presets = "tiny"
+        for k, v in TINY.items():
+            if getattr(args, k) == ap.get_default(k):
+                setattr(args, k, v)
+    precision = args.precision
+    if precision == "auto":
+        precision = "bf16" if perf.bf16_supported() else "fp32"
+    if args.allocator:
+        tune_allocator()  # the reference runs in this process too: it gets the same allocator
+    load_start = load1()
+    threads = perf.set_threads(args.threads)  # the same for the reference, posecast and the peak
+    threads_how = (f"auto: a 1-min load of {load_start:.2f} on {perf.physical_cores()} CPUs"
+                   if args.threads == "auto" else "--threads")
+    opts = perf.FastOptions(precision=precision, channels_last=args.channels_last, compile=args.compile,
+                            threads=threads, allocator=args.allocator)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"speed benchmark: presets {args.presets}, posecast {opts.label()}, {threads} threads, "
+        f"load {load_start:.2f}")
+
+    if args.ablation_only:
+        text = (f"load {load_start:.2f} on {perf.physical_cores()} CPUs; {threads} threads ({threads_how})\n"
+                + ablation(args.presets.split(","), args, threads, log))
+        print(text)
+        return {}
+    peaks: dict[str, dict[str, float]] = {}
+    results: dict[str, dict] = {}
+    for name in args.presets.split(","):
+        measure_peaks(peaks, args.peak_n)
+        results[name] = bench_preset(name, args, opts, log)
+    measure_peaks(peaks, args.peak_n)
+    for r in results.values():
+        r["gflops"] = r["train_gflop_per_frame"] * r["train_tf_fps"]
+        r["peak_fraction"] = r["gflops"] / peaks[precision]["peak"]
+        r["ref_gflops"] = r["ref_train_gflop_per_frame"] * r["ref_train_tf_fps"]
+        r["ref_peak_fraction"] = r["ref_gflops"] / peaks["fp32"]["peak"]
+        r["precision"] = precision
+        r["peak_gflops"] = peaks[precision]["peak"]
+
+    cmd = "python benchmarks/speed.py" + ("".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])))
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": cmd, "cpu": _cpu_name(), "threads": threads,
+            "threads_how": threads_how,
+            "torch": torch.__version__, "load_start": load_start, "load_end": load1(), "peaks": peaks,
+            "precision": precision, "fast_label": _describe(opts),
+            "wall_s": time.perf_counter() - t_start}
+    text = table(results, meta)
+    if args.ablation:
+        text += ablation(list(results), args, threads, log)
+        meta["wall_s"] = time.perf_counter() - t_start
+    print(text)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / ("speed_tiny.md" if args.tiny else "speed.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    if args.json:
+        payload = {name: {**r, "meta": {k: v for k, v in meta.items()}} for name, r in results.items()}
+        Path(args.json).write_text(json.dumps(payload, indent=1))
+    return results
+
+
+def _describe(opts: perf.FastOptions) -> str:
+    parts = ["batched teacher-forced forward (PoseCVAE.forward) / all sequences together (predict)",
+             f"{opts.precision}" + (" autocast" if opts.precision == "bf16" else "")]
+    if opts.channels_last:
+        parts.append("channels_last")
+    if opts.compile:
+        parts.append("torch.compile")
+    if opts.allocator:
+        parts.append("tuned glibc malloc")
+    return ", ".join(parts)
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" x{os.cpu_count()}"
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Speed options for a PoseCVAE on CPU: memory layout, bf16, torch.compile, threads, allocator.
+
+Each option is measured by ``benchmarks/speed.py`` before it becomes a default; the trainer and
+the rollout take them through :class:`FastOptions` and :func:`prepare`::
+
+    opts = FastOptions(precision="bf16", channels_last=True)
+    model = prepare(model, opts)          # in place; returns the model
+    with autocast(opts.precision):        # posecast.evaluation.rollout.autocast
+        ...
+
+All options keep the parameters' names and dtypes (fp32 master weights), so checkpoints, the
+optimiser and ``state_dict`` are unchanged.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .runtime import tune_allocator
+
+# the submodules of a PoseCVAE that run convolutions (prior_net may be None)
+SUBMODULES = ("frame_encoder", "pose_encoder", "posterior_net", "fusion", "generator", "prior_net")
+
+
+@dataclass
+class FastOptions:
+    """How to run a model: ``precision`` fp32 | bf16 (CPU autocast), ``channels_last`` (NHWC
+    activations and weights), ``compile`` (torch.compile of each submodule), ``threads``
+    (intra-op threads; None keeps torch's choice), ``allocator`` (glibc malloc tuning)."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | str | None = None
+    allocator: bool = True
+
+    def label(self) -> str:
+        parts = [self.precision]
+        if self.channels_last:
+            parts.append("channels_last")
+        if self.compile:
+            parts.append("compile")
+        if self.threads:
+            parts.append(f"{self.threads}t")
+        return "+".join(parts)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 convolutions/matmuls natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def physical_cores() -> int:
+    """CPUs this process may run on (the affinity mask, else os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def auto_threads(load: float | None = None, own: int = 0) -> int:
+    """Intra-op threads for this machine as it is now: one per CPU that other processes leave
+    idle by the 1-minute load average (at least 1, at most every usable CPU). ``own``: the
+    threads this process has kept busy over the last minute (they are in the load average too),
+    e.g. ``torch.get_num_threads()`` when re-deciding between epochs of a training run.
+
+    On a shared 2-core machine with other busy jobs, two OpenMP threads wait at every barrier
+    for the one the scheduler has parked (libgomp spins, then sleeps): measured 2-4x slower
+    steps than one thread under a load of 3-5 (see benchmarks/speed.py and the README)."""
+    cpus = physical_cores()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return cpus
+    return max(1, min(cpus, int(cpus - max(0.0, load - own) + 0.5)))
+
+
+def set_threads(n: int | str | None) -> int:
+    """Intra-op threads: a number, ``"auto"`` (:func:`auto_threads`) or None (one per usable
+    CPU); inter-op threads are set to 1 when still possible (this model has no parallel
+    branches). Returns the number in effect."""
+    if n == "auto":
+        n = auto_threads()
+    n = physical_cores() if n is None else max(1, int(n))
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only allowed before any inter-op work has started
+        pass
+    return torch.get_num_threads()
+
+
+def use_channels_last(model: nn.Module) -> nn.Module:
+    """Weights in channels_last (NHWC); convolutions then return NHWC activations, which the
+    oneDNN kernels run without reorders. In place; returns the model."""
+    return model.to(memory_format=torch.channels_last)
+
+
+def compile_submodules(model: nn.Module, **kwargs: Any) -> nn.Module:
+    """torch.compile each convolutional submodule in place (``nn.Module.compile``), leaving the
+    model's Python control flow (teacher-forcing split, time loop) eager. Parameter names are
+    unchanged. ``kwargs`` go to torch.compile (e.g. ``mode``, ``dynamic``)."""
+    kwargs.setdefault("dynamic", False)
+    for name in SUBMODULES:
+        sub = getattr(model, name, None)
+        if sub is not None:
+            sub.compile(**kwargs)
+    return model
+
+
+def prepare(model: nn.Module, opts: FastOptions) -> nn.Module:
+    """Apply ``opts`` to a model (in place) and to the process (threads, allocator)."""
+    if opts.allocator:
+        tune_allocator()
+    if opts.threads is not None:
+        set_threads(opts.threads)
+    if opts.precision == "bf16" and not bf16_supported():
+        warnings.warn("bf16 autocast on a CPU without native bf16 (AVX512-BF16/AMX) is emulated and slow; "
+                      "fp32 is faster here", RuntimeWarning, stacklevel=2)
+    if opts.channels_last:
+        use_channels_last(model)
+    if opts.compile:
+        compile_submodules(model)
+    return model
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A [..., C, H, W] batch in NHWC strides (5-D clips are handled as [B*T, C, H, W])."""
+    if x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    if x.dim() == 5:
+        B, T = x.shape[:2]
+        return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (B, T))
+    return x

@@ -1,0 +1,172 @@
+"""The speed options of posecast.perf against the plain path: the same outputs within tolerance
+in fp32 (channels_last, torch.compile), a bounded PSNR difference in bf16."""
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+
+from posecast import config as cfgmod
+from posecast import perf
+from posecast.evaluation.metrics import psnr
+from posecast.evaluation.rollout import evaluate_sequences, predict
+from posecast.models import PoseCVAE
+from posecast.runtime import tune_allocator
+from posecast.training.trainer import step_loss
+
+B, T, H, W = 2, 5, 8, 12
+
+
+def _model(seed: int = 0, **options) -> PoseCVAE:
+    torch.manual_seed(seed)
+    cfg = cfgmod.override(cfgmod.preset("tiny"), **options).model
+    return PoseCVAE(cfg)
+
+
+def _data(seed: int = 0, t: int = T) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(B, t, 3, H, W, generator=g), torch.rand(B, t, 3, H, W, generator=g)
+
+
+def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _train_outputs(model: PoseCVAE, frames, poses, mask, precision: str = "fp32"):
+    """step_loss (the Trainer's) + backward, with fixed noise: losses, predictions, gradients."""
+    tcfg = cfgmod.override(cfgmod.preset("tiny"), precision=precision).train
+    g = torch.Generator().manual_seed(1)
+    eps = torch.randn(B, frames.shape[1] - 1, model.cfg.N_dim, H, W, generator=g)
+
+    class WithEps(torch.nn.Module):  # step_loss calls model(frames, poses, mask)
+        def __init__(self, m: PoseCVAE) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, f, p, m):
+            return self.m(f, p, m, eps=eps)
+
+    model.zero_grad(set_to_none=True)
+    out = step_loss(WithEps(model), frames, poses, mask, 1.0, tcfg)
+    out["loss"].backward()
+    with torch.no_grad():
+        pred = model(frames, poses, mask, eps=eps).pred
+    return {k: v.detach() for k, v in out.items()}, pred, _grads(model)
+
+
+@pytest.mark.parametrize("tf", [True, False], ids=["tf", "no-tf"])
+@pytest.mark.parametrize("options", [{}, dict(prior="learned", first_frame_cond=True, output="residual")],
+                         ids=["lab-options", "other-options"])
+def test_channels_last_training_matches_plain(tf: bool, options: dict) -> None:
+    plain = _model(**options)
+    fast = perf.prepare(copy.deepcopy(plain), perf.FastOptions(channels_last=True))
+    assert fast.generator.network[-1].weight.is_contiguous(memory_format=torch.channels_last)
+    frames, poses = _data()
+    mask = torch.full((T - 1,), tf)
+    loss_p, pred_p, grad_p = _train_outputs(plain, frames, poses, mask)
+    loss_f, pred_f, grad_f = _train_outputs(fast, frames, poses, mask)
+    torch.testing.assert_close(pred_f, pred_p, atol=1e-5, rtol=0)
+    for k in loss_p:
+        torch.testing.assert_close(loss_f[k], loss_p[k], atol=1e-5, rtol=1e-5)
+    assert grad_f.keys() == grad_p.keys()
+    for name in grad_p:
+        torch.testing.assert_close(grad_f[name], grad_p[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_channels_last_and_inputs_in_nhwc_rollout_matches_plain() -> None:
+    plain = _model().eval()
+    fast = perf.prepare(copy.deepcopy(plain), perf.FastOptions(channels_last=True))
+    frames, poses = _data(t=8)
+    ref = predict(plain, frames[:, 0], poses, seed=3)
+    out = predict(fast, frames[:, 0], poses, seed=3)
+    out_nhwc = predict(fast, perf.to_channels_last(frames[:, 0]), perf.to_channels_last(poses), seed=3)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out_nhwc, ref, atol=1e-5, rtol=0)
+
+
+def test_prepare_keeps_parameters_names_and_dtypes() -> None:
+    plain = _model()
+    fast = perf.prepare(copy.deepcopy(plain), perf.FastOptions(precision="fp32", channels_last=True))
+    sd_p, sd_f = plain.state_dict(), fast.state_dict()
+    assert sd_p.keys() == sd_f.keys()
+    for k in sd_p:
+        assert sd_f[k].dtype == torch.float32
+        assert torch.equal(sd_f[k], sd_p[k]), k
+    # a channels_last model loads a plain checkpoint and the reverse
+    _model(seed=1).load_state_dict(sd_f)
+    fast.load_state_dict(sd_p)
+
+
+needs_bf16 = pytest.mark.skipif(not perf.bf16_supported(), reason="no native bf16 on this CPU")
+
+
+@needs_bf16
+def test_bf16_training_step_is_close_to_fp32() -> None:
+    model = perf.prepare(_model(), perf.FastOptions(channels_last=True))
+    frames, poses = _data()
+    mask = torch.ones(T - 1, dtype=torch.bool)
+    loss32, pred32, grad32 = _train_outputs(model, frames, poses, mask, "fp32")
+    loss16, pred16, grad16 = _train_outputs(model, frames, poses, mask, "bf16")
+    assert psnr(pred16.float(), pred32).min() > 35  # dB between the two predictions
+    assert abs(float(loss16["mse"]) - float(loss32["mse"])) < 0.02 * float(loss32["mse"]) + 1e-4
+    cos = torch.nn.functional.cosine_similarity(
+        torch.cat([g.flatten() for g in grad16.values()]), torch.cat([g.flatten() for g in grad32.values()]), dim=0)
+    assert cos > 0.98
+
+
+@needs_bf16
+def test_bf16_rollout_psnr_is_within_bounds_of_fp32(trained_run) -> None:
+    """The tiny model trained on the synthetic dancer: bf16 rollout PSNR against fp32's."""
+    trainer, _, _ = trained_run
+    model = copy.deepcopy(trainer.model)
+    perf.prepare(model, perf.FastOptions(channels_last=True))
+    seqs, L = trainer.val_seqs, trainer.val_len
+    ev32 = evaluate_sequences(model, seqs, length=L, z_mode="zero", with_ssim=False, precision="fp32")
+    ev16 = evaluate_sequences(model, seqs, length=L, z_mode="zero", with_ssim=False, precision="bf16")
+    assert abs(ev16.mean_psnr - ev32.mean_psnr) < 0.5
+    assert psnr(ev16.pred[0, :, 1:], ev32.pred[0, :, 1:]).mean() > 30  # bf16 vs fp32 frames
+    # sampled z (prior): the same seed, PSNR within a looser bound
+    s32 = evaluate_sequences(model, seqs, length=L, z_mode="prior", with_ssim=False, precision="fp32")
+    s16 = evaluate_sequences(model, seqs, length=L, z_mode="prior", with_ssim=False, precision="bf16")
+    assert abs(s16.mean_psnr - s32.mean_psnr) < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("POSECAST_SKIP_COMPILE") == "1", reason="POSECAST_SKIP_COMPILE=1")
+def test_compiled_submodules_match_plain_in_inference() -> None:
+    """torch.compile of each submodule (perf.compile_submodules): the same rollout in fp32."""
+    try:
+        import torch._inductor  # noqa: F401
+    except Exception:  # pragma: no cover - a build without inductor
+        pytest.skip("torch.compile is not available")
+    plain = _model().eval()
+    fast = perf.prepare(copy.deepcopy(plain), perf.FastOptions(compile=True))
+    frames, poses = _data(t=4)
+    z = torch.randn(B, 3, plain.cfg.N_dim, H, W, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        ref = plain.rollout(frames[:, 0], poses, z=z)
+        try:
+            out = fast.rollout(frames[:, 0], poses, z=z)
+        except Exception as exc:  # no C++ compiler for inductor on this machine
+            if "compiler" in str(exc).lower() or "InductorError" in type(exc).__name__:
+                pytest.skip(f"inductor cannot compile here: {type(exc).__name__}")
+            raise
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    assert plain.state_dict().keys() == fast.state_dict().keys()
+
+
+def test_tune_allocator_and_threads() -> None:
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("Linux only")
+    assert tune_allocator() in (True, False)
+    assert tune_allocator() == tune_allocator()  # idempotent
+    before = torch.get_num_threads()
+    try:
+        assert perf.set_threads(1) == 1
+        assert 1 <= perf.auto_threads() <= perf.physical_cores()
+        assert perf.auto_threads(load=0.0) == perf.physical_cores()
+        assert perf.auto_threads(load=100.0) == 1
+    finally:
+        torch.set_num_threads(before)
