@@ -208,9 +208,14 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
 # -- figure helpers -----------------------------------------------------------------------------
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write a figure as PNG (parent folders created)."""
+    import io
+
+    from ..training.checkpoint import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # "tight": legends placed outside the axes
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # "tight": legends outside the axes
+    atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))  # a crash never leaves half a PNG
     return path
 
 

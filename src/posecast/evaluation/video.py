@@ -71,6 +71,16 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 30) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.mp4")
+    try:
+        _encode_mp4(av, tmp, frames, fps, W2, H2)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a half-written temporary file behind
+        raise
+    os.replace(tmp, path)
+    return path
+
+
+def _encode_mp4(av, tmp: Path, frames: np.ndarray, fps: int, W2: int, H2: int) -> None:
     with av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = W2, H2, "yuv420p"
@@ -80,8 +90,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 30) -> Path:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
-    return path
 
 
 def write_png_folder(folder: str | Path, frames: torch.Tensor) -> Path:
@@ -89,7 +97,10 @@ def write_png_folder(folder: str | Path, frames: torch.Tensor) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for t, f in enumerate(to_uint8(frames)):
-        Image.fromarray(f).save(folder / f"frame{t}.png")
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="PNG")
+        # atomically: a full disk never cuts short a frame an earlier prediction wrote there
+        atomic_write_bytes(folder / f"frame{t}.png", lambda fh, data=buf.getvalue(): fh.write(data))
     return folder
 
 
