@@ -267,11 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
 
+    from . import cli_analysis
+
     for name in ("plot", "report", "study"):
-        try:
-            from . import cli_analysis
-        except ImportError:
-            break
         cli_analysis.register(sub, name)
     return p
 

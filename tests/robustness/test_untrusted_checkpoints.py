@@ -135,7 +135,6 @@ LAB = cfgmod.preset("lab")
 # what `posecast evaluate` builds for a lab checkpoint: the lab preset (with model.arch: lab once
 # posecast has the lab's own modules)
 LAB_AS_LOADED = lab_config(lab_state_dict())
-HAS_LAB_ARCH = "arch" in {f.name for f in dataclasses.fields(cfgmod.ModelConfig)}
 
 
 def test_lab_key_names_map_exactly_where_the_modules_agree() -> None:
