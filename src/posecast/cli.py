@@ -45,6 +45,8 @@ def _field_type(f: dataclasses.Field) -> Any:
         return {"type": _none_or(int)}
     if f.name in ("grad_clip", "max_time"):
         return {"type": _none_or(float)}
+    if f.name == "threads":
+        return {"type": _none_or(lambda v: v if v == "auto" else int(v))}
     return {"type": type(default)}
 
 

@@ -74,6 +74,8 @@ class TrainConfig:
     z_infer: str = "prior"  # prior: sample p(z); zero: the prior's mean
     # engineering
     precision: str = "fp32"  # fp32 or bf16 (autocast on CPU)
+    channels_last: bool = False  # NHWC weights and activations (oneDNN runs them without reorders)
+    threads: int | str | None = None  # intra-op threads: a number, "auto" (idle CPUs by load) or null (torch's)
     max_time: float | None = None  # wall-clock budget in seconds; stops after the epoch that passes it
     skip_nonfinite: bool = False  # skip a batch whose loss is not finite instead of stopping
     val_every: int = 1
@@ -144,6 +146,14 @@ _OPTIONAL = {"data.clip_stride": int, "data.max_val_sequences": int, "train.grad
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """Check a value against its field's type; read numbers given as text (YAML reads ``1e-3``
     as a string). Fails with a ConfigError naming the field."""
+    if name == "train.threads":  # a number, "auto" or null
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected a number, auto or null, got {value!r}")
     kind = _OPTIONAL.get(name, type(default))
     if value is None:
         if name in _OPTIONAL:
@@ -292,5 +302,7 @@ def validate(cfg: Config) -> None:
     _check(t.kl_reduction in ("lab", "mean"), "train.kl_reduction", "lab or mean")
     _check(t.z_infer in ("prior", "zero"), "train.z_infer", "prior or zero")
     _check(t.precision in ("fp32", "bf16"), "train.precision", "fp32 or bf16")
+    _check(t.threads is None or t.threads == "auto" or (isinstance(t.threads, int) and t.threads >= 1),
+           "train.threads", f"a number >= 1, auto or null, got {t.threads!r}")
     _check(t.max_time is None or t.max_time > 0, "train.max_time", "must be > 0 or null")
     _check(t.val_every >= 1, "train.val_every", "must be >= 1")

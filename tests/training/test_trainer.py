@@ -331,3 +331,35 @@ def test_validation_split_too_short(tmp_path: Path) -> None:
         Trainer(tiny_config(frame_H=8, frame_W=12, num_epoch=1, tfr_sde=0), tmp_path, tmp_path / "run",
                 progress=False, log=lambda _: None).fit()
     assert str(tmp_path / "val") in str(info.value)
+
+
+# -- speed options in the trainer ------------------------------------------------------------------
+def test_channels_last_bf16_training_matches_the_plain_path(synth_root: Path, tmp_path: Path) -> None:
+    """train.channels_last only changes the memory layout (the same losses in fp32); bf16 autocast
+    keeps the losses and the val PSNR close, and checkpoints keep fp32 weights. (Weights after
+    Adam are not compared: Adam turns last-bit gradient differences into lr-sized steps.)"""
+    def run(name: str, **kw) -> tuple[Trainer, list[dict[str, str]]]:
+        tr = Trainer(tiny_config(num_epoch=2, **kw), synth_root, tmp_path / name, progress=False, log=lambda s: None)
+        tr.fit()
+        return tr, _rows(tmp_path / name)
+
+    _, plain = run("plain")
+    tr_cl, cl = run("cl", channels_last=True)
+    conv = tr_cl.model.frame_encoder.network[0].conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    _, bf = run("bf", channels_last=True, precision="bf16")
+    state = load_checkpoint(tmp_path / "bf" / "checkpoints" / "last.ckpt")["model"]
+    assert all(v.dtype == torch.float32 for v in state.values())
+    assert float(cl[0]["train_loss"]) == pytest.approx(float(plain[0]["train_loss"]), rel=2e-3)
+    for rows, tol in ((cl, 0.05), (bf, 0.5)):
+        assert float(rows[0]["train_loss"]) == pytest.approx(float(plain[0]["train_loss"]), rel=0.05)
+        assert abs(float(rows[-1]["val_psnr"]) - float(plain[-1]["val_psnr"])) < tol
+
+
+@pytest.mark.parametrize("value, ok", [(1, True), ("auto", True), (None, True), (0, False), ("many", False)])
+def test_threads_option_is_checked(value, ok) -> None:
+    if ok:
+        assert tiny_config(threads=value).validate().train.threads == value
+    else:
+        with pytest.raises(cfgmod.ConfigError, match="train.threads"):
+            tiny_config(threads=value).validate()

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .. import config as cfgmod
 from ..config import Config, TrainConfig
 from ..data.lab import DataError, VideoSequence, load_split
+from ..perf import FastOptions, prepare, to_channels_last
 from ..evaluation.rollout import autocast, evaluate_sequences, to_float
 from ..models import PoseCVAE
 from .checkpoint import atomic_write_bytes, check_resumable, load_checkpoint, save_checkpoint
@@ -148,6 +149,8 @@ class Trainer:
                     where=str(root / "train"))  # fail before training
         torch.manual_seed(cfg.train.seed)
         self.model = PoseCVAE(cfg.model).to(self.device)
+        t = cfg.train
+        prepare(self.model, FastOptions(precision=t.precision, channels_last=t.channels_last, threads=t.threads))
         # the module that computes the loss: DDP averages gradients across ranks
         self.net: torch.nn.Module = self.model
         if self.dist.world > 1:
@@ -184,7 +187,10 @@ class Trainer:
 
     def _clips(self, seq: VideoSequence, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         idx = starts[:, None] + torch.arange(self.cfg.data.train_vi_len)  # [B, T]
-        return seq.frames[idx].to(self.device), seq.poses[idx].to(self.device)
+        frames, poses = seq.frames[idx].to(self.device), seq.poses[idx].to(self.device)
+        if self.cfg.train.channels_last:
+            frames, poses = to_channels_last(frames), to_channels_last(poses)
+        return frames, poses
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
