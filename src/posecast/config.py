@@ -25,6 +25,12 @@ class DataConfig:
     train_vi_len: int = 16
     val_vi_len: int = 630
     clip_stride: int | None = None  # None: non-overlapping clips, as in the lab
+    # the first frame that first_frame_cond / output masked_first read in training: "clip" (the
+    # clip's frame 0, the lab) or "random" (a random frame of the training split, at most
+    # anchor_range frames from the clip, 0: anywhere), so that training sees the large
+    # displacements from the first frame that a 630-frame rollout meets
+    anchor: str = "clip"
+    anchor_range: int = 0
     partial: float = 1.0
     fast_train: bool = False
     fast_partial: float = 0.4
@@ -41,7 +47,7 @@ class ModelConfig:
     D_dim: int = 192
     prior: str = "standard"  # standard: N(0, I) as in the lab; learned: p(z_t | prev frame, pose_t)
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
-    output: str = "direct"  # direct (lab), residual, masked, masked_first: see PoseCVAE.decode
+    output: str = "direct"  # direct (lab), residual, masked, masked_first, composite: see PoseCVAE.decode
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
     ffn_gate: str = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
     arch: str = "posecast"  # lab: the lab template's modules layer for layer (loads its checkpoints)
@@ -269,8 +275,8 @@ def validate(cfg: Config) -> None:
     for name in ("F_dim", "L_dim", "N_dim", "D_dim"):
         _check(getattr(m, name) >= 1, f"model.{name}", "must be >= 1")
     _check(m.prior in ("standard", "learned"), "model.prior", "standard or learned")
-    _check(m.output in ("direct", "residual", "masked", "masked_first"), "model.output",
-           f"direct, residual, masked or masked_first, got {m.output!r}")
+    _check(m.output in ("direct", "residual", "masked", "masked_first", "composite"), "model.output",
+           f"direct, residual, masked, masked_first or composite, got {m.output!r}")
     _check(0 <= m.down <= 3, "model.down", f"0 to 3 downsampling stages, got {m.down}")
     _check(m.ffn_gate in ("relu", "sigmoid"), "model.ffn_gate", f"relu or sigmoid, got {m.ffn_gate!r}")
     _check(m.arch in ("posecast", "lab"), "model.arch", f"posecast or lab, got {m.arch!r}")
@@ -302,6 +308,8 @@ def validate(cfg: Config) -> None:
     _check(t.kl_reduction in ("lab", "mean"), "train.kl_reduction", "lab or mean")
     _check(t.z_infer in ("prior", "zero"), "train.z_infer", "prior or zero")
     _check(t.precision in ("fp32", "bf16"), "train.precision", "fp32 or bf16")
+    _check(d.anchor in ("clip", "random"), "data.anchor", f"clip or random, got {d.anchor!r}")
+    _check(d.anchor_range >= 0, "data.anchor_range", "must be >= 0 (0: anywhere in the split)")
     _check(t.threads is None or t.threads == "auto" or (isinstance(t.threads, int) and t.threads >= 1),
            "train.threads", f"a number >= 1, auto or null, got {t.threads!r}")
     _check(t.max_time is None or t.max_time > 0, "train.max_time", "must be > 0 or null")

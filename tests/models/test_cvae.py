@@ -17,7 +17,8 @@ OPTIONS = [dict(first_frame_cond=f, prior=p, output=o, down=0)
 OPTIONS += [dict(first_frame_cond=False, prior="standard", output="masked", down=0),
             dict(first_frame_cond=True, prior="learned", output="masked_first", down=0),
             dict(first_frame_cond=False, prior="standard", output="direct", down=1),
-            dict(first_frame_cond=True, prior="learned", output="masked", down=2)]
+            dict(first_frame_cond=True, prior="learned", output="masked", down=2),
+            dict(first_frame_cond=True, prior="standard", output="composite", down=1)]
 IDS = [f"ffc={o['first_frame_cond']}-{o['prior']}-{o['output']}-down{o['down']}" for o in OPTIONS]
 ATOL = 1e-5  # batched (B*T) and per-step (B) convolutions may round differently
 
@@ -213,6 +214,23 @@ def test_masked_output_keeps_the_base_frame_where_the_mask_is_closed(output: str
         assert torch.allclose(model.rollout(frames[:, 0], poses)[:, 1:], torch.ones(B, T - 1, 3, H, W))
 
 
+def test_composite_output_picks_new_pixels_the_previous_or_the_first_frame() -> None:
+    model = _model(output="composite")
+    last = _convs(model.generator)[-1]
+    assert last.out_channels == 6
+    frames, poses = _data()
+    for pick in range(3):
+        bias = torch.tensor([40.0, 40.0, 40.0, -30.0, -30.0, -30.0])
+        bias[3 + pick] = 30.0
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(bias)
+            roll = model.rollout(frames[:, 0], poses, teacher=frames)
+        for t in range(1, T):
+            want = [torch.ones_like(frames[:, 0]), frames[:, t - 1], frames[:, 0]][pick]
+            torch.testing.assert_close(roll[:, t], want, atol=1e-6, rtol=0)
+
+
 def test_residual_output_copies_the_previous_frame_when_the_generator_says_zero() -> None:
     model = _model(output="residual")
     last = _convs(model.generator)[-1]
@@ -238,3 +256,25 @@ def test_leaky_relu_slopes_are_not_one() -> None:
     model = PoseCVAE(cfgmod.preset("lab").model)
     slopes = {m.negative_slope for m in model.modules() if isinstance(m, torch.nn.LeakyReLU)}
     assert slopes and all(s < 0.5 for s in slopes)
+
+
+@pytest.mark.parametrize("options", [dict(first_frame_cond=True, output="masked_first", down=0),
+                                     dict(first_frame_cond=True, output="direct", down=1),
+                                     dict(first_frame_cond=False, output="masked_first", down=0),
+                                     dict(first_frame_cond=False, output="direct", down=0)])
+def test_anchor_replaces_the_first_frame(options: dict) -> None:
+    """forward(anchor=x_0) is the default; another anchor changes the prediction exactly when the
+    model reads the first frame (first_frame_cond or masked_first), and only the anchor's path."""
+    model = _model(**options)
+    frames, poses = _data()
+    other = torch.rand(B, 3, H, W, generator=torch.Generator().manual_seed(9))
+    eps = torch.randn(B, T - 1, model.cfg.N_dim, H >> options["down"], W >> options["down"])
+    mask = torch.tensor([True, False, True, False])
+    with torch.no_grad():
+        base = model(frames, poses, mask, eps=eps)
+        same = model(frames, poses, mask, eps=eps, anchor=frames[:, 0].clone())
+        moved = model(frames, poses, mask, eps=eps, anchor=other)
+    torch.testing.assert_close(same.pred, base.pred, atol=ATOL, rtol=0)
+    reads_first = options["first_frame_cond"] or options["output"] == "masked_first"
+    assert (moved.pred - base.pred).abs().max() > 1e-6 if reads_first else torch.equal(moved.pred, base.pred)
+    torch.testing.assert_close(moved.posterior.mu, base.posterior.mu)  # q(z | x_t, pose_t) ignores the anchor

@@ -363,3 +363,33 @@ def test_threads_option_is_checked(value, ok) -> None:
     else:
         with pytest.raises(cfgmod.ConfigError, match="train.threads"):
             tiny_config(threads=value).validate()
+
+
+@pytest.mark.parametrize("anchor_range", [0, 3])
+def test_random_anchors_come_from_the_split_within_range(synth_root: Path, tmp_path: Path, anchor_range: int,
+                                                          monkeypatch) -> None:
+    cfg = tiny_config(num_epoch=2, anchor="random", anchor_range=anchor_range, first_frame_cond=True)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    orig = trainer_mod.step_loss
+
+    def record(model, frames, poses, tf_mask, beta, tcfg, anchor=None):
+        if torch.is_grad_enabled():
+            seen.append((frames[:, 0].clone(), anchor.clone()))
+        return orig(model, frames, poses, tf_mask, beta, tcfg, anchor=anchor)
+
+    monkeypatch.setattr(trainer_mod, "step_loss", record)
+    tr = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda s: None)
+    tr.fit()
+    frames = tr.train_seq.frames
+    n = len(frames)
+    assert len(seen) == 2 * -(-(n // 4) // 2)  # every training batch got anchors
+    far = 0
+    for clip0, anchor in seen:
+        for c, a in zip(clip0, anchor):
+            ia = [i for i in range(n) if torch.equal(frames[i], a)]
+            ic = [i for i in range(n) if torch.equal(frames[i], c)]
+            assert ia and ic
+            if anchor_range:
+                assert min(abs(x - y) for x in ia for y in ic) <= anchor_range
+            far += min(abs(x - y) for x in ia for y in ic) > 0
+    assert far > 0  # not simply the clip's own first frame

@@ -51,7 +51,8 @@ class PoseCVAE(nn.Module):
             self.posterior_net.zero_init()
         fusion_in = F + L + N + (F if cfg.first_frame_cond else 0)
         self.fusion = FusionDecoder(fusion_in, D, lab)
-        self.generator = Generator(D, 4 if cfg.output.startswith("masked") else 3, cfg.down, lab)
+        out_ch = {"masked": 4, "masked_first": 4, "composite": 6}.get(cfg.output, 3)
+        self.generator = Generator(D, out_ch, cfg.down, lab)
         self.prior_net = GaussianPredictor(F + L, N, lab) if cfg.prior == "learned" else None
         if cfg.ffn_gate == "sigmoid":
             for m in self.modules():
@@ -66,7 +67,8 @@ class PoseCVAE(nn.Module):
 
         Output modes: direct (the lab: sigmoid of the generator), residual (a change of the
         previous frame in logit space), masked (a mask m blends new pixels with the previous
-        frame: m * rgb + (1 - m) * prev), masked_first (the same with the first frame).
+        frame: m * rgb + (1 - m) * prev), masked_first (the same with the first frame),
+        composite (softmax weights per pixel over new pixels, the previous and the first frame).
         """
         parts = [prev_feat, pose_feat, z] + ([first_feat] if first_feat is not None else [])
         out = self.generator(self.fusion(*parts))
@@ -74,6 +76,10 @@ class PoseCVAE(nn.Module):
             base = first_frame if self.cfg.output == "masked_first" else prev_frame
             rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
             return mask * rgb + (1 - mask) * base
+        if self.cfg.output == "composite":
+            base = prev_frame if first_frame is None else first_frame
+            w = torch.softmax(out[:, 3:6].float(), dim=1).to(out.dtype)
+            return w[:, 0:1] * torch.sigmoid(out[:, :3]) + w[:, 1:2] * prev_frame + w[:, 2:3] * base
         if self.cfg.output == "residual":
             # the generator predicts the change in logit space: out = 0 copies the previous frame
             base = torch.logit(prev_frame.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS))
@@ -85,12 +91,14 @@ class PoseCVAE(nn.Module):
 
     # -- training -----------------------------------------------------------------------
     def forward(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None = None,
-                eps: torch.Tensor | None = None) -> CVAEOutput:
+                eps: torch.Tensor | None = None, anchor: torch.Tensor | None = None) -> CVAEOutput:
         """Teacher-forced pass over a clip.
 
         frames, poses: [B, T, 3, H, W] in [0, 1]. tf_mask: bool [T-1] (True: step t uses the
         ground truth x_{t-1} as the previous frame; False: the model's own prediction); None
         means all True. Step 1 always uses x_0. eps: optional noise [B, T-1, N, H, W].
+        anchor: optional first frame [B, 3, H, W] for first_frame_cond / masked_first (default
+        x_0; a frame far from the clip teaches the large displacements of a long rollout).
         """
         B, T = frames.shape[:2]
         S = T - 1
@@ -101,8 +109,10 @@ class PoseCVAE(nn.Module):
         if eps is None:
             eps = torch.randn_like(mu)
         z = mu + eps * torch.exp(0.5 * logvar)  # [B, S, N, H, W]
-        first = feats[:, 0] if self.cfg.first_frame_cond else None
-        x0 = frames[:, 0]
+        x0 = frames[:, 0] if anchor is None else anchor
+        first = None
+        if self.cfg.first_frame_cond:
+            first = feats[:, 0] if anchor is None else self.frame_encoder(anchor)
 
         if tf_mask is None:
             tf_idx = list(range(S))

@@ -35,11 +35,15 @@ class NonFiniteLossError(RuntimeError):
 
 # -- the step function ---------------------------------------------------------------------
 def step_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None,
-              beta: float, tcfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """Loss of one batch of clips [B, T, 3, H, W]: sum over steps of MSE + beta * KL."""
+              beta: float, tcfg: TrainConfig, anchor: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Loss of one batch of clips [B, T, 3, H, W]: sum over steps of MSE + beta * KL.
+    anchor: optional first frames [B, 3, H, W] (see PoseCVAE.forward)."""
     x = to_float(frames)
     with autocast(tcfg.precision, x.device):
-        out = model(x, to_float(poses), tf_mask)
+        if anchor is None:
+            out = model(x, to_float(poses), tf_mask)
+        else:
+            out = model(x, to_float(poses), tf_mask, anchor=to_float(anchor))
     mse = reconstruction(out.pred.float(), x[:, 1:])  # [S]
     prior = None if out.prior is None else type(out.prior)(out.prior.mu.float(), out.prior.logvar.float())
     post = type(out.posterior)(out.posterior.mu.float(), out.posterior.logvar.float())
@@ -192,6 +196,19 @@ class Trainer:
             frames, poses = to_channels_last(frames), to_channels_last(poses)
         return frames, poses
 
+    def _anchors(self, starts: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """data.anchor random: one frame of the training split per clip, at most
+        data.anchor_range frames from the clip's start (0: anywhere), as [B, 3, H, W]."""
+        n, r = len(self.train_seq), self.cfg.data.anchor_range
+        if r <= 0:
+            idx = torch.randint(0, n, (len(starts),), generator=gen)
+        else:
+            lo = (starts - r).clamp(min=0)
+            hi = (starts + r).clamp(max=n - 1)
+            idx = lo + (torch.rand(len(starts), generator=gen) * (hi - lo + 1)).long().clamp(max=hi - lo)
+        a = self.train_seq.frames[idx].to(self.device)
+        return to_channels_last(a) if self.cfg.train.channels_last else a
+
     # -- checkpoints ------------------------------------------------------------------------
     @property
     def ckpt_dir(self) -> Path:
@@ -285,6 +302,7 @@ class Trainer:
         t0 = time.perf_counter()
         torch.manual_seed(_seed_for(t.seed, e, 2 + 1000 * self.dist.rank))  # noise differs per rank
         rng = random.Random(_seed_for(t.seed, e, 3))
+        anchor_gen = torch.Generator().manual_seed(_seed_for(t.seed, e, 4))
         tfr = self.schedules.tfr(e)
         epoch_flip = rng.random() < tfr
         self.model.train()
@@ -297,7 +315,8 @@ class Trainer:
             frames, poses = self._clips(self.train_seq, starts)
             mask = tf_mask_for(t.tfr_flip, tfr, frames.shape[1] - 1, rng, epoch_flip)
             beta = self.schedules.beta(e, i)
-            out = step_loss(self.net, frames, poses, mask, beta, t)
+            extra = {} if self.cfg.data.anchor == "clip" else {"anchor": self._anchors(starts, anchor_gen)}
+            out = step_loss(self.net, frames, poses, mask, beta, t, **extra)
             loss = out["loss"]
             if not self._all_finite(loss):
                 msg = (f"non-finite loss ({loss.item()}) at epoch {e + 1}, batch {i + 1} (step {self.step + 1})")
