@@ -30,6 +30,10 @@ class DataConfig:
     # anchor_range frames from the clip, 0: anywhere), so that training sees the large
     # displacements from the first frame that a 630-frame rollout meets
     anchor: str = "clip"
+    # consecutive (the lab); random: each training clip is T frames drawn anywhere in the split,
+    # so a step predicts frame t from a previous frame at any distance (teacher forcing then
+    # cannot teach copying the previous frame); mixed: each clip one or the other (p = 1/2)
+    clip_order: str = "consecutive"
     anchor_range: int = 0
     partial: float = 1.0
     fast_train: bool = False
@@ -49,6 +53,7 @@ class ModelConfig:
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
     output: str = "direct"  # direct (lab), residual, masked, masked_first, composite: see PoseCVAE.decode
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
+    pose_input: str = "raw"  # raw (the lab); inverted: the pose encoder reads (1 - pose) * 4
     ffn_gate: str = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
     arch: str = "posecast"  # lab: the lab template's modules layer for layer (loads its checkpoints)
 
@@ -275,6 +280,9 @@ def validate(cfg: Config) -> None:
     for name in ("F_dim", "L_dim", "N_dim", "D_dim"):
         _check(getattr(m, name) >= 1, f"model.{name}", "must be >= 1")
     _check(m.prior in ("standard", "learned"), "model.prior", "standard or learned")
+    _check(m.pose_input in ("raw", "inverted"), "model.pose_input", f"raw or inverted, got {m.pose_input!r}")
+    _check(m.pose_input == "raw" or m.arch == "posecast", "model.pose_input",
+           "inverted needs model.arch: posecast (the lab's label encoder reads the raw image)")
     _check(m.output in ("direct", "residual", "masked", "masked_first", "composite"), "model.output",
            f"direct, residual, masked, masked_first or composite, got {m.output!r}")
     _check(0 <= m.down <= 3, "model.down", f"0 to 3 downsampling stages, got {m.down}")
@@ -308,6 +316,8 @@ def validate(cfg: Config) -> None:
     _check(t.kl_reduction in ("lab", "mean"), "train.kl_reduction", "lab or mean")
     _check(t.z_infer in ("prior", "zero"), "train.z_infer", "prior or zero")
     _check(t.precision in ("fp32", "bf16"), "train.precision", "fp32 or bf16")
+    _check(d.clip_order in ("consecutive", "random", "mixed"), "data.clip_order",
+           f"consecutive, random or mixed, got {d.clip_order!r}")
     _check(d.anchor in ("clip", "random"), "data.anchor", f"clip or random, got {d.anchor!r}")
     _check(d.anchor_range >= 0, "data.anchor_range", "must be >= 0 (0: anywhere in the split)")
     _check(t.threads is None or t.threads == "auto" or (isinstance(t.threads, int) and t.threads >= 1),

@@ -278,3 +278,15 @@ def test_anchor_replaces_the_first_frame(options: dict) -> None:
     reads_first = options["first_frame_cond"] or options["output"] == "masked_first"
     assert (moved.pred - base.pred).abs().max() > 1e-6 if reads_first else torch.equal(moved.pred, base.pred)
     torch.testing.assert_close(moved.posterior.mu, base.posterior.mu)  # q(z | x_t, pose_t) ignores the anchor
+
+
+def test_inverted_pose_input_reads_one_minus_pose() -> None:
+    plain = _model(pose_input="raw")
+    inv = _model(pose_input="inverted")
+    inv.load_state_dict(plain.state_dict())  # the same weights: only the input changes
+    poses = torch.rand(B, 3, H, W)
+    with torch.no_grad():
+        torch.testing.assert_close(inv.pose_encoder(poses), plain.pose_encoder((1 - poses) * 4.0))
+        assert not torch.allclose(inv.pose_encoder(poses), plain.pose_encoder(poses))
+    with pytest.raises(cfgmod.ConfigError, match="model.pose_input"):
+        cfgmod.override(cfgmod.preset("tiny"), pose_input="inverted", arch="lab").validate()

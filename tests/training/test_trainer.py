@@ -393,3 +393,30 @@ def test_random_anchors_come_from_the_split_within_range(synth_root: Path, tmp_p
                 assert min(abs(x - y) for x in ia for y in ic) <= anchor_range
             far += min(abs(x - y) for x in ia for y in ic) > 0
     assert far > 0  # not simply the clip's own first frame
+
+
+@pytest.mark.parametrize("order", ["random", "mixed"])
+def test_clip_order_draws_frames_with_their_own_poses(synth_root: Path, tmp_path: Path, order: str) -> None:
+    tr = Trainer(tiny_config(num_epoch=2, clip_order=order), synth_root, tmp_path / "r", progress=False,
+                 log=lambda s: None)
+    seq, n = tr.train_seq, len(tr.train_seq)
+    starts = torch.tensor([0, 4, 8, 12] * 4)
+    gen = torch.Generator().manual_seed(0)
+    frames, poses = tr._clips(seq, starts, gen)
+    again, _ = tr._clips(seq, starts, torch.Generator().manual_seed(0))
+    assert torch.equal(frames, again)  # seeded
+    consecutive = 0
+    for b in range(len(starts)):
+        idx = []
+        for t in range(frames.shape[1]):
+            i = [k for k in range(n) if torch.equal(seq.frames[k], frames[b, t])]
+            assert i and any(torch.equal(seq.poses[k], poses[b, t]) for k in i)  # a frame keeps its pose
+            idx.append(i[0])
+        consecutive += idx == list(range(idx[0], idx[0] + len(idx)))
+    assert consecutive < len(starts)
+    if order == "random":
+        assert consecutive == 0
+    else:
+        assert consecutive > 0
+    plain, _ = tr._clips(seq, starts)  # validation: no generator, always consecutive
+    assert torch.equal(plain, seq.frames[starts[:, None] + torch.arange(frames.shape[1])])

@@ -43,7 +43,8 @@ class PoseCVAE(nn.Module):
         F, L, N, D = cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_dim
         lab = cfg.arch == "lab"  # the lab template's modules, layer for layer (loads its checkpoints)
         self.frame_encoder = FrameEncoder(3, F, cfg.down, lab)
-        self.pose_encoder = LabLabelEncoder(3, L) if lab else PoseEncoder(3, L, cfg.down)
+        self.pose_encoder = (LabLabelEncoder(3, L) if lab else
+                             PoseEncoder(3, L, cfg.down, inverted=cfg.pose_input == "inverted"))
         self.posterior_net = GaussianPredictor(F + L, N, lab)
         if not lab:
             # q starts as N(0, I), so the KL term starts at 0 instead of dominating the first

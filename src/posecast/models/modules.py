@@ -32,7 +32,20 @@ class FrameEncoder(nn.Module):
 
 
 class PoseEncoder(FrameEncoder):
-    """Pose-skeleton image [B, 3, H, W] -> features [B, L, H, W] (the lab's Label_Encoder)."""
+    """Pose-skeleton image [B, 3, H, W] -> features [B, L, H, W] (the lab's Label_Encoder).
+
+    ``inverted``: read (1 - pose) * 4 instead of the image: the skeletons are faint coloured lines
+    on white (97% of the pixels are near 1, the lines reach about 0.7), so the inverted input is 0
+    off the skeleton and about 1 on it (model.pose_input: inverted)."""
+
+    GAIN = 4.0
+
+    def __init__(self, in_ch: int, out_ch: int, down: int = 0, inverted: bool = False) -> None:
+        super().__init__(in_ch, out_ch, down)
+        self.inverted = inverted
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network((1 - x) * self.GAIN if self.inverted else x)
 
 
 class LabLabelEncoder(nn.Module):

@@ -189,8 +189,19 @@ class Trainer:
             batches = [b.tensor_split(self.dist.world)[self.dist.rank] for b in batches if len(b) >= self.dist.world]
         return batches
 
-    def _clips(self, seq: VideoSequence, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = starts[:, None] + torch.arange(self.cfg.data.train_vi_len)  # [B, T]
+    def _clips(self, seq: VideoSequence, starts: torch.Tensor,
+               gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames and poses [B, T, 3, H, W] (uint8) of the clips starting at ``starts``. With
+        data.clip_order random / mixed (training only, ``gen`` given), a clip (every clip, or each
+        with probability 1/2) is T frames drawn anywhere in the split instead: every step then
+        predicts a frame from a previous frame at a random distance."""
+        T = self.cfg.data.train_vi_len
+        idx = starts[:, None] + torch.arange(T)  # [B, T]
+        order = self.cfg.data.clip_order
+        if gen is not None and order != "consecutive":
+            rand = torch.randint(0, len(seq), idx.shape, generator=gen)
+            pick = torch.ones(len(idx), dtype=torch.bool) if order == "random" else torch.rand(len(idx), generator=gen) < 0.5
+            idx = torch.where(pick[:, None], rand, idx)
         frames, poses = seq.frames[idx].to(self.device), seq.poses[idx].to(self.device)
         if self.cfg.train.channels_last:
             frames, poses = to_channels_last(frames), to_channels_last(poses)
@@ -303,6 +314,7 @@ class Trainer:
         torch.manual_seed(_seed_for(t.seed, e, 2 + 1000 * self.dist.rank))  # noise differs per rank
         rng = random.Random(_seed_for(t.seed, e, 3))
         anchor_gen = torch.Generator().manual_seed(_seed_for(t.seed, e, 4))
+        order_gen = torch.Generator().manual_seed(_seed_for(t.seed, e, 5))
         tfr = self.schedules.tfr(e)
         epoch_flip = rng.random() < tfr
         self.model.train()
@@ -312,7 +324,7 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {e + 1}/{t.num_epoch}", leave=False,
                    disable=None if self.progress else True, dynamic_ncols=True)
         for i, starts in enumerate(bar):
-            frames, poses = self._clips(self.train_seq, starts)
+            frames, poses = self._clips(self.train_seq, starts, order_gen)
             mask = tf_mask_for(t.tfr_flip, tfr, frames.shape[1] - 1, rng, epoch_flip)
             beta = self.schedules.beta(e, i)
             extra = {} if self.cfg.data.anchor == "clip" else {"anchor": self._anchors(starts, anchor_gen)}
