@@ -2,11 +2,13 @@
 when several exist without __init__.py)."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from posecast import config as cfgmod
@@ -49,3 +51,13 @@ def write_split(root: Path, split: str, n: int, size: tuple[int, int] = (8, 12),
 def leftover_temp_files(folder: Path) -> list[str]:
     """Names left behind by an interrupted atomic write (``.NAME.*.tmp``) in ``folder``."""
     return [p.name for p in Path(folder).rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+def dance_root() -> Path:
+    here = Path(__file__).resolve().parents[2] / "shared" / "data" / "dance"
+    candidates = [here] + ([Path(os.environ["POSECAST_DANCE"])] if os.environ.get("POSECAST_DANCE") else [])
+    for path in candidates:
+        if (path / "train").is_dir() and (path / "val").is_dir():
+            return path
+    pytest.fail(f"the real dance data is missing: looked in {', '.join(map(str, candidates))} "
+                "(set POSECAST_DANCE to the folder holding train/ and val/)", pytrace=False)

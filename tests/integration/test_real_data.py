@@ -17,7 +17,6 @@ The margin below (1 dB) is about half the smallest rise seen.
 from __future__ import annotations
 
 import csv
-import os
 import time
 from pathlib import Path
 
@@ -29,19 +28,10 @@ from posecast.data.lab import load_split, load_test
 from posecast.evaluation.evaluate import evaluate
 from posecast.evaluation.rollout import evaluate_sequences
 from posecast.training.trainer import Trainer
+from posecast_testing import dance_root
 
 MARGIN_DB = 1.0
 VAL_FRAMES = 100
-
-
-def dance_root() -> Path:
-    here = Path(__file__).resolve().parents[3] / "shared" / "data" / "dance"
-    candidates = [here] + ([Path(os.environ["POSECAST_DANCE"])] if os.environ.get("POSECAST_DANCE") else [])
-    for path in candidates:
-        if (path / "train").is_dir() and (path / "val").is_dir():
-            return path
-    pytest.fail(f"the real dance data is missing: looked in {', '.join(map(str, candidates))} "
-                "(set POSECAST_DANCE to the folder holding train/ and val/)", pytrace=False)
 
 
 @pytest.mark.slow
