@@ -76,6 +76,8 @@ def test_override_flat_and_dotted() -> None:
     ("tfr_mode", "cosine"), ("tfr_flip", "sample"), ("kl_anneal_type", "Linear"), ("kl_anneal_cycle", 0),
     ("kl_anneal_cycle", 3), ("kl_anneal_ratio", 0.0), ("kl_anneal_ratio", 1.5), ("kl_anneal_per", "batch"),
     ("kl_reduction", "sum"), ("z_infer", "mean"), ("precision", "fp16"), ("max_time", 0.0), ("val_every", 0),
+    ("clip_order", "shuffled"), ("anchor", "far"), ("anchor", "random"), ("anchor_range", -1),
+    ("pose_input", "negated"), ("threads", 0),
 ])
 def test_validation_names_the_field(field: str, value) -> None:
     cfg = cfgmod.override(cfgmod.preset("tiny"), **{field: value})  # tiny: num_epoch 2, tfr_sde 1

@@ -319,6 +319,9 @@ def validate(cfg: Config) -> None:
     _check(d.clip_order in ("consecutive", "random", "mixed"), "data.clip_order",
            f"consecutive, random or mixed, got {d.clip_order!r}")
     _check(d.anchor in ("clip", "random"), "data.anchor", f"clip or random, got {d.anchor!r}")
+    _check(d.anchor == "clip" or m.first_frame_cond or m.output in ("masked_first", "composite"), "data.anchor",
+           "random has no effect unless the model reads the first frame (model.first_frame_cond, or "
+           "model.output masked_first or composite)")
     _check(d.anchor_range >= 0, "data.anchor_range", "must be >= 0 (0: anywhere in the split)")
     _check(t.threads is None or t.threads == "auto" or (isinstance(t.threads, int) and t.threads >= 1),
            "train.threads", f"a number >= 1, auto or null, got {t.threads!r}")
