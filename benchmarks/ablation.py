@@ -27,7 +27,7 @@ VARIANTS = [
     ("first frame = the clip's frame 0 in training (data.anchor: clip)", ["anchor=clip"]),
     ("raw pose images (model.pose_input: raw)", ["pose_input=raw"]),
     ("direct output, no mask over the first frame (model.output: direct)", ["output=direct"]),
-    ("learned prior p(z_t | x_{t-1}, pose_t) (model.prior: learned)", ["prior=learned"]),
+    ("learned prior p(z_t given x_{t-1}, pose_t) (model.prior: learned)", ["prior=learned"]),
 ]
 # evaluated on the recipe row's checkpoint (no training): z at inference
 Z_PRIOR = "z sampled from N(0, I) at inference instead of z = 0 (the recipe row's checkpoint)"
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         t0 = time.perf_counter()
         res = quality.main(["--config", str(ROOT / "configs" / "best.yaml"), "--data", args.data,
                             "--epochs", str(args.epochs), "--quiet", "--out", str(out),
-                            "--results", str(results / "ablation_runs"), "--set", "val_every=1000", *sets])
+                            "--results", str(Path(args.runs) / "results"), "--set", "val_every=1000", *sets])
         res.update(variant=label, overrides=" ".join(sets), wall_s=round(time.perf_counter() - t0, 1))
         rows.append(res)
         print(f"{label}: {res['psnr_mean']:.2f} dB (min {res['psnr_min']:.2f}), SSIM {res['ssim_mean']:.3f}", flush=True)
@@ -67,21 +67,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(dict(base, variant=Z_PRIOR, overrides="(evaluation only)", psnr_mean=round(ev.mean_psnr, 3),
                          psnr_min=round(ev.min_psnr, 3), ssim_mean=round(ev.mean_ssim, 4), train_seconds=0.0,
                          z="prior"))
-    lines = [f"`python benchmarks/ablation.py --epochs {args.epochs}` (each row trains configs/best.yaml "
-             f"for {args.epochs} epochs on the train split with one change, seed 0; val rollout of 629 frames)", "",
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "ablation.json").write_text(json.dumps(rows, indent=2))
+    text = table(rows, args.epochs)
+    (results / "ablation.md").write_text(text)
+    print(text)
+    return rows
+
+
+def table(rows: list[dict], epochs: int) -> str:
+    """The Markdown table of ablation rows (the recipe's row first, when it was run)."""
+    base = rows[0] if rows and not rows[0]["overrides"] else None
+    lines = [f"`python benchmarks/ablation.py --epochs {epochs}` (each row trains configs/best.yaml "
+             f"for {epochs} epochs on the train split with one change, seed 0; val rollout of 629 frames)", "",
              "| variant | mean PSNR (dB) | vs recipe | min PSNR | SSIM | train time |", "|---|---|---|---|---|---|"]
     for r in rows:
         delta = "" if base is None or r is base else f"{r['psnr_mean'] - base['psnr_mean']:+.2f}"
+        took = f"{r['train_seconds'] / 60:.1f} min" if r["train_seconds"] else "(none)"
         lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} | {delta} | {r['psnr_min']:.2f} | "
-                     f"{r['ssim_mean']:.3f} | {r['train_seconds'] / 60:.1f} min |" if r["train_seconds"] else
-                     f"{r['ssim_mean']:.3f} | (none) |")
+                     f"{r['ssim_mean']:.3f} | {took} |")
     if rows:
         lines += ["", f"copy frame 0 forward: {rows[0]['copy_first_psnr']:.2f} dB, SSIM {rows[0]['copy_first_ssim']:.3f}"]
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "ablation.md").write_text("\n".join(lines) + "\n")
-    (results / "ablation.json").write_text(json.dumps(rows, indent=2))
-    print("\n".join(lines))
-    return rows
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
