@@ -38,3 +38,21 @@ def test_short_quality_benchmark_beats_copying_the_first_frame(tmp_path: Path) -
     assert saved["psnr_mean"] == res["psnr_mean"]
     for suffix in ("_psnr.png", ".gif", ".md"):
         assert (tmp_path / "results" / f"quality_best+threads=1,val_every=1000,milestones=[]{suffix}").stat().st_size > 0
+
+
+def test_ablation_table_rows_and_deltas() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import ablation
+
+    common = dict(psnr_min=20.0, ssim_mean=0.9, copy_first_psnr=16.05, copy_first_ssim=0.641)
+    rows = [dict(common, variant="recipe", overrides="", psnr_mean=25.0, train_seconds=180.0),
+            dict(common, variant="raw poses", overrides="pose_input=raw", psnr_mean=19.5, train_seconds=200.0),
+            dict(common, variant="z prior", overrides="(evaluation only)", psnr_mean=25.1, train_seconds=0.0)]
+    text = ablation.table(rows, 10)
+    body = [line for line in text.splitlines() if line.startswith("| ") and "variant" not in line]
+    assert [line.count("|") for line in body] == [7, 7, 7]  # no stray pipes inside a cell
+    assert "| raw poses | 19.50 | -5.50 |" in body[1] and "| z prior | 25.10 | +0.10 |" in body[2]
+    assert body[0].startswith("| recipe | 25.00 |  |") and body[2].endswith("| (none) |")
+    assert all("|" not in label for label, _ in ablation.VARIANTS)
