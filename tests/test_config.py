@@ -125,3 +125,10 @@ def test_wrongly_typed_yaml_values(text: str, field: str, meant, tmp_path: Path)
         assert f"train.{field}" in str(exc)
     else:  # or read as the number it means
         assert meant is not None and getattr(cfg.train, field) == meant
+
+
+def test_anchor_range_needs_consecutive_clips() -> None:
+    base = dict(anchor="random", first_frame_cond=True, anchor_range=5)
+    cfgmod.override(cfgmod.preset("tiny"), **base).validate()
+    with pytest.raises(ConfigError, match="data.anchor_range"):
+        cfgmod.override(cfgmod.preset("tiny"), clip_order="random", **base).validate()

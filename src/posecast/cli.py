@@ -35,6 +35,15 @@ def _none_or(kind):
     return parse
 
 
+def _threads(text: str) -> int | str | None:
+    if text.lower() in ("none", "null", "auto"):
+        return None if text.lower() != "auto" else "auto"
+    try:
+        return _positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, auto or none, got {text!r}") from None
+
+
 def _field_type(f: dataclasses.Field) -> Any:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
     if isinstance(default, bool):
@@ -46,7 +55,7 @@ def _field_type(f: dataclasses.Field) -> Any:
     if f.name in ("grad_clip", "max_time"):
         return {"type": _none_or(float)}
     if f.name == "threads":
-        return {"type": _none_or(lambda v: v if v == "auto" else int(v))}
+        return {"type": _threads}
     return {"type": type(default)}
 
 

@@ -323,6 +323,9 @@ def validate(cfg: Config) -> None:
            "random has no effect unless the model reads the first frame (model.first_frame_cond, or "
            "model.output masked_first or composite)")
     _check(d.anchor_range >= 0, "data.anchor_range", "must be >= 0 (0: anywhere in the split)")
+    _check(d.anchor_range == 0 or d.clip_order == "consecutive", "data.anchor_range",
+           f"is measured from a clip's start, which random or mixed clip orders do not keep (use 0 with "
+           f"data.clip_order {d.clip_order})")
     _check(t.threads is None or t.threads == "auto" or (isinstance(t.threads, int) and t.threads >= 1),
            "train.threads", f"a number >= 1, auto or null, got {t.threads!r}")
     _check(t.max_time is None or t.max_time > 0, "train.max_time", "must be > 0 or null")

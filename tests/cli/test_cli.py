@@ -281,3 +281,14 @@ def test_demo_completes(tmp_path: Path, capsys, monkeypatch) -> None:
                 "eval/val.mp4", "eval/summary.json"):
         assert (d / rel).exists(), rel
     assert "mean PSNR" in out
+
+
+def test_threads_flag_parses_numbers_auto_and_none() -> None:
+    import argparse
+
+    from posecast.cli import _threads
+
+    assert _threads("2") == 2 and _threads("auto") == "auto" and _threads("none") is None
+    for bad in ("0", "x", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _threads(bad)

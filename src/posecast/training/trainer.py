@@ -313,8 +313,9 @@ class Trainer:
         t0 = time.perf_counter()
         torch.manual_seed(_seed_for(t.seed, e, 2 + 1000 * self.dist.rank))  # noise differs per rank
         rng = random.Random(_seed_for(t.seed, e, 3))
-        anchor_gen = torch.Generator().manual_seed(_seed_for(t.seed, e, 4))
-        order_gen = torch.Generator().manual_seed(_seed_for(t.seed, e, 5))
+        # per rank, like the noise: DDP ranks must not draw the same random clips and anchors
+        anchor_gen = torch.Generator().manual_seed(_seed_for(t.seed, e, 4 + 1000 * self.dist.rank))
+        order_gen = torch.Generator().manual_seed(_seed_for(t.seed, e, 5 + 1000 * self.dist.rank))
         tfr = self.schedules.tfr(e)
         epoch_flip = rng.random() < tfr
         self.model.train()
