@@ -311,8 +311,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         opt = make_optimizer(model, cfg)
         step = reference_train_step if spec["who"] == "ref" else fast_train_step
         # warm-ups at the full size: kernels, the optimiser's state, the heap's final layout
-        for tf in (False, True):
-            step(model, opt, frames, poses, tf, cfg)
+        # (two rounds: the heap stops growing, and page-faulting, only in the third step or so)
+        for _ in range(2):
+            for tf in (False, True):
+                step(model, opt, frames, poses, tf, cfg)
         m0 = malloc_stats()
         for _ in range(spec["reps"]):
             for tf, key in ((True, "tf_s"), (False, "notf_s")):

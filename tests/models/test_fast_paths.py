@@ -56,15 +56,19 @@ def _train_outputs(model: PoseCVAE, frames, poses, mask, precision: str = "fp32"
     return {k: v.detach() for k, v in out.items()}, pred, _grads(model)
 
 
-@pytest.mark.parametrize("tf", [True, False], ids=["tf", "no-tf"])
+MASKS = {"tf": [True] * (T - 1), "no-tf": [False] * (T - 1), "mixed": [True, False, True, True]}
+
+
+@pytest.mark.parametrize("tf", list(MASKS))
 @pytest.mark.parametrize("options", [{}, dict(prior="learned", first_frame_cond=True, output="residual")],
                          ids=["lab-options", "other-options"])
-def test_channels_last_training_matches_plain(tf: bool, options: dict) -> None:
+def test_channels_last_training_matches_plain(tf: str, options: dict) -> None:
     plain = _model(**options)
     fast = perf.prepare(copy.deepcopy(plain), perf.FastOptions(channels_last=True))
     assert fast.generator.network[-1].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.channels_last and not plain.channels_last
     frames, poses = _data()
-    mask = torch.full((T - 1,), tf)
+    mask = torch.tensor(MASKS[tf])  # mixed: teacher-forced steps 0, 2, 3 (not consecutive)
     loss_p, pred_p, grad_p = _train_outputs(plain, frames, poses, mask)
     loss_f, pred_f, grad_f = _train_outputs(fast, frames, poses, mask)
     torch.testing.assert_close(pred_f, pred_p, atol=1e-5, rtol=0)
@@ -73,6 +77,54 @@ def test_channels_last_training_matches_plain(tf: bool, options: dict) -> None:
     assert grad_f.keys() == grad_p.keys()
     for name in grad_p:
         torch.testing.assert_close(grad_f[name], grad_p[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+def _conv_input_layouts(model: PoseCVAE) -> tuple[list[str], list]:
+    """Forward hooks on every convolution: the names of those whose input is not NHWC."""
+    bad: list[str] = []
+
+    def hook(mod, inputs, _out, name=""):
+        x = inputs[0]
+        if x.shape[1] > 1 and not x.is_contiguous(memory_format=torch.channels_last):
+            bad.append(name)
+
+    handles = [m.register_forward_hook(lambda mod, i, o, name=n: hook(mod, i, o, name))
+               for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    return bad, handles
+
+
+@pytest.mark.parametrize("tf", list(MASKS))
+@pytest.mark.parametrize("options", [{}, dict(first_frame_cond=True, output="masked_first", ffn_gate="sigmoid")])
+def test_channels_last_model_keeps_every_activation_nhwc(tf: str, options: dict) -> None:
+    """With channels_last weights, the forward and the rollout convert their NCHW inputs once and
+    every convolution then reads NHWC: no reorder per layer (the clip's time slices, the
+    posterior's concatenation and the index over teacher-forced steps keep the layout)."""
+    # every layer at least 2 channels wide (a 1-channel tensor has no layout to keep)
+    fast = perf.prepare(_model(F_dim=16, L_dim=16, N_dim=8, D_dim=16, **options), perf.FastOptions(channels_last=True))
+    bad, handles = _conv_input_layouts(fast)
+    frames, poses = _data()
+    fast(frames, poses, torch.tensor(MASKS[tf]), anchor=frames[:, 2])
+    assert bad == []
+    with torch.inference_mode():
+        fast.rollout(frames[:, 0], poses, z_mode="prior")
+        fast.rollout(frames[:, 0], poses, z=torch.randn(B, T - 1, fast.cfg.N_dim, H, W))
+    assert bad == []
+    for h in handles:
+        h.remove()
+
+
+def test_time_helpers_keep_values_and_layout() -> None:
+    from posecast.models.cvae import _bt, _nhwc, _steps
+
+    x = torch.randn(2, 5, 4, 3, 6)
+    y = _nhwc(x)
+    assert torch.equal(y, x) and y.stride(2) == 1
+    for idx in ([0, 1, 2], [1, 3, 4], [2]):
+        for src in (x, y):
+            got = _bt(_steps(src, idx))
+            torch.testing.assert_close(got, x[:, idx].flatten(0, 1), rtol=0, atol=0)
+            assert (got.stride(1) == 1) == (src is y)  # channels innermost, as in the source
+    assert _bt(y[:, :, :1]).shape == (10, 1, 3, 6)  # one channel: no layout to keep
 
 
 def test_channels_last_and_inputs_in_nhwc_rollout_matches_plain() -> None:
@@ -170,3 +222,43 @@ def test_tune_allocator_and_threads() -> None:
         assert perf.auto_threads(load=100.0) == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("mode", ["relu", "lab", "bounded"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gated_ffn_split_convolutions_equal_conv_then_chunk(mode: str, channels_last: bool) -> None:
+    """GatedConvFFN runs value and gate as two convolutions with the halves of conv_in's weight;
+    the result (and the gradients) equal conv_in followed by chunk, the written-out formula."""
+    from torch.nn import functional as F
+
+    from posecast.models.blocks import GatedConvFFN
+
+    torch.manual_seed(0)
+    ffn = GatedConvFFN(8, lab=mode == "lab")
+    ffn.bounded = mode == "bounded"
+    x = torch.randn(2, 8, 5, 7)
+    if channels_last:
+        ffn = ffn.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        h = ffn.conv_in(x)
+        if mode == "bounded":
+            v, g = h.chunk(2, dim=1)
+            return x + ffn.conv_out(ffn.act(v) * torch.sigmoid(g))
+        if mode == "lab":
+            v, g = h.chunk(2, dim=1)
+            return x + ffn.conv_out(v * ffn.act(g))
+        v, g = ffn.act(h).chunk(2, dim=1)
+        return x + ffn.conv_out(v * F.relu(g))
+
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = ffn(xa), reference(xb)
+    torch.testing.assert_close(ya, yb, atol=1e-6, rtol=1e-5)
+    ya.square().sum().backward()
+    ga = [p.grad.clone() for p in ffn.parameters()]
+    ffn.zero_grad()
+    yb.square().sum().backward()
+    for a, b in zip(ga, [p.grad for p in ffn.parameters()]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-4)

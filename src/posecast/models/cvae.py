@@ -24,8 +24,35 @@ class CVAEOutput:
     z: torch.Tensor  # [B, T-1, N, H, W] the latents used
 
 
+def _channels_inner(x: torch.Tensor) -> bool:
+    """Whether a [B, T, C, H, W] (or [B, C, H, W]) tensor keeps its channels innermost (NHWC)."""
+    c = x.dim() - 3
+    return x.shape[c] > 1 and x.stride(c) == 1
+
+
 def _bt(x: torch.Tensor) -> torch.Tensor:
+    """[B, T, C, H, W] -> [B*T, C, H, W] in the same layout: a clip of channels_last frames stays
+    channels_last even when the merge needs a copy (a slice or an index over time), so no
+    convolution reorders its input and no gradient comes back in the other layout."""
+    if _channels_inner(x):
+        return x.permute(0, 1, 3, 4, 2).flatten(0, 1).permute(0, 3, 1, 2)
     return x.flatten(0, 1)
+
+
+def _steps(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
+    """The time steps ``idx`` of [B, T, C, H, W] (a slice when they are consecutive), same layout."""
+    if idx == list(range(idx[0], idx[-1] + 1)):
+        return x[:, idx[0]: idx[-1] + 1]
+    if _channels_inner(x):
+        return x.permute(0, 1, 3, 4, 2)[:, idx].permute(0, 1, 4, 2, 3)
+    return x[:, idx]
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """A [B, C, H, W] or [B, T, C, H, W] tensor with channels innermost (a no-op when it has them)."""
+    if x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
 class PoseCVAE(nn.Module):
@@ -59,6 +86,13 @@ class PoseCVAE(nn.Module):
             for m in self.modules():
                 if isinstance(m, GatedConvFFN):
                     m.bounded = True
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether the weights are in channels_last (``posecast.perf.use_channels_last``): the
+        forward and the rollout then keep every activation NHWC (inputs are converted once)."""
+        w = self.frame_encoder.network[0].conv1.weight
+        return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
 
     # -- one step -----------------------------------------------------------------------
     def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
@@ -103,6 +137,9 @@ class PoseCVAE(nn.Module):
         """
         B, T = frames.shape[:2]
         S = T - 1
+        if self.channels_last:
+            frames, poses = _nhwc(frames), _nhwc(poses)
+            anchor = None if anchor is None else _nhwc(anchor)
         feats = self.frame_encoder(_bt(frames)).unflatten(0, (B, T))  # [B, T, F, H, W]
         pose_feat = self.pose_encoder(_bt(poses[:, 1:])).unflatten(0, (B, S))  # [B, S, L, H, W]
         post = self.posterior_net(_bt(feats[:, 1:]), _bt(pose_feat))
@@ -128,13 +165,16 @@ class PoseCVAE(nn.Module):
         prior_lv: list[torch.Tensor | None] = [None] * S
         if tf_idx:  # every teacher-forced step at once: prev = ground truth x_{s}
             k = len(tf_idx)
-            idx = torch.tensor(tf_idx, device=frames.device)
-            prev_f = _bt(feats[:, idx])
+            prev_f = _bt(_steps(feats, tf_idx))
+            pose_k = _bt(_steps(pose_feat, tf_idx))
             first_k = None if first is None else _bt(first[:, None].expand(B, k, *first.shape[1:]))
             x0_k = _bt(x0[:, None].expand(B, k, *x0.shape[1:]))
-            out = self.decode(_bt(frames[:, idx]), prev_f, _bt(pose_feat[:, idx]), _bt(z[:, idx]), first_k, x0_k)
+            out = self.decode(_bt(_steps(frames, tf_idx)), prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k)
             out = out.unflatten(0, (B, k))
-            pri = self.prior(prev_f, _bt(pose_feat[:, idx]))
+            pri = self.prior(prev_f, pose_k)
+            if not fed_idx:  # every step teacher-forced: no per-step split and stack
+                prior = None if pri is None else Gaussian(pri.mu.unflatten(0, (B, k)), pri.logvar.unflatten(0, (B, k)))
+                return CVAEOutput(out, Gaussian(mu, logvar), prior, z)
             for j, s in enumerate(tf_idx):
                 preds[s] = out[:, j]
                 if pri is not None:
@@ -142,7 +182,7 @@ class PoseCVAE(nn.Module):
                     prior_lv[s] = pri.logvar.unflatten(0, (B, k))[:, j]
         for s in fed_idx:  # steps that feed back the model's own previous prediction
             prev = preds[s - 1]
-            prev_f = self.frame_encoder(prev)
+            prev_f = self.frame_encoder(_nhwc(prev) if self.channels_last else prev)
             preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first, x0)
             pri = self.prior(prev_f, pose_feat[:, s])
             if pri is not None:
@@ -169,6 +209,9 @@ class PoseCVAE(nn.Module):
         H, W = first_frame.shape[-2:]
         out = first_frame.new_empty(B, T, 3, H, W)
         out[:, 0] = first_frame
+        cl = self.channels_last
+        if cl:
+            first_frame = _nhwc(first_frame)
         prev = first_frame
         first = self.frame_encoder(first_frame) if self.cfg.first_frame_cond else None
         N = self.cfg.N_dim
@@ -177,17 +220,20 @@ class PoseCVAE(nn.Module):
             c = (t - 1) % pose_chunk
             if c == 0:  # encode the poses of the next chunk of steps in one batched call
                 end = min(T, t + pose_chunk)
-                pose_feat = self.pose_encoder(_bt(poses[:, t:end])).unflatten(0, (B, end - t))
+                chunk = _nhwc(poses[:, t:end]) if cl else poses[:, t:end]
+                pose_feat = self.pose_encoder(_bt(chunk)).unflatten(0, (B, end - t))
             p = pose_feat[:, c]
             prev_f = self.frame_encoder(prev)
             if z is not None:
-                z_t = z[:, t - 1]
+                z_t = _nhwc(z[:, t - 1]) if cl else z[:, t - 1]
             else:
                 pri = self.prior(prev_f, p)
                 if pri is None:
                     mean = prev_f.new_zeros(B, N, *prev_f.shape[-2:])
                     z_t = mean if z_mode == "zero" else torch.randn(
                         mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+                    if cl:  # the same numbers as NCHW randn, laid out like the features
+                        z_t = _nhwc(z_t)
                 else:
                     z_t = pri.mu if z_mode == "zero" else pri.mu + torch.randn(
                         pri.mu.shape, generator=generator, device=pri.mu.device,
