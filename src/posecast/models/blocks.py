@@ -16,8 +16,9 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        # negative_slope by keyword: nn.LeakyReLU(True) would set the slope to 1 (a no-op).
-        self.act = nn.LeakyReLU(negative_slope=slope)
+        # negative_slope by keyword: nn.LeakyReLU(True) would set the slope to 1 (a no-op). In place:
+        # it only ever reads a fresh convolution output, which nothing else keeps
+        self.act = nn.LeakyReLU(negative_slope=slope, inplace=True)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,7 +34,7 @@ class DepthConv(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, slope: float = 0.01) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, in_ch, 1)
-        self.act = nn.LeakyReLU(negative_slope=slope)
+        self.act = nn.LeakyReLU(negative_slope=slope, inplace=True)  # on conv1's fresh output
         self.depth_conv = nn.Conv2d(in_ch, in_ch, 3, padding=1, groups=in_ch)
         self.conv2 = nn.Conv2d(in_ch, out_ch, 1)
         self.adaptor = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
@@ -52,7 +53,7 @@ class GatedConvFFN(nn.Module):
         hidden = 4 * ch if lab else max(min(ch * 4, 1024), ch * 2)
         self.lab = lab
         self.conv_in = nn.Conv2d(ch, hidden, 1)
-        self.act = nn.LeakyReLU(negative_slope=slope)
+        self.act = nn.LeakyReLU(negative_slope=slope, inplace=True)  # on a fresh half of conv_in
         self.conv_out = nn.Conv2d(hidden // 2, ch, 1)
         # bounded=True gates with sigmoid (a GLU): value * relu(gate) is quadratic in x, and a
         # stack of such blocks can overflow fp32 once activations grow (seen at step 22 of a
@@ -72,7 +73,7 @@ class GatedConvFFN(nn.Module):
             return x + self.conv_out(self.act(value) * torch.sigmoid(gate))
         if self.lab:  # the lab template's ConvFFN: x1 * leaky_relu(x2)
             return x + self.conv_out(value * self.act(gate))
-        return x + self.conv_out(self.act(value) * F.relu(gate))  # relu(leaky_relu(g)) = relu(g)
+        return x + self.conv_out(self.act(value) * F.relu(gate, inplace=True))  # relu(leaky_relu(g)) = relu(g)
 
 
 class DepthConvBlock(nn.Module):

@@ -144,8 +144,10 @@ class PoseCVAE(nn.Module):
         pose_feat = self.pose_encoder(_bt(poses[:, 1:])).unflatten(0, (B, S))  # [B, S, L, H, W]
         post = self.posterior_net(_bt(feats[:, 1:]), _bt(pose_feat))
         mu, logvar = post.mu.unflatten(0, (B, S)), post.logvar.unflatten(0, (B, S))
-        if eps is None:
-            eps = torch.randn_like(mu)
+        if eps is None:  # drawn in NCHW order (the same numbers with or without channels_last), laid
+            # out like mu (randn_like of a channel slice of an NHWC tensor takes a slow scalar path)
+            eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)
+            eps = _nhwc(eps) if self.channels_last else eps
         z = mu + eps * torch.exp(0.5 * logvar)  # [B, S, N, H, W]
         x0 = frames[:, 0] if anchor is None else anchor
         first = None
