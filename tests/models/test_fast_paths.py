@@ -245,11 +245,11 @@ def test_gated_ffn_split_convolutions_equal_conv_then_chunk(mode: str, channels_
         h = ffn.conv_in(x)
         if mode == "bounded":
             v, g = h.chunk(2, dim=1)
-            return x + ffn.conv_out(ffn.act(v) * torch.sigmoid(g))
+            return x + ffn.conv_out(F.leaky_relu(v, ffn.act.negative_slope) * torch.sigmoid(g))
         if mode == "lab":
             v, g = h.chunk(2, dim=1)
-            return x + ffn.conv_out(v * ffn.act(g))
-        v, g = ffn.act(h).chunk(2, dim=1)
+            return x + ffn.conv_out(v * F.leaky_relu(g, ffn.act.negative_slope))
+        v, g = F.leaky_relu(h, ffn.act.negative_slope).chunk(2, dim=1)
         return x + ffn.conv_out(v * F.relu(g))
 
     xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
