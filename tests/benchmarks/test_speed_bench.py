@@ -121,3 +121,14 @@ def test_tiny_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     table = out_md.read_text()
     assert table.strip() == proc.stdout.strip()
     assert "| tiny | training" in table and "load average" in table
+
+
+def test_options_worker_times_a_frozen_compiled_rollout(speed) -> None:
+    """The options table's torch.compile-with-freezing row: a rollout only (no training step, since
+    frozen weights are constants), in a fresh process, on the tiny preset."""
+    opts = dict(precision="fp32", channels_last=True, compile=True, threads=1, allocator=True)
+    spec = {"what": "ablation", "preset": "tiny", "precision": "fp32", "opts": opts, "B": 1, "T": 3,
+            "roll_b": 2, "roll_t": 9, "reps": 1, "freeze": True, "rollout_only": True}
+    r = speed.run_worker(spec)
+    assert "train_fps" not in r
+    assert r["rollout_fps"] > 0 and r["rollout_first_s"] > 0
