@@ -132,3 +132,29 @@ def test_options_worker_times_a_frozen_compiled_rollout(speed) -> None:
     r = speed.run_worker(spec)
     assert "train_fps" not in r
     assert r["rollout_fps"] > 0 and r["rollout_first_s"] > 0
+
+
+def test_op_profile_tables(tmp_path: Path) -> None:
+    """benchmarks/op_profile.py: op times add up to the step, convolutions are counted and ranked."""
+    spec = importlib.util.spec_from_file_location("posecast_op_profile", ROOT / "benchmarks" / "op_profile.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "ops.md"
+    text = mod.main(["--preset", "tiny", "--threads", "1", "--warm", "1", "--roll-len", "5", "--top", "500", "--out", str(out)])
+    assert out.read_text() == text
+    assert text.count("## ") == 2 and "| convolution_backward |" in text and "| convolution |" in text
+    # only the encoders' first layers (they read the RGB frames and poses) skip the input gradient
+    weights_only = [line for line in text.splitlines() if line.startswith("| bwd (weights only) |")]
+    assert weights_only and all(line.startswith("| bwd (weights only) | 3->") for line in weights_only)
+    # by hand: a 3x3 convolution, 4 -> 8 channels, 2 images of 5 x 6: 2 FLOPs per multiply-add
+    x, w = torch.randn(2, 4, 5, 6), torch.randn(8, 4, 3, 3)
+    y = torch.nn.functional.conv2d(x, w, padding=1)
+    expected = 2 * 2 * 8 * 5 * 6 * 4 * 9
+    conv = torch.ops.aten.convolution.default
+    assert mod.conv_flops(conv, (x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1), y) == expected
+    assert mod.conv_flops(torch.ops.aten.conv2d.default, (x, w), y, {"padding": [1, 1]}) == expected
+    go = torch.randn_like(y)  # the backward: both gradients, or the weights' only
+    bwd = torch.ops.aten.convolution_backward.default
+    args = (go, x, w, [8], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False])
+    assert mod.conv_flops(bwd, args, None) == 2 * expected
+    assert mod.conv_flops(bwd, args[:-1] + ([False, True, False],), None) == expected
