@@ -27,6 +27,7 @@ import speed  # noqa: E402  (benchmarks/speed.py: the same inputs, steps and pea
 
 from posecast import config as cfgmod  # noqa: E402
 from posecast import perf  # noqa: E402
+from posecast.cli import _threads  # noqa: E402  (the CLI's --threads parser: a clear message)
 from posecast.runtime import malloc_stats  # noqa: E402
 
 
@@ -131,7 +132,8 @@ def report(title: str, wall: float, timer: OpTimer, peak: float, top: int) -> st
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="lab")
-    ap.add_argument("--threads", default="auto", help="a number or auto (as benchmarks/speed.py)")
+    ap.add_argument("--threads", default="auto", type=_threads,
+                    help="a number, auto or none (as benchmarks/speed.py)")
     ap.add_argument("--warm", type=int, default=4, help="warm-up steps (the heap stops growing after ~3)")
     ap.add_argument("--roll-len", type=int, default=65, help="frames of the profiled rollout")
     ap.add_argument("--top", type=int, default=15, help="rows per table")
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> str:
     args = ap.parse_args(argv)
 
     precision = "bf16" if perf.bf16_supported() else "fp32"
-    threads = perf.set_threads(int(args.threads) if args.threads.isdigit() else args.threads)
+    threads = perf.set_threads(args.threads)
     cfg = cfgmod.override(cfgmod.preset(args.preset), precision=precision)
     model = perf.prepare(speed.build_model(cfg), perf.FastOptions(precision=precision, channels_last=True))
     opt = speed.make_optimizer(model, cfg)
