@@ -189,7 +189,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     out = args.out or str(Path(args.checkpoint).resolve().parent.parent / f"eval_{args.split}")
     s = evaluate(args.checkpoint, args.data, out, split=args.split, length=args.length, samples=args.samples,
-                 z_mode=args.z, seed=args.seed, device=args.device, video=not args.no_video)
+                 z_mode=args.z, seed=args.seed, device=args.device, video=not args.no_video,
+                 precision=args.precision)
     print(f"{args.split}: mean PSNR {s['mean_psnr']:.2f} dB (min frame {s['min_psnr']:.2f}), "
           f"SSIM {s['mean_ssim']:.4f} over {s['frames'] - 1} predicted frames x {len(s['sequences'])} sequence(s)")
     if s["samples"] > 1:
@@ -203,7 +204,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if not args.test_data and not (args.first_frame and args.poses):  # a usage error, not a traceback
         raise cfgmod.ConfigError("give --first-frame FILE and --poses DIR, or --test-data DIR")
     r = predict_files(args.checkpoint, args.out, first_frame=args.first_frame, poses=args.poses,
-                      test_data=args.test_data, z_mode=args.z, seed=args.seed, device=args.device)
+                      test_data=args.test_data, z_mode=args.z, seed=args.seed, device=args.device,
+                      precision=args.precision)
     print(f"predicted {', '.join(r['sequences'])} into {r['out_dir']}")
     if "submission" in r:
         print(f"submission: {r['submission']}")
@@ -258,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--z", choices=["prior", "zero"], help="z at inference (default: the config's z_infer)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
+    e.add_argument("--precision", choices=["fp32", "bf16"], help="rollout precision (default: the config's train.precision)")
     e.add_argument("--no-video", action="store_true", help="skip GIF/MP4")
     e.set_defaults(func=cmd_evaluate)
 
@@ -270,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--z", choices=["prior", "zero"])
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
+    r.add_argument("--precision", choices=["fp32", "bf16"], help="rollout precision (default: the config's train.precision)")
     r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("demo", help="synthesise data, train the small preset a few minutes, evaluate")

@@ -224,6 +224,36 @@ def test_evaluate_command(tiny_checkpoint: Path, synth_root: Path, tmp_path: Pat
         assert im.n_frames == SYNTH["val_len"]
 
 
+def test_evaluate_and_predict_precision_override(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    """--precision picks the rollout's precision (default: the config's train.precision, fp32 for
+    tiny); summary.json says which ran. bf16 frames stay close to fp32's (the model is tiny)."""
+    runs = {}
+    for prec in (None, "fp32", "bf16"):
+        out_dir = tmp_path / f"ev_{prec}"
+        extra = [] if prec is None else ["--precision", prec]
+        rc, _, err = run(["evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_root, "--out", out_dir,
+                          "--no-video"] + extra, capsys)
+        assert rc == 0, err
+        runs[prec] = json.loads((out_dir / "summary.json").read_text())
+        assert runs[prec]["precision"] == (prec or "fp32")
+    assert runs[None]["mean_psnr"] == runs["fp32"]["mean_psnr"]
+    assert abs(runs["bf16"]["mean_psnr"] - runs["fp32"]["mean_psnr"]) < 1.0
+    rc, _, err = run(["evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_root, "--precision", "fp16"], capsys)
+    assert rc == 2 and "invalid choice: 'fp16'" in err
+    first = synth_root / "test" / "test_img" / "1" / "frame0.png"
+    poses = synth_root / "test" / "test_label" / "1"
+    frames = {}
+    for prec in ("fp32", "bf16"):
+        rc, _, err = run(["predict", "--checkpoint", tiny_checkpoint, "--out", tmp_path / prec, "--first-frame",
+                          first, "--poses", poses, "--precision", prec], capsys)
+        assert rc == 0, err
+        frames[prec] = np.stack([np.asarray(Image.open(tmp_path / prec / "prediction" / f"frame{n}.png"), dtype=float)
+                                 for n in range(SYNTH["test_len"])])
+    mse = ((frames["fp32"] - frames["bf16"]) / 255.0) ** 2
+    assert 10 * np.log10(1.0 / max(mse.mean(), 1e-12)) > 25  # dB between the two PNG sequences
+
+
 def test_predict_from_first_frame_and_pose_folder(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path,
                                                   capsys) -> None:
     first = synth_root / "test" / "test_img" / "1" / "frame0.png"

@@ -155,3 +155,20 @@ def test_lab_layout_checkpoint_is_mapped(tmp_path: Path) -> None:
     loaded, _ = load_model(tmp_path / "lab.ckpt", cfg=cfg)
     first, poses = _inputs()
     assert torch.equal(predict(model, first, poses, seed=0), predict(loaded, first, poses, seed=0))
+
+
+def test_load_model_puts_the_model_in_its_configs_layout(tmp_path: Path) -> None:
+    """A config trained channels_last rolls out channels_last after loading (the fast layout),
+    with the same predictions as the NCHW model in fp32; layout=False keeps NCHW."""
+    torch.manual_seed(0)
+    cfg = tiny_config(channels_last=True)
+    model = PoseCVAE(cfg.model).eval()
+    save_checkpoint(tmp_path / "m.ckpt", _state(model, cfg))
+    fast, _ = load_model(tmp_path / "m.ckpt")
+    plain, _ = load_model(tmp_path / "m.ckpt", layout=False)
+    assert fast.channels_last and not plain.channels_last
+    first, poses = _inputs(2)
+    torch.testing.assert_close(predict(fast, first, poses, seed=1), predict(plain, first, poses, seed=1),
+                               atol=1e-5, rtol=0)
+    save_checkpoint(tmp_path / "n.ckpt", _state(model, tiny_config(channels_last=False)))
+    assert not load_model(tmp_path / "n.ckpt")[0].channels_last
