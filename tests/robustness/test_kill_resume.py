@@ -20,8 +20,8 @@ import torch
 
 from posecast.data.synth import write_synthetic_dataset
 from posecast.training.checkpoint import load_checkpoint
-from robustness_support import (assert_log_matches_checkpoint, metrics_rows, run_child, run_cli, start_child,
-                                without_timing)
+from robustness_support import (TIMING, assert_log_matches_checkpoint, metrics_rows, run_child, run_cli,
+                                start_child, tensorboard_scalars, without_timing)
 
 EPOCHS = 3
 
@@ -68,6 +68,14 @@ def _assert_same_as_reference(run: Path, reference: Path) -> None:
     rows = metrics_rows(run)
     assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS)), "an epoch row is duplicated or lost"
     assert without_timing(rows) == without_timing(metrics_rows(reference))
+    tb, ref_tb = tensorboard_scalars(run), tensorboard_scalars(reference)
+    assert tb.keys() == ref_tb.keys() and "train_loss" in tb
+    for tag, points in tb.items():  # each epoch once, as TensorBoard shows it after the resume
+        if tag in TIMING:
+            assert [s for s, _ in points] == [s for s, _ in ref_tb[tag]], tag
+        else:
+            assert points == ref_tb[tag], tag
+    assert [s for s, _ in tb["train_loss"]] == list(range(EPOCHS))  # in order: the resume's file is read last
     for name in sorted(p.name for p in (reference / "val").iterdir()):
         assert (run / "val" / name).read_bytes() == (reference / "val" / name).read_bytes(), name
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \

@@ -294,7 +294,7 @@ class Trainer:
             text = self.cfg.to_yaml()  # atomically: a kill must not leave an empty config.yaml
             atomic_write_bytes(self.run_dir / "config.yaml", lambda f: f.write(text.encode()))
             self._truncate_metrics()
-            writer = _tensorboard(self.run_dir / "tensorboard")
+            writer = _tensorboard(self.run_dir / "tensorboard", purge_step=self.epoch or None)
         t = self.cfg.train
         summary: dict[str, Any] = {}
         try:
@@ -381,14 +381,14 @@ class Trainer:
             # the row first: a resume drops rows of epochs that were not checkpointed, whereas a
             # row written after the checkpoint would be lost by a kill between the two
             self._append_metrics(row)
+            if writer is not None:  # before the checkpoint too: a resume purges what it repeats
+                for k, v in row.items():
+                    if k not in ("epoch", "step") and v is not None and v == v:
+                        writer.add_scalar(k, v, e)
+                writer.flush()
             self._save(val_psnr)
         if self.dist.world > 1:
             dist.barrier()
-        if writer is not None:
-            for k, v in row.items():
-                if k not in ("epoch", "step") and v is not None and v == v:
-                    writer.add_scalar(k, v, e)
-            writer.flush()
         self.log(_epoch_line(row, t.num_epoch, best))
         return row
 
@@ -445,9 +445,31 @@ def _epoch_line(row: dict[str, Any], num_epoch: int, best: bool) -> str:
     return s + ("  *best*" if best else "") + f"  [{row['epoch_time']:.1f} s]"
 
 
-def _tensorboard(path: Path) -> Any:
+def _tensorboard(path: Path, purge_step: int | None = None) -> Any:
+    """A SummaryWriter (None without tensorboard). A resumed run passes its first epoch as
+    ``purge_step``: TensorBoard then hides the events an interrupted run logged from that epoch
+    on, which the resumed run logs again (scalars are logged per epoch, at step = epoch)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except Exception:  # tensorboard not installed: the CSV log is enough
         return None
-    return SummaryWriter(str(path))
+    if purge_step is not None:
+        _after_existing_event_files(path)
+    return SummaryWriter(str(path), purge_step=purge_step)
+
+
+def _after_existing_event_files(path: Path) -> None:
+    """Wait (at most a second) until a new event file would sort after the folder's others.
+
+    TensorBoard reads a run's event files in name order, and names start with the creation time
+    in whole seconds, then the process id: a resume within the second of the interrupted run's
+    start could sort first, and then the interrupted run's events would be read after the purge
+    that should hide them."""
+    stamps = []
+    for f in path.glob("events.out.tfevents.*"):
+        try:
+            stamps.append(int(f.name.split(".")[3]))
+        except (IndexError, ValueError):
+            continue
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.05)
