@@ -2,9 +2,11 @@
 when several exist without __init__.py)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,15 @@ from posecast import config as cfgmod
 # Sizes of the shared synthetic dataset (64x32 frames like the real data).
 SYNTH = dict(seed=0, height=32, width=64, train_sequences=1, train_len=24, val_len=12,
              test_sequences=2, test_len=8)
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/NAME.py as a module (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"posecast_bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def tiny_config(**overrides: Any) -> cfgmod.Config:

@@ -1,24 +1,16 @@
 """benchmarks/precision.py (fp32 against bf16 rollouts of a checkpoint) runs and reports consistently."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _precision_bench():
-    spec = importlib.util.spec_from_file_location("posecast_precision_bench", ROOT / "benchmarks" / "precision.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from posecast_testing import load_benchmark
 
 
 def test_precision_benchmark_tiny(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path) -> None:
-    bench = _precision_bench()
+    bench = load_benchmark("precision")
     res = bench.main(["--checkpoint", str(tiny_checkpoint), "--data", str(synth_root), "--length", "10",
                       "--samples", "2", "--threads", "1", "--results", str(tmp_path)])
     assert [(r["z"], r["precision"]) for r in res["rows"]] == [("zero", "fp32"), ("zero", "bf16"),
@@ -38,7 +30,7 @@ def test_precision_benchmark_tiny(tiny_checkpoint: Path, synth_root: Path, tmp_p
 
 
 def test_precision_benchmark_rejects_bad_arguments(tmp_path: Path, capsys) -> None:
-    bench = _precision_bench()
+    bench = load_benchmark("precision")
     with pytest.raises(SystemExit) as e:
         bench.main(["--checkpoint", str(tmp_path / "none.ckpt"), "--results", str(tmp_path)])
     assert e.value.code == 2 and "no checkpoint at" in capsys.readouterr().err

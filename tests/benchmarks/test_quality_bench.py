@@ -7,27 +7,19 @@ $POSECAST_DANCE) is required: this test fails, never skips, when it is missing.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from posecast_testing import dance_root
+from posecast_testing import dance_root, load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _quality():
-    spec = importlib.util.spec_from_file_location("posecast_quality_bench", ROOT / "benchmarks" / "quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.timeout(900)
 def test_short_quality_benchmark_beats_copying_the_first_frame(tmp_path: Path) -> None:
-    res = _quality().main(["--config", str(ROOT / "configs" / "best.yaml"), "--data", str(dance_root()),
+    res = load_benchmark("quality").main(["--config", str(ROOT / "configs" / "best.yaml"), "--data", str(dance_root()),
                            "--epochs", "6", "--quiet", "--out", str(tmp_path / "run"), "--results",
                            str(tmp_path / "results"), "--set", "threads=1", "val_every=1000", "milestones=[]"])
     assert res["frames"] == 629

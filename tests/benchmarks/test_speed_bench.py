@@ -1,7 +1,6 @@
 """benchmarks/speed.py: its reference equals posecast's path in fp32, and its tiny mode runs."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import torch
 
 from posecast import config as cfgmod
 from posecast.evaluation.rollout import predict
+from posecast_testing import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEED = ROOT / "benchmarks" / "speed.py"
@@ -19,16 +19,9 @@ KEYS = ["train_tf_speedup", "train_notf_speedup", "rollout_speedup", "peak_fract
         "rollout_fps", "gflop_per_frame"]
 
 
-def _speed():
-    spec = importlib.util.spec_from_file_location("posecast_speed_bench", SPEED)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def speed():
-    return _speed()
+    return load_benchmark("speed")
 
 
 def _fixed_eps_model(model, eps):
@@ -136,9 +129,7 @@ def test_options_worker_times_a_frozen_compiled_rollout(speed) -> None:
 
 def test_op_profile_tables(tmp_path: Path) -> None:
     """benchmarks/op_profile.py: op times add up to the step, convolutions are counted and ranked."""
-    spec = importlib.util.spec_from_file_location("posecast_op_profile", ROOT / "benchmarks" / "op_profile.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("op_profile")
     out = tmp_path / "ops.md"
     text = mod.main(["--preset", "tiny", "--threads", "1", "--warm", "1", "--roll-len", "5", "--top", "500", "--out", str(out)])
     assert out.read_text() == text
