@@ -32,6 +32,17 @@ def test_lab_preset_is_the_lab_s_defaults() -> None:
     assert (cfg.data.fast_partial, cfg.data.fast_train_epoch, cfg.data.batch_size) == (0.4, 5, 2)
 
 
+def test_presets_run_the_fast_path_where_the_hardware_has_it() -> None:
+    """lab and small: bf16 autocast where native (auto) and channels_last; tiny (tests): fp32, NCHW."""
+    for name in ("lab", "small"):
+        t = cfgmod.preset(name).train
+        assert (t.precision, t.channels_last) == ("auto", True), name
+    t = cfgmod.preset("tiny").train
+    assert (t.precision, t.channels_last) == ("fp32", False)
+    for value in ("auto", "fp32", "bf16"):
+        cfgmod.override(cfgmod.preset("tiny"), precision=value).validate()
+
+
 def test_yaml_round_trip_of_every_kind_of_value(tmp_path: Path) -> None:
     cfg = cfgmod.override(cfgmod.preset("small"), clip_stride=3, grad_clip=None, milestones=[1, 4, 7],
                           fast_train=True, max_time=12.5, prior="learned", tfr_mode="linear", lr=2.5e-4,

@@ -134,12 +134,19 @@ def cmd_train(args: argparse.Namespace) -> None:
         if (run_dir / "checkpoints" / "last.ckpt").exists():  # never start over a run by mistake
             raise cfgmod.ConfigError(f"--out {run_dir} already holds a run (checkpoints/last.ckpt): continue "
                                      f"it with --resume {run_dir}, or choose another --out")
+    import torch
+
+    from .perf import resolve_precision
     from .training.checkpoint import atomic_write_bytes
 
     trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress)
     run_dir.mkdir(parents=True, exist_ok=True)  # after the data loaded: a bad dataset leaves no run folder
     atomic_write_bytes(run_dir / "data_path.txt", lambda f: f.write(str(Path(data).resolve()).encode()))
-    trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}")
+    t = cfg.train
+    prec = resolve_precision(t.precision, trainer.device)
+    trainer.log(f"training {cfg.preset} preset on {data} into {run_dir} "
+                f"({prec}{' (auto)' if t.precision == 'auto' else ''}, "
+                f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads)")
     trainer.fit(resume=bool(args.resume))
     trainer.log(f"done: checkpoints in {run_dir / 'checkpoints'}, metrics in {run_dir / 'metrics.csv'}")
 
@@ -260,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--z", choices=["prior", "zero"], help="z at inference (default: the config's z_infer)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
-    e.add_argument("--precision", choices=["fp32", "bf16"], help="rollout precision (default: the config's train.precision)")
+    e.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="rollout precision (default: the config's train.precision; auto: bf16 where native)")
     e.add_argument("--no-video", action="store_true", help="skip GIF/MP4")
     e.set_defaults(func=cmd_evaluate)
 
@@ -273,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--z", choices=["prior", "zero"])
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
-    r.add_argument("--precision", choices=["fp32", "bf16"], help="rollout precision (default: the config's train.precision)")
+    r.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="rollout precision (default: the config's train.precision; auto: bf16 where native)")
     r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("demo", help="synthesise data, train the small preset a few minutes, evaluate")

@@ -13,6 +13,7 @@ optimiser and ``state_dict`` are unchanged.
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -50,12 +51,26 @@ class FastOptions:
         return "+".join(parts)
 
 
+@functools.lru_cache(maxsize=None)
 def bf16_supported() -> bool:
     """Whether this CPU runs bf16 convolutions/matmuls natively (AVX512-BF16 or AMX)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``auto``: bf16 autocast where the device runs bf16 natively (a CPU with AVX512-BF16 or
+    AMX, a CUDA GPU with bf16), fp32 elsewhere; ``fp32`` and ``bf16`` stay as they are."""
+    if precision != "auto":
+        return precision
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return "bf16" if bf16_supported() else "fp32"
+    if kind == "cuda" and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32"
 
 
 def physical_cores() -> int:

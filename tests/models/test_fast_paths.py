@@ -262,3 +262,21 @@ def test_gated_ffn_split_convolutions_equal_conv_then_chunk(mode: str, channels_
     for a, b in zip(ga, [p.grad for p in ffn.parameters()]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_precision_is_bf16_only_where_native(monkeypatch) -> None:
+    """precision auto (the lab and small presets): bf16 autocast on a CPU with native bf16, fp32
+    without; fp32 and bf16 are kept as asked."""
+    from posecast.evaluation.rollout import autocast
+
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(perf, "bf16_supported", lambda native=native: native)
+        assert perf.resolve_precision("auto") == expected
+        assert perf.resolve_precision("auto", torch.device("cpu")) == expected
+        assert perf.resolve_precision("fp32") == "fp32" and perf.resolve_precision("bf16") == "bf16"
+        with autocast("auto"):
+            x = torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4))
+        assert x.dtype == (torch.bfloat16 if native else torch.float32)
+    if not torch.cuda.is_available():
+        assert perf.resolve_precision("auto", "cuda") == "fp32"
+    assert perf.resolve_precision("auto", "meta") == "fp32"

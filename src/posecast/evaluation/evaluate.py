@@ -13,7 +13,7 @@ from .. import config as cfgmod
 from ..config import Config
 from ..data.lab import DataError, VideoSequence, load_frame, load_pose_folder, load_split, load_test
 from ..models import PoseCVAE
-from ..perf import use_channels_last
+from ..perf import resolve_precision, use_channels_last
 from ..training.checkpoint import (CheckpointError, atomic_write_bytes, describe_state_dict_mismatch,
                                    load_checkpoint)
 from .lab_compat import lab_config, map_lab_state_dict
@@ -65,9 +65,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
              device: str = "cpu", video: bool = True, precision: str | None = None) -> dict[str, Any]:
     """Per-frame PSNR/SSIM of every sequence of a split, as CSV, a plot, GIF/MP4 and summary.json.
 
-    ``precision`` (fp32 | bf16) overrides the checkpoint config's ``train.precision``."""
+    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``train.precision``."""
     model, cfg = load_model(checkpoint, device)
-    precision = _precision(precision, cfg)
+    precision = _precision(precision, cfg, device)
     seqs = _sequences(data, split, cfg)
     T = min(min(len(s) for s in seqs), length or cfg.data.val_vi_len)
     if T < 2:  # frame 0 is given: nothing would be predicted or scored
@@ -92,12 +92,12 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
     return summary
 
 
-def _precision(precision: str | None, cfg: Config) -> str:
-    """The rollout's precision: the one asked for, else the config's."""
+def _precision(precision: str | None, cfg: Config, device: str) -> str:
+    """The rollout's precision: the one asked for, else the config's, with ``auto`` resolved."""
     precision = precision or cfg.train.precision
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-    return precision
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+    return resolve_precision(precision, device)
 
 
 def _summary(ev: SequenceEval, T: int) -> dict[str, Any]:
@@ -129,9 +129,9 @@ def predict_files(checkpoint: str | Path, out_dir: str | Path, *, first_frame: s
                   precision: str | None = None) -> dict[str, Any]:
     """Predict from (first frame, pose folder) or from the lab's test layout (plus submission.csv).
 
-    ``precision`` (fp32 | bf16) overrides the checkpoint config's ``train.precision``."""
+    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``train.precision``."""
     model, cfg = load_model(checkpoint, device)
-    precision = _precision(precision, cfg)
+    precision = _precision(precision, cfg, device)
     size = (cfg.data.frame_H, cfg.data.frame_W)
     z = z_mode or cfg.train.z_infer
     out = Path(out_dir)

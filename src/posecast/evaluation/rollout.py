@@ -8,6 +8,7 @@ import torch
 
 from ..data.lab import VideoSequence
 from ..models import PoseCVAE
+from ..perf import resolve_precision
 from .metrics import psnr, ssim
 
 
@@ -17,8 +18,9 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def autocast(precision: str, device: torch.device | str = "cpu"):
-    """bf16 autocast when asked, a no-op context otherwise."""
-    if precision == "bf16":
+    """bf16 autocast when asked (``bf16``, or ``auto`` on a device with native bf16), a no-op
+    context otherwise."""
+    if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
