@@ -144,9 +144,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     atomic_write_bytes(run_dir / "data_path.txt", lambda f: f.write(str(Path(data).resolve()).encode()))
     t = cfg.train
     prec = resolve_precision(t.precision, trainer.device)
-    trainer.log(f"training {cfg.preset} preset on {data} into {run_dir} "
-                f"({prec}{' (auto)' if t.precision == 'auto' else ''}, "
-                f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads)")
+    trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}: {prec}"
+                f"{' (precision auto)' if t.precision == 'auto' else ''}, "
+                f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads")
     trainer.fit(resume=bool(args.resume))
     trainer.log(f"done: checkpoints in {run_dir / 'checkpoints'}, metrics in {run_dir / 'metrics.csv'}")
 

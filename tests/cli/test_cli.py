@@ -52,7 +52,7 @@ def test_train_with_the_lab_s_flag_names_then_resume(synth_root: Path, tmp_path:
     rc, out, err = run(["train", "--DR", synth_root, "--save_root", run_dir, "--preset", "tiny", "--num_epoch", "1",
                         "--tfr_sde", "0", "--kl_anneal_cycle", "1", "--tfr_d_step", "0.25", "--no-progress"], capsys)
     assert rc == 0, err
-    assert f"into {run_dir} (fp32, NCHW, " in out  # the tiny preset's precision and layout, said at the start
+    assert f"into {run_dir}: fp32, NCHW, " in out  # the tiny preset's precision and layout, said at the start
     saved = cfgmod.load(run_dir / "config.yaml")
     assert saved.preset == "tiny" and saved.train.num_epoch == 1 and saved.train.tfr_sde == 0
     assert saved.train.tfr_d_step == 0.25
