@@ -27,8 +27,8 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
     """A PoseCVAE in eval mode and its config, from a posecast or lab-layout checkpoint.
 
     With ``layout`` (the default) the model is put in the memory layout its config trains with
-    (``train.channels_last``): rollouts then run as fast as the training did (a best.yaml model
-    rolls out 1.65x faster in NHWC than in NCHW here, bf16, 2 threads)."""
+    (``train.channels_last``), so that rollouts take the fast path too (the ``lab`` rollout in bf16:
+    121 frames/s in NHWC against 71 in NCHW, benchmarks/results/speed_options.md)."""
     state = load_checkpoint(checkpoint)
     if state["format"] == "lab":
         cfg = cfg or lab_config(state["model"])  # the lab preset with the checkpoint's sizes
