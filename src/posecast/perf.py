@@ -69,7 +69,9 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     if kind == "cpu":
         return "bf16" if bf16_supported() else "fp32"
     if kind == "cuda" and torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # native bf16 from compute capability 8.0 (Ampere) on, judged on the device asked for
+        # (torch.cuda.is_bf16_supported() also says yes where bf16 is only emulated)
+        return "bf16" if torch.cuda.get_device_capability(torch.device(device)) >= (8, 0) else "fp32"
     return "fp32"
 
 

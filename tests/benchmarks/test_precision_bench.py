@@ -20,7 +20,7 @@ def test_precision_benchmark_tiny(tiny_checkpoint: Path, synth_root: Path, tmp_p
         assert bf16["psnr_change"] == pytest.approx(bf16["psnr_mean"] - fp32["psnr_mean"])
         assert abs(bf16["psnr_change"]) < 1.0 and bf16["vs_fp32_psnr_min"] > 25  # a tiny model: close
         assert bf16["vs_fp32_psnr_mean"] >= bf16["vs_fp32_psnr_min"]
-        assert fp32["psnr_min"] <= fp32["psnr_mean"] and fp32["rollout_fps"] > 0
+        assert fp32["rollout_fps"] > 0 and bf16["rollout_fps"] > 0
     assert res["rows"][2]["samples"] == 2
     md = (tmp_path / "precision.md").read_text()
     assert md.count("| bf16 |") == 2 and "9 predicted frames" in md

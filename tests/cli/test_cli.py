@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 import posecast.demo as demo_mod
-from posecast import cli
+from posecast import cli, perf
 from posecast import config as cfgmod
 from posecast_testing import SYNTH, write_split
 
@@ -239,6 +239,11 @@ def test_evaluate_and_predict_precision_override(tiny_checkpoint: Path, synth_ro
         runs[prec] = json.loads((out_dir / "summary.json").read_text())
         assert runs[prec]["precision"] == (prec or "fp32")
     assert runs[None]["mean_psnr"] == runs["fp32"]["mean_psnr"]
+    out_dir = tmp_path / "ev_auto"
+    rc, _, err = run(["evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_root, "--out", out_dir,
+                      "--no-video", "--precision", "auto"], capsys)
+    assert rc == 0, err  # auto is resolved before the rollout, and the resolved precision is recorded
+    assert json.loads((out_dir / "summary.json").read_text())["precision"] == perf.resolve_precision("auto")
     assert abs(runs["bf16"]["mean_psnr"] - runs["fp32"]["mean_psnr"]) < 1.0
     rc, _, err = run(["evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_root, "--precision", "fp16"], capsys)
     assert rc == 2 and "invalid choice: 'fp16'" in err

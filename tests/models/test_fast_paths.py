@@ -277,6 +277,20 @@ def test_auto_precision_is_bf16_only_where_native(monkeypatch) -> None:
         with autocast("auto"):
             x = torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4))
         assert x.dtype == (torch.bfloat16 if native else torch.float32)
-    if not torch.cuda.is_available():
-        assert perf.resolve_precision("auto", "cuda") == "fp32"
     assert perf.resolve_precision("auto", "meta") == "fp32"
+
+
+def test_auto_precision_on_cuda_judges_the_device_asked_for(monkeypatch) -> None:
+    """On CUDA, auto is bf16 from compute capability 8.0 on, for the device named (a V100 beside
+    an A100: fp32 on the one, bf16 on the other), and fp32 without CUDA."""
+    caps = {0: (7, 0), 1: (8, 0)}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability",
+                        lambda d=None: caps[torch.device(d).index if torch.device(d).index is not None else 0])
+    assert perf.resolve_precision("auto", "cuda:0") == "fp32"
+    assert perf.resolve_precision("auto", "cuda:1") == "bf16"
+    assert perf.resolve_precision("auto", torch.device("cuda", 1)) == "bf16"
+    assert perf.resolve_precision("fp32", "cuda:1") == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert perf.resolve_precision("auto", "cuda:1") == "fp32"

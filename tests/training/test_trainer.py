@@ -420,3 +420,35 @@ def test_clip_order_draws_frames_with_their_own_poses(synth_root: Path, tmp_path
         assert consecutive > 0
     plain, _ = tr._clips(seq, starts)  # validation: no generator, always consecutive
     assert torch.equal(plain, seq.frames[starts[:, None] + torch.arange(frames.shape[1])])
+
+
+def _scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_restart_before_the_first_checkpoint_hides_the_killed_run_s_epoch_0(synth_root: Path, tmp_path: Path) -> None:
+    """A run killed after logging epoch 0 but before its checkpoint, then trained again in its
+    folder: TensorBoard shows epoch 0 once, the new run's value (the earlier file is purged)."""
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = tmp_path / "run"
+    old = SummaryWriter(str(run_dir / "tensorboard"))
+    old.add_scalar("train_loss", 123.0, 0)
+    old.close()
+    Trainer(tiny_config(), synth_root, run_dir, progress=False, log=lambda s: None).fit()
+    points = _scalars(run_dir / "tensorboard")["train_loss"]
+    assert [step for step, _ in points] == [0, 1] and points[0][1] != 123.0
+    files = sorted(p.name for p in (run_dir / "tensorboard").iterdir())
+    assert len(files) == 2 and int(files[1].split(".")[3]) > int(files[0].split(".")[3])  # sorts last
+    # an event file stamped in the future (a clock stepped back) holds the start up for ~1 s, not longer
+    future = run_dir / "tensorboard" / f"events.out.tfevents.{int(time.time()) + 60}.host.1.0"
+    future.write_bytes(b"")
+    t0 = time.monotonic()
+    trainer_mod._tensorboard(run_dir / "tensorboard", start_epoch=1).close()
+    assert time.monotonic() - t0 < 10

@@ -294,7 +294,7 @@ class Trainer:
             text = self.cfg.to_yaml()  # atomically: a kill must not leave an empty config.yaml
             atomic_write_bytes(self.run_dir / "config.yaml", lambda f: f.write(text.encode()))
             self._truncate_metrics()
-            writer = _tensorboard(self.run_dir / "tensorboard", purge_step=self.epoch or None)
+            writer = _tensorboard(self.run_dir / "tensorboard", start_epoch=self.epoch)
         t = self.cfg.train
         summary: dict[str, Any] = {}
         try:
@@ -445,31 +445,41 @@ def _epoch_line(row: dict[str, Any], num_epoch: int, best: bool) -> str:
     return s + ("  *best*" if best else "") + f"  [{row['epoch_time']:.1f} s]"
 
 
-def _tensorboard(path: Path, purge_step: int | None = None) -> Any:
-    """A SummaryWriter (None without tensorboard). A resumed run passes its first epoch as
-    ``purge_step``: TensorBoard then hides the events an interrupted run logged from that epoch
-    on, which the resumed run logs again (scalars are logged per epoch, at step = epoch)."""
+def _tensorboard(path: Path, start_epoch: int = 0) -> Any:
+    """A SummaryWriter (None without tensorboard). Scalars are logged per epoch, at step = epoch.
+
+    When the folder already holds event files (a resumed run, or a run restarted in its folder
+    after a kill before its first checkpoint), the writer purges from ``start_epoch`` on:
+    TensorBoard then hides what the interrupted run logged for the epochs that are trained again."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except Exception:  # tensorboard not installed: the CSV log is enough
         return None
-    if purge_step is not None:
-        _after_existing_event_files(path)
-    return SummaryWriter(str(path), purge_step=purge_step)
+    stamps = _event_file_stamps(path)
+    if not stamps:
+        return SummaryWriter(str(path))
+    _wait_to_sort_last(max(stamps))
+    return SummaryWriter(str(path), purge_step=start_epoch)
 
 
-def _after_existing_event_files(path: Path) -> None:
-    """Wait (at most a second) until a new event file would sort after the folder's others.
-
-    TensorBoard reads a run's event files in name order, and names start with the creation time
-    in whole seconds, then the process id: a resume within the second of the interrupted run's
-    start could sort first, and then the interrupted run's events would be read after the purge
-    that should hide them."""
+def _event_file_stamps(path: Path) -> list[int]:
+    """The creation seconds in the names of the folder's event files."""
     stamps = []
     for f in path.glob("events.out.tfevents.*"):
         try:
             stamps.append(int(f.name.split(".")[3]))
         except (IndexError, ValueError):
             continue
-    while stamps and int(time.time()) <= max(stamps):
+    return stamps
+
+
+def _wait_to_sort_last(newest: int, limit: float = 1.1) -> None:
+    """Wait (``limit`` seconds at most) until a new event file would sort after one created in
+    second ``newest``. TensorBoard reads a run's event files in name order, and names start with
+    the creation time in whole seconds, then the process id: a resume within the same second could
+    sort first, and the interrupted run's events would then be read after the purge that should hide
+    them. A file stamped further ahead (a clock stepped back, a folder from another machine) does
+    not hold the run up longer than ``limit``."""
+    deadline = time.monotonic() + limit
+    while int(time.time()) <= newest and time.monotonic() < deadline:
         time.sleep(0.05)
