@@ -24,12 +24,13 @@ import torch
 
 from posecast import perf
 from posecast.cli import _threads
-from posecast.data.lab import load_split
+from posecast.data.lab import DataError, load_split
 from posecast.evaluation.evaluate import load_model
 from posecast.evaluation.metrics import psnr, ssim
 from posecast.evaluation.plots import plot_psnr_per_frame
 from posecast.evaluation.rollout import predict, to_float
 from posecast.runtime import tune_allocator
+from posecast.training.checkpoint import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dance"
@@ -114,7 +115,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("note: this CPU has no native bf16; bf16 runs emulated (the PSNR figures still hold)")
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    res = compare(args.checkpoint, args.data, args.length, args.samples)
+    try:
+        res = compare(args.checkpoint, args.data, args.length, args.samples)
+    except (CheckpointError, DataError) as exc:  # a clear message, not a traceback
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     cmd = "python benchmarks/precision.py " + " ".join(argv if argv is not None else sys.argv[1:])
     head = (f"posecast precision benchmark, {time.strftime('%Y-%m-%d %H:%M')}, `{cmd}` "
             f"({time.perf_counter() - t0:.0f} s)\n"

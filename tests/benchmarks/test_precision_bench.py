@@ -37,3 +37,15 @@ def test_precision_benchmark_rejects_bad_arguments(tmp_path: Path, capsys) -> No
     with pytest.raises(SystemExit) as e:
         bench.main(["--checkpoint", str(tmp_path / "none.ckpt"), "--samples", "0"])
     assert e.value.code == 2 and "--samples must be >= 1" in capsys.readouterr().err
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--checkpoint", str(bad), "--results", str(tmp_path)])
+    assert e.value.code == 2 and str(bad) in capsys.readouterr().err
+
+
+def test_precision_benchmark_names_a_missing_dataset(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        load_benchmark("precision").main(["--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path / "nodata"),
+                                          "--results", str(tmp_path)])
+    assert e.value.code == 2 and "nodata" in capsys.readouterr().err
