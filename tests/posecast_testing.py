@@ -29,6 +29,16 @@ def load_benchmark(name: str) -> ModuleType:
     return mod
 
 
+def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """The run's TensorBoard scalars as TensorBoard shows them: (step, value) per tag, over every
+    event file of the run in order, with what a resumed run purged left out."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(Path(run_dir) / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
 def tiny_config(**overrides: Any) -> cfgmod.Config:
     """The tiny preset with flat field overrides (``num_epoch=3``)."""
     cfg = cfgmod.preset("tiny")

@@ -119,16 +119,6 @@ def without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
-def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """The run's TensorBoard scalars as TensorBoard shows them: (step, value) per tag, over every
-    event file of the run in order, with what a resumed run purged left out."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(Path(run_dir) / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-
-
 def assert_log_matches_checkpoint(run_dir: Path) -> int:
     """Every epoch in last.ckpt has its metrics row, once; rows past it (an epoch logged but not
     checkpointed) are allowed: a resume drops them. Returns the checkpoint's epoch."""

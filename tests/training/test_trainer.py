@@ -17,7 +17,7 @@ from posecast.training.checkpoint import load_checkpoint
 from posecast.training.schedules import kl_beta, teacher_forcing_ratio
 from posecast.training.trainer import (METRIC_FIELDS, NonFiniteLossError, Trainer, clip_starts,
                                        tf_mask_for)
-from posecast_testing import SYNTH, leftover_temp_files, tiny_config, write_split
+from posecast_testing import SYNTH, leftover_temp_files, tensorboard_scalars, tiny_config, write_split
 
 TRAIN_CLIPS = SYNTH["train_len"] // 4  # tiny: clips of 4 frames, batches of 2 -> 3 steps per epoch
 VAL_FRAMES = SYNTH["val_len"]
@@ -422,14 +422,6 @@ def test_clip_order_draws_frames_with_their_own_poses(synth_root: Path, tmp_path
     assert torch.equal(plain, seq.frames[starts[:, None] + torch.arange(frames.shape[1])])
 
 
-def _scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-
-
 def test_restart_before_the_first_checkpoint_hides_the_killed_run_s_epoch_0(synth_root: Path, tmp_path: Path) -> None:
     """A run killed after logging epoch 0 but before its checkpoint, then trained again in its
     folder: TensorBoard shows epoch 0 once, the new run's value (the earlier file is purged)."""
@@ -442,7 +434,7 @@ def test_restart_before_the_first_checkpoint_hides_the_killed_run_s_epoch_0(synt
     old.add_scalar("train_loss", 123.0, 0)
     old.close()
     Trainer(tiny_config(), synth_root, run_dir, progress=False, log=lambda s: None).fit()
-    points = _scalars(run_dir / "tensorboard")["train_loss"]
+    points = tensorboard_scalars(run_dir)["train_loss"]
     assert [step for step, _ in points] == [0, 1] and points[0][1] != 123.0
     files = sorted(p.name for p in (run_dir / "tensorboard").iterdir())
     assert len(files) == 2 and int(files[1].split(".")[3]) > int(files[0].split(".")[3])  # sorts last
