@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          z="prior"))
     results.mkdir(parents=True, exist_ok=True)
     (results / "ablation.json").write_text(json.dumps(rows, indent=2))
-    text = table(rows, args.epochs)
+    text = f"CPU: {rows[0]['cpu'] if rows else ''}\n\n" + table(rows, args.epochs)
     (results / "ablation.md").write_text(text)
     print(text)
     return rows

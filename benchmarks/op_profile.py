@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> str:
     load = speed.load1()
     head = (f"`python benchmarks/op_profile.py --preset {args.preset} --threads {args.threads}`: {threads} threads, "
             f"{precision}, channels_last; 1-min load {load:.2f} at the start; GEMM peak {peak / 1e9:.0f} GFLOP/s "
-            f"(the best of benchmarks/speed.py's three, measured now)\n\n")
+            f"(the best of benchmarks/speed.py's three, measured now)\nCPU: {perf.cpu_summary()}\n\n")
 
     wall, timer = profile(lambda: speed.fast_train_step(model, opt, frames, poses, True, cfg), args.warm)
     n = speed.TRAIN_B * (speed.TRAIN_T - 1)

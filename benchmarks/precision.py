@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"({time.perf_counter() - t0:.0f} s)\n"
             f"checkpoint {args.checkpoint}; val sequence of {args.data}, {res['frames']} predicted frames; "
             f"model in {res['layout']}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
+            f"CPU {perf.cpu_summary()}; "
             f"1-min load {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     text = head + "\n\n" + table(res) + "\n"
     print(text)
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     curves = res.pop("curves")
     plot_psnr_per_frame({k: v.numpy() for k, v in curves.items()}, out / "precision_psnr.png",
                         title=f"Val rollout in fp32 and bf16, {res['frames']} predicted frames")
-    meta = {"checkpoint": str(args.checkpoint), "threads": torch.get_num_threads(), "load_start": load0}
+    meta = {"checkpoint": str(args.checkpoint), "threads": torch.get_num_threads(), "load_start": load0,
+            "cpu": perf.cpu_summary(), "isa": perf.cpu_isa()}
     (out / "precision.json").write_text(json.dumps({**meta, **res}, indent=2))
     return res
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from posecast import config as cfgmod
+from posecast import config as cfgmod, perf
 from posecast.data.lab import load_split
 from posecast.evaluation.evaluate import load_model
+from posecast.evaluation.baselines import median_frame
 from posecast.evaluation.metrics import psnr, ssim
 from posecast.evaluation.plots import plot_psnr_per_frame
 from posecast.evaluation.rollout import evaluate_sequences, to_float
@@ -38,6 +38,45 @@ def copy_first_baseline(seq, T: int) -> tuple[torch.Tensor, torch.Tensor]:
     return psnr(first, truth), ssim(first, truth)
 
 
+def time_to_quality(ckpt_dir: Path, val, T: int, cfg, marks: list[float]) -> list[dict]:
+    """For each mark (minutes of training), the val rollout of the last epoch checkpoint whose
+    training time was within it (one run's checkpoints, ``per_save: 1``)."""
+    stamps = []
+    for path in sorted(ckpt_dir.glob("epoch_*.ckpt")):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        stamps.append((float(state["elapsed"]), int(state["epoch"]), path))
+    rows, scores = [], {}
+    for mark in marks:
+        within = [s for s in stamps if s[0] <= mark * 60]
+        if not within:
+            rows.append({"minutes": mark, "epoch": None})
+            continue
+        elapsed, epoch, path = max(within)
+        if path not in scores:  # two marks may land on the same checkpoint
+            model, _ = load_model(path)
+            ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.train.z_infer, seed=cfg.train.seed,
+                                    precision=cfg.train.precision)
+            scores[path] = {"psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
+                            "ssim_mean": round(ev.mean_ssim, 4)}
+        rows.append({"minutes": mark, "epoch": epoch, "train_minutes": round(elapsed / 60, 2), **scores[path]})
+    return rows
+
+
+def ttq_table(res: dict) -> str:
+    """Time to quality: the val PSNR after each training-time mark, beside the baselines."""
+    lines = ["| training time (budget) | epochs done | trained (min) | mean PSNR | min PSNR | SSIM |",
+             "|---|---|---|---|---|---|"]
+    for r in res["time_to_quality"]:
+        if r["epoch"] is None:
+            lines.append(f"| {r['minutes']:g} min | no epoch finished | | | | |")
+        else:
+            lines.append(f"| {r['minutes']:g} min | {r['epoch']} | {r['train_minutes']:.1f} | {r['psnr_mean']:.2f} | "
+                         f"{r['psnr_min']:.2f} | {r['ssim_mean']:.3f} |")
+    lines.append(f"| copying frame 0 | | | {res['copy_first_psnr']:.2f} | | {res['copy_first_ssim']:.3f} |")
+    lines.append(f"| the median frame | | | {res['median_frame_psnr']:.2f} | | |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="small", help="a YAML file or a preset name")
@@ -50,6 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config overrides (YAML values)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--marks", type=lambda v: [float(x) for x in v.split(",")], default=[10.0, 20.0, 30.0, 60.0],
+                    help="training minutes at which the time-to-quality table scores the run (comma-separated)")
     args = ap.parse_args(argv)
 
     import yaml
@@ -64,6 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seed is not None:
         over["seed"] = args.seed
     over["val_vi_len"] = args.val_len
+    over["per_save"] = 1  # a checkpoint per epoch, each with its training time: the time-to-quality curve
     cfg = cfgmod.override(cfg, **over).validate()
     if args.set:
         name += "+" + ",".join(args.set)
@@ -91,8 +133,11 @@ def main(argv: list[str] | None = None) -> dict:
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),
         "best_val_epoch": int(best_state["epoch"]), "best_val_psnr": round(float(best_state["best_psnr"]), 3),
         "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg()[0],
-        "machine": platform.processor() or platform.machine(),
+        "cpu": perf.cpu_summary(), "isa": perf.cpu_isa(),
+        "precision": perf.resolve_precision(cfg.train.precision),
     }
+    res["median_frame_psnr"] = round(float(median_frame(to_float(val.frames[:T])).mean()), 3)
+    res["time_to_quality"] = time_to_quality(out / "checkpoints", val, T, cfg, args.marks)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     stem = f"quality_{name.replace('/', '_')}"
@@ -105,8 +150,13 @@ def main(argv: list[str] | None = None) -> dict:
            f"{res['psnr_min']:.2f} | {res['ssim_mean']:.3f} | {res['copy_first_psnr']:.2f} | {res['copy_first_ssim']:.3f} | "
            f"{res['best_val_epoch']} ({res['best_val_psnr']:.2f}) |")
     table = "\n".join([header, "|---" * (header.count("|") - 1) + "|", row])
+    table += "\n\n" + ttq_table(res)
     print(table)
-    (results / f"{stem}.md").write_text(f"`python benchmarks/quality.py {' '.join(argv or sys.argv[1:])}`\n\n{table}\n")
+    head = (f"`python benchmarks/quality.py {' '.join(argv or sys.argv[1:])}`\n\n"
+            f"CPU: {res['cpu']}; {res['precision']}, {res['torch_threads']} threads, 1-min load "
+            f"{res['load_avg_start']:.2f} at the start\n")
+    print(head)
+    (results / f"{stem}.md").write_text(f"{head}\n{table}\n")
     (results / f"{stem}.json").write_text(json.dumps(res, indent=2))
     return res
 

@@ -29,11 +29,9 @@ so that its growth beyond the output frames shows. The table goes to stdout and 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -611,7 +609,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         r["peak_gflops"] = peaks[precision]["peak"]
 
     cmd = "python benchmarks/speed.py" + ("".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])))
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": cmd, "cpu": _cpu_name(), "threads": threads,
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": cmd, "cpu": perf.cpu_summary(), "isa": perf.cpu_isa(), "threads": threads,
             "threads_how": threads_how,
             "torch": torch.__version__, "load_start": load_start, "load_end": load1(), "peaks": peaks,
             "precision": precision, "fast_label": _describe(opts),
@@ -641,13 +639,6 @@ def _describe(opts: perf.FastOptions) -> str:
         parts.append("tuned glibc malloc")
     return ", ".join(parts)
 
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" x{os.cpu_count()}"
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

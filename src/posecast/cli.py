@@ -136,7 +136,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                                      f"it with --resume {run_dir}, or choose another --out")
     import torch
 
-    from .perf import resolve_precision
+    from .perf import cpu_summary, resolve_precision
     from .training.checkpoint import atomic_write_bytes
 
     trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress)
@@ -146,7 +146,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     prec = resolve_precision(t.precision, trainer.device)
     trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}: {prec}"
                 f"{' (precision auto)' if t.precision == 'auto' else ''}, "
-                f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads")
+                f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads "
+                f"on {cpu_summary() if trainer.device.type == 'cpu' else trainer.device}")
     trainer.fit(resume=bool(args.resume))
     trainer.log(f"done: checkpoints in {run_dir / 'checkpoints'}, metrics in {run_dir / 'metrics.csv'}")
 
@@ -200,6 +201,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                  precision=args.precision)
     print(f"{args.split}: mean PSNR {s['mean_psnr']:.2f} dB (min frame {s['min_psnr']:.2f}), "
           f"SSIM {s['mean_ssim']:.4f} over {s['frames'] - 1} predicted frames x {len(s['sequences'])} sequence(s)")
+    b = s["baselines"]
+    print(f"  beside: copying frame 0 {b['copy_first']:.2f} dB, the median frame {b['median_frame']:.2f} dB")
     if s["samples"] > 1:
         print(f"best of {s['samples']}: PSNR {s['best_of_n_psnr']:.2f} dB, SSIM {s['best_of_n_ssim']:.4f}")
     print(f"written to {out}")
@@ -295,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("plot", "report", "study"):
         cli_analysis.register(sub, name)
+    from .poses import cli as poses_cli
+
+    poses_cli.add_parser(sub)
     return p
 
 
@@ -313,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training.trainer import NonFiniteLossError
 
     try:
-        args.func(args)
+        rc = args.func(args)
     except (DataError, cfgmod.ConfigError, CheckpointError, NonFiniteLossError) as exc:
         print(f"posecast {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -338,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"posecast {args.command}: interrupted; resume training with --resume RUN_DIR", file=sys.stderr)
         return 130
-    return 0
+    return int(rc or 0)
 
 
 if __name__ == "__main__":

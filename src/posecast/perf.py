@@ -51,6 +51,59 @@ class FastOptions:
         return "+".join(parts)
 
 
+# /proc/cpuinfo flag -> the name used in logs and benchmark headers: the instruction sets that decide
+# which precision and kernels are fast (fp32 FMA width, native bf16 dot products, AMX tiles)
+ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags() -> frozenset[str]:
+    """The flags of the first CPU in /proc/cpuinfo (empty where there is no such file)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_isa(flags: frozenset[str] | None = None) -> dict[str, bool]:
+    """Which of AVX2, AVX-512, AVX512-BF16 and AMX-BF16 this CPU has, in that order."""
+    flags = cpu_flags() if flags is None else flags
+    return {name: flag in flags for flag, name in ISA_FLAGS.items()}
+
+
+def cpu_summary(flags: frozenset[str] | None = None) -> str:
+    """One line for logs and benchmark headers, e.g. ``AMD EPYC x2 (AVX2; no AVX-512, no
+    AVX512-BF16, no AMX-BF16; torch kernels: AVX2)``."""
+    isa = cpu_isa(flags)
+    have = [k for k, v in isa.items() if v] or ["none of AVX2/AVX-512"]
+    lacks = [f"no {k}" for k, v in isa.items() if not v]
+    try:
+        kernels = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # older torch
+        kernels = "unknown"
+    detail = ", ".join(have) + ("; " + ", ".join(lacks) if lacks else "")
+    return f"{cpu_name()} x{physical_cores()} ({detail}; torch kernels: {kernels})"
+
+
 @functools.lru_cache(maxsize=None)
 def bf16_supported() -> bool:
     """Whether this CPU runs bf16 convolutions/matmuls natively (AVX512-BF16 or AMX)."""

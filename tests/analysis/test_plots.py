@@ -165,6 +165,7 @@ def plots_shape(n):
     return [0.0, 1.0, 2.0, 1.5, 2.0, 1.0][:n]
 
 
+@pytest.mark.slow
 def test_plot_command_writes_every_plot(make_run, tmp_path, capsys):
     a = make_run("mono", _cfg(kl_anneal_type="Monotonic"))
     b = make_run("none", _cfg(kl_anneal_type="None", kl_anneal_per="step"), offset=1)
@@ -186,6 +187,7 @@ def test_plot_command_errors_cleanly(tmp_path, capsys):
     assert "not a posecast run folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_plots_of_a_trained_run(analysis_run, tmp_path):
     made = plots.plot_runs([analysis_run], tmp_path / "p")
     assert {"val_psnr", "psnr_per_frame", "loss", "mse", "kl", "schedules/tiny-run"} <= set(made)

@@ -49,6 +49,7 @@ def _fabricated(tmp_path: Path, make_run):
     return make_run("no-ckpt", cfg)
 
 
+@pytest.mark.slow
 def test_report_tables_and_references(analysis_run, make_run, tmp_path):
     other = _fabricated(tmp_path, make_run)
     out = tmp_path / "rep"
@@ -124,6 +125,7 @@ def test_single_run_config_differences_are_against_its_preset(make_run, tmp_path
     assert diffs["one"] == {"train.num_epoch": 3, "train.lr": 0.005}
 
 
+@pytest.mark.slow
 def test_report_command(analysis_run, tmp_path, capsys):
     out = tmp_path / "cli-report"
     assert cli.main(["report", str(analysis_run), "--out", str(out), "--no-media", "--title", "My runs"]) == 0
@@ -176,6 +178,7 @@ def _instrumented_copy(index: Path, name: str, replace: tuple[str, str] | None =
     return page
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(analysis_run, make_run, tmp_path):
     browser = _chromium()
     other = _fabricated(tmp_path, make_run)

@@ -70,6 +70,7 @@ def kl_study(tmp_path_factory, analysis_data):
     return out, first, second
 
 
+@pytest.mark.slow
 def test_kl_study_trains_three_runs_differing_only_in_kl(kl_study, analysis_data):
     out, first, second = kl_study
     assert first.trained == ["monotonic", "cyclical", "none"] and not first.reused
@@ -114,6 +115,7 @@ def test_kl_study_refuses_a_folder_of_another_config(kl_study, analysis_data):
                   log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_study_command_reuses_the_runs(kl_study, analysis_data, capsys):
     out, _, _ = kl_study
     argv = ["study", "kl-annealing", "--data", str(analysis_data), "--preset", "tiny", "--num_epoch", "2",

@@ -9,6 +9,7 @@ import pytest
 from posecast_testing import load_benchmark
 
 
+@pytest.mark.slow
 def test_precision_benchmark_tiny(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path) -> None:
     bench = load_benchmark("precision")
     res = bench.main(["--checkpoint", str(tiny_checkpoint), "--data", str(synth_root), "--length", "10",

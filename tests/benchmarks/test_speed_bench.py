@@ -39,6 +39,7 @@ def _fixed_eps_model(model, eps):
 @pytest.mark.parametrize("tf", [True, False], ids=["tf", "no-tf"])
 @pytest.mark.parametrize("options", [{}, dict(prior="learned", first_frame_cond=True, output="masked")],
                          ids=["lab-options", "other-options"])
+@pytest.mark.slow
 def test_reference_step_equals_posecast_step(speed, tf: bool, options: dict) -> None:
     """The lab template's loop and the batched step_loss: the same loss and gradients."""
     from posecast.training.trainer import step_loss
@@ -86,6 +87,7 @@ def test_reference_rollout_equals_posecast_rollout(speed) -> None:
     assert out.shape == ref.shape and 0 <= float(out.min()) and float(out.max()) <= 1
 
 
+@pytest.mark.slow
 def test_flop_counts(speed) -> None:
     cfg = cfgmod.preset("lab")
     fl = speed.flops_per_frame(speed.build_model(cfg), cfg, 16)
@@ -96,6 +98,7 @@ def test_flop_counts(speed) -> None:
     assert fl["rollout"] < fl["forward_lab_way"]
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     out_json, out_md = tmp_path / "speed.json", tmp_path / "speed.md"
     proc = subprocess.run([sys.executable, str(SPEED), "--tiny", "--threads", "1", "--json", str(out_json),
@@ -116,6 +119,7 @@ def test_tiny_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert "| tiny | training" in table and "load average" in table
 
 
+@pytest.mark.slow
 def test_options_worker_times_a_frozen_compiled_rollout(speed) -> None:
     """The options table's torch.compile-with-freezing row: a rollout only (no training step, since
     frozen weights are constants), in a fresh process, on the tiny preset."""
@@ -127,6 +131,7 @@ def test_options_worker_times_a_frozen_compiled_rollout(speed) -> None:
     assert r["rollout_fps"] > 0 and r["rollout_first_s"] > 0
 
 
+@pytest.mark.slow
 def test_op_profile_tables(tmp_path: Path) -> None:
     """benchmarks/op_profile.py: op times add up to the step, convolutions are counted and ranked."""
     mod = load_benchmark("op_profile")

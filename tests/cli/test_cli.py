@@ -47,6 +47,7 @@ def test_synth(tmp_path: Path, capsys) -> None:
     assert Image.open(tmp_path / "ds" / "val" / "val_img" / "frame0.png").size == (24, 16)
 
 
+@pytest.mark.slow
 def test_train_with_the_lab_s_flag_names_then_resume(synth_root: Path, tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
     rc, out, err = run(["train", "--DR", synth_root, "--save_root", run_dir, "--preset", "tiny", "--num_epoch", "1",
@@ -197,6 +198,7 @@ def test_evaluate_and_predict_bad_checkpoint_or_poses(tiny_checkpoint: Path, syn
     assert rc == 2 and "error:" in err
 
 
+@pytest.mark.slow
 def test_console_script_exit_code(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "posecast.cli", "train", "--data", str(tmp_path / "missing"),
                            "--out", str(tmp_path / "run"), "--preset", "tiny"],
@@ -207,6 +209,7 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
 
 
 # -- evaluate / predict ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_evaluate_command(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path, capsys) -> None:
     out_dir = tmp_path / "ev"
     rc, out, err = run(["evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_root, "--out", out_dir,
@@ -225,6 +228,7 @@ def test_evaluate_command(tiny_checkpoint: Path, synth_root: Path, tmp_path: Pat
         assert im.n_frames == SYNTH["val_len"]
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_precision_override(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path,
                                                  capsys) -> None:
     """--precision picks the rollout's precision (default: the config's train.precision, fp32 for
@@ -303,6 +307,7 @@ def test_predict_from_the_test_layout_writes_the_submission(tiny_checkpoint: Pat
 
 
 # -- demo ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_demo_completes(tmp_path: Path, capsys, monkeypatch) -> None:
     real = demo_mod.write_synthetic_dataset
 
@@ -313,10 +318,15 @@ def test_demo_completes(tmp_path: Path, capsys, monkeypatch) -> None:
     rc, out, err = run(["demo", "--minutes", "0.1", "--out", tmp_path / "demo"], capsys)
     assert rc == 0, err
     d = tmp_path / "demo"
-    for rel in ("run/checkpoints/best.ckpt", "run/metrics.csv", "eval/psnr_per_frame.png", "eval/val.gif",
-                "eval/val.mp4", "eval/summary.json"):
+    for rel in ("run/checkpoints/last.ckpt", "run/metrics.csv", "eval/psnr_per_frame.png", "eval/val.gif",
+                "eval/val.mp4", "eval/summary.json", "report/index.html"):
         assert (d / rel).exists(), rel
-    assert "mean PSNR" in out
+    summary = json.loads((d / "eval" / "summary.json").read_text())
+    b = summary["baselines"]
+    assert f"posecast            {summary['mean_psnr']:6.2f} dB" in out
+    assert f"copying frame 0     {b['copy_first']:6.2f} dB" in out and f"the median frame    {b['median_frame']:6.2f} dB" in out
+    assert f"HTML report:         {d / 'report' / 'index.html'}" in out
+    assert "demo recipe" in out
 
 
 def test_threads_flag_parses_numbers_auto_and_none() -> None:

@@ -60,3 +60,19 @@ def test_ssim_identical_and_shape() -> None:
     assert torch.allclose(s, torch.ones(2, 3), atol=1e-5)
     noisy = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)
     assert (ssim(noisy, x) < 0.9).all()
+
+
+def test_baselines_copy_first_and_median_frame_hand_computed() -> None:
+    """Frame 0 black, frames 1-4 white but for one grey frame: exact PSNRs of both baselines."""
+    from posecast.evaluation.baselines import baseline_psnrs, copy_first, median_frame
+
+    frames = torch.ones(5, 3, 4, 4)
+    frames[0] = 0.0
+    frames[3] = 0.5
+    # copying frame 0 (black): white frames have MSE 1 (0 dB), the grey one MSE 0.25 (6.02 dB)
+    assert copy_first(frames).tolist() == pytest.approx([0.0, 0.0, 10 * math.log10(4), 0.0], abs=1e-5)
+    # the per-pixel median of (0, 1, 1, 0.5, 1) is 1: the white frames are exact (capped at 100 dB)
+    assert median_frame(frames).tolist() == pytest.approx([100.0, 100.0, 10 * math.log10(4), 100.0], abs=1e-4)
+    means = baseline_psnrs(frames)
+    assert means["copy_first"] == pytest.approx(10 * math.log10(4) / 4, abs=1e-5)
+    assert means["median_frame"] == pytest.approx((300 + 10 * math.log10(4)) / 4, abs=1e-4)

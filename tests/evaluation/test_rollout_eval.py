@@ -73,6 +73,7 @@ def test_evaluate_sequences_rejects_what_it_cannot_score(trained_run, seqs, synt
         evaluate_sequences(model, [no_gt])
 
 
+@pytest.mark.slow
 def test_evaluate_writes_every_output(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path) -> None:
     s = evaluate(tiny_checkpoint, synth_root, tmp_path / "ev", split="test", samples=2, video=True)
     names = sorted(p.name for p in (tmp_path / "ev").iterdir())

@@ -34,6 +34,7 @@ def _data(seed: int = 0, t: int = T) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(B, t, 3, H, W, generator=g), torch.rand(B, t, 3, H, W, generator=g)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
 def test_forward_shapes(options: dict) -> None:
     model = _model(**options)
@@ -52,6 +53,7 @@ def test_forward_shapes(options: dict) -> None:
     assert torch.equal(roll[:, 0], frames[:, 0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
 def test_teacher_forced_forward_equals_rollout_on_ground_truth(options: dict) -> None:
     model = _model(**options)
@@ -64,6 +66,7 @@ def test_teacher_forced_forward_equals_rollout_on_ground_truth(options: dict) ->
     torch.testing.assert_close(default.pred, out.pred, atol=ATOL, rtol=0)  # None means all True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
 def test_free_running_forward_equals_rollout_with_the_same_z(options: dict) -> None:
     model = _model(**options)
@@ -162,6 +165,7 @@ def test_predict_accepts_uint8() -> None:
     assert a.dtype == torch.float32 and torch.equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", OPTIONS, ids=IDS)
 def test_gradients_reach_every_parameter(options: dict) -> None:
     model = _model(**options).train()

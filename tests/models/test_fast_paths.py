@@ -62,6 +62,7 @@ MASKS = {"tf": [True] * (T - 1), "no-tf": [False] * (T - 1), "mixed": [True, Fal
 @pytest.mark.parametrize("tf", list(MASKS))
 @pytest.mark.parametrize("options", [{}, dict(prior="learned", first_frame_cond=True, output="residual")],
                          ids=["lab-options", "other-options"])
+@pytest.mark.slow
 def test_channels_last_training_matches_plain(tf: str, options: dict) -> None:
     plain = _model(**options)
     fast = perf.prepare(copy.deepcopy(plain), perf.FastOptions(channels_last=True))
@@ -294,3 +295,19 @@ def test_auto_precision_on_cuda_judges_the_device_asked_for(monkeypatch) -> None
     assert perf.resolve_precision("fp32", "cuda:1") == "fp32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert perf.resolve_precision("auto", "cuda:1") == "fp32"
+
+
+def test_cpu_isa_reads_the_flags_that_matter() -> None:
+    """AVX2-only, AVX-512 with BF16, and AMX flag sets; the summary names what is there and not."""
+    avx2 = frozenset({"fma", "avx", "avx2"})
+    assert perf.cpu_isa(avx2) == {"AVX2": True, "AVX-512": False, "AVX512-BF16": False, "AMX-BF16": False}
+    bf16 = avx2 | {"avx512f", "avx512bw", "avx512_bf16"}
+    assert perf.cpu_isa(bf16) == {"AVX2": True, "AVX-512": True, "AVX512-BF16": True, "AMX-BF16": False}
+    amx = bf16 | {"amx_bf16", "amx_tile"}
+    assert all(perf.cpu_isa(amx).values())
+    line = perf.cpu_summary(avx2)
+    assert "(AVX2; no AVX-512, no AVX512-BF16, no AMX-BF16;" in line and perf.cpu_name() in line
+    assert "; torch kernels: " in line
+    # this machine: the flags come from /proc/cpuinfo and agree with what torch's oneDNN reports
+    if perf.cpu_flags():
+        assert perf.cpu_isa()["AVX512-BF16"] or perf.cpu_isa()["AMX-BF16"] or not perf.bf16_supported()

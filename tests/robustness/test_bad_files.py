@@ -74,6 +74,7 @@ def test_two_files_for_one_frame_number(data: Path, tmp_path: Path) -> None:
     _train_fails(data, tmp_path, "two files for frame 1", "frame01.png", "frame1.png")
 
 
+@pytest.mark.slow
 def test_bad_inputs_to_predict_and_evaluate(data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     poses = Path(shutil.copytree(data / "test" / "test_label" / "0", tmp_path / "poses"))
     (poses / "frame4.png").write_bytes(b"not a png")
@@ -135,6 +136,7 @@ def test_label_modes_and_sizes_are_converted(data: Path) -> None:
     assert np.abs(got[7].astype(int) - expected[7].astype(int)).mean() < 3  # resized back
 
 
+@pytest.mark.slow
 def test_gaps_in_frame_numbers_warn_and_keep_numeric_order(data: Path, tmp_path: Path) -> None:
     for sub in ("train_img", "train_label"):
         (data / "train" / sub / "frame5.png").unlink()
@@ -149,6 +151,7 @@ def test_gaps_in_frame_numbers_warn_and_keep_numeric_order(data: Path, tmp_path:
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_unicode_and_spaces_in_every_path(synth_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "données d'entrée 数据" / "my data set"
     shutil.copytree(synth_root, root)
@@ -211,6 +214,7 @@ def _without_write_override() -> list[str] | None:
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if probe.returncode == 0 else None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_without_write_override() is None, reason="root, and no setpriv to drop CAP_DAC_OVERRIDE")
 def test_read_only_folders_by_chmod(synth_root: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """chmod 555 on earlier results (as root, in a child without CAP_DAC_OVERRIDE, where chmod
@@ -271,6 +275,7 @@ def _quick_run(data: Path, run: Path, epochs: int = 2) -> list:
             "--val_every", epochs, "--no-progress"]
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_a_checkpoint(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     _fail_writes(monkeypatch, errno.ENOSPC, "last.ckpt", at=2)  # epoch 2's last.ckpt
@@ -290,6 +295,7 @@ def test_disk_full_while_writing_a_checkpoint(synth_root: Path, tmp_path: Path, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_no_permission_while_writing_results(synth_root: Path, tiny_checkpoint: Path, tmp_path: Path,
                                              monkeypatch) -> None:
     out = tmp_path / "eval"
@@ -306,6 +312,7 @@ def test_no_permission_while_writing_results(synth_root: Path, tiny_checkpoint: 
     assert json.loads(after["summary.json"])["samples"] == 1
 
 
+@pytest.mark.slow
 def test_disk_full_while_appending_a_metrics_row(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     import posecast.training.trainer as trmod
 
@@ -388,6 +395,7 @@ def _can_unshare_mount() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _can_unshare_mount(), reason="needs `unshare -m` and mount (root in a private mount namespace)")
 def test_real_full_disk_and_read_only_file_system(synth_root: Path, tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"

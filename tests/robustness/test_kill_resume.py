@@ -106,6 +106,7 @@ def _sigkill(proc) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(dataset, reference, tmp_path) -> None:
     run = tmp_path / "run"
     proc = start_child(_train_args(dataset, run))
@@ -116,6 +117,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(dataset, refere
     _assert_same_as_reference(run, reference)
 
 
+@pytest.mark.slow
 def test_sigkill_while_writing_last_ckpt_and_after_a_metrics_row(dataset, reference, tmp_path) -> None:
     run = tmp_path / "run"
     # killed half-way through writing last.ckpt of epoch 2
@@ -136,6 +138,7 @@ def test_sigkill_while_writing_last_ckpt_and_after_a_metrics_row(dataset, refere
     _assert_same_as_reference(run, reference)
 
 
+@pytest.mark.slow
 def test_sigkill_after_last_ckpt_before_its_metrics_row(dataset, reference, tmp_path) -> None:
     run = tmp_path / "run"
     proc = run_child(_train_args(dataset, run), RB_HOOK="after_checkpoint", RB_AT="2")

@@ -34,6 +34,7 @@ def _args(data: Path, run: Path, *more) -> list:
             "--no-progress", *more]
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_epoch_step_and_remedies(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     _poison(monkeypatch, STEPS + 2)  # epoch 2, batch 2
@@ -52,6 +53,7 @@ def test_nan_loss_stops_with_the_epoch_step_and_remedies(synth_root: Path, tmp_p
     assert [r["epoch"] for r in metrics_rows(run)] == ["0", "1", "2"]
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_skips_the_batch_and_finishes(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     _poison(monkeypatch, STEPS + 2)
@@ -63,6 +65,7 @@ def test_skip_nonfinite_skips_the_batch_and_finishes(synth_root: Path, tmp_path:
     assert all(float(r["train_loss"]) == float(r["train_loss"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_resume_with_a_lower_learning_rate_uses_it(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     _poison(monkeypatch, STEPS + 1)

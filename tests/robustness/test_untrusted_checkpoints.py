@@ -158,6 +158,7 @@ def _posecast_as_lab(model: PoseCVAE) -> dict[str, torch.Tensor]:
     return {posecast_key_to_lab(k): v for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_lab_layout_checkpoint_gives_the_same_predictions_in_evaluate_and_predict(synth_root: Path,
                                                                                  tmp_path: Path) -> None:
     """A PoseCVAE's weights under the lab's key names, saved as the lab's Trainer saves, load in
@@ -192,6 +193,7 @@ def test_lab_checkpoint_of_other_sizes_says_which(tmp_path: Path) -> None:
         map_lab_state_dict(sd, PoseCVAE(LAB.model))
 
 
+@pytest.mark.slow
 def test_true_lab_checkpoint_loads_in_evaluate_and_predict(synth_root: Path, tmp_path: Path) -> None:
     lab = save_like_the_lab(tmp_path / "Best.ckpt", lab_state_dict())
     code, _, err = run_cli(["evaluate", "--checkpoint", lab, "--data", synth_root, "--length", 3,

@@ -46,6 +46,7 @@ def data(tmp_path_factory) -> Path:
                                    train_len=48, val_len=16, test_len=16)
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_keep_identical_weights_and_match_single_process(data, tmp_path):
     run, out = tmp_path / "ddp_run", tmp_path / "weights.pt"
     mp.spawn(_worker, args=(2, _free_port(), str(data), str(run), str(out)), nprocs=2, join=True)

@@ -141,6 +141,7 @@ def test_resume_without_a_checkpoint_starts_fresh(synth_root: Path, tmp_path: Pa
     assert [int(r["epoch"]) for r in _rows(tmp_path / "r")] == [0]
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_bitwise(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     cfg = tiny_config(num_epoch=3, milestones=[1, 2], gamma=0.5, tfr_flip="step", tfr=0.9,
                       kl_anneal_cycle=1, val_every=2, seed=5)
@@ -200,6 +201,7 @@ def test_nonfinite_loss_stops_naming_the_epoch_and_keeps_the_last_checkpoint(syn
     assert [int(r["epoch"]) for r in _rows(tmp_path / "r")] == [0]
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_skips_the_batch(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     rec = _Recorder(monkeypatch, nan_at=2)
     lines: list[str] = []
@@ -248,6 +250,7 @@ def test_trainer_partial_fast_train_and_stride(synth_root: Path, tmp_path: Path)
     assert torch.equal(frames[0], fast.train_seq.frames[8:12]) and torch.equal(poses[1], fast.train_seq.poses[0:4])
 
 
+@pytest.mark.slow
 def test_fast_train_in_a_run(synth_root: Path, tmp_path: Path) -> None:
     cfg = tiny_config(fast_train=True, fast_partial=0.5, fast_train_epoch=1)
     Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None).fit()
@@ -272,6 +275,7 @@ def test_tf_mask_coin_modes() -> None:
         assert tf_mask_for(mode, 1.0, 5, rng, False).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["epoch", "batch", "step"])
 def test_tf_coin_in_training(mode: str, synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     rec = _Recorder(monkeypatch)
@@ -306,6 +310,7 @@ def test_fewer_frames_than_one_clip(tmp_path: Path) -> None:
 
 
 # per-step KL annealing counts every batch, the last partial one included (was floor(clips / batch))
+@pytest.mark.slow
 def test_per_step_beta_counts_every_batch(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
     rec = _Recorder(monkeypatch)
     cfg = tiny_config(batch_size=4, kl_anneal_per="step", kl_anneal_cycle=1)  # 6 clips: batches of 4 and 2
@@ -334,6 +339,7 @@ def test_validation_split_too_short(tmp_path: Path) -> None:
 
 
 # -- speed options in the trainer ------------------------------------------------------------------
+@pytest.mark.slow
 def test_channels_last_bf16_training_matches_the_plain_path(synth_root: Path, tmp_path: Path) -> None:
     """train.channels_last only changes the memory layout (the same losses in fp32); bf16 autocast
     keeps the losses and the val PSNR close, and checkpoints keep fp32 weights. (Weights after
@@ -365,6 +371,7 @@ def test_threads_option_is_checked(value, ok) -> None:
             tiny_config(threads=value).validate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("anchor_range", [0, 3])
 def test_random_anchors_come_from_the_split_within_range(synth_root: Path, tmp_path: Path, anchor_range: int,
                                                           monkeypatch) -> None:
@@ -422,6 +429,7 @@ def test_clip_order_draws_frames_with_their_own_poses(synth_root: Path, tmp_path
     assert torch.equal(plain, seq.frames[starts[:, None] + torch.arange(frames.shape[1])])
 
 
+@pytest.mark.slow
 def test_restart_before_the_first_checkpoint_hides_the_killed_run_s_epoch_0(synth_root: Path, tmp_path: Path) -> None:
     """A run killed after logging epoch 0 but before its checkpoint, then trained again in its
     folder: TensorBoard shows epoch 0 once, the new run's value (the earlier file is purged)."""

@@ -16,6 +16,7 @@ from ..models import PoseCVAE
 from ..perf import resolve_precision, use_channels_last
 from ..training.checkpoint import (CheckpointError, atomic_write_bytes, describe_state_dict_mismatch,
                                    load_checkpoint)
+from .baselines import baseline_psnrs
 from .lab_compat import lab_config, map_lab_state_dict
 from .plots import plot_psnr_per_frame
 from .rollout import SequenceEval, evaluate_sequences, predict, to_float
@@ -81,7 +82,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
     mean_curves = {n: ev.psnr.mean(0)[b].numpy() for b, n in enumerate(ev.names)}
     plot_psnr_per_frame(mean_curves, out / "psnr_per_frame.png",
                         title=f"PSNR per frame ({split}, {samples} sample(s), z: {z_mode or cfg.train.z_infer})")
-    summary = {**_summary(ev, T), "precision": precision}
+    summary = {**_summary(ev, T), "precision": precision, "baselines": _baselines(seqs, T)}
     if video:
         for b, s in enumerate(seqs):
             panel = side_by_side(ev.pred[0, b], to_float(s.frames[:T]), to_float(s.poses[:T]),
@@ -108,6 +109,12 @@ def _summary(ev: SequenceEval, T: int) -> dict[str, Any]:
             "best_of_n_psnr": float(ev.psnr[best, idx].mean()),
             "best_of_n_ssim": float(ev.ssim[best, idx].mean()),
             "per_sequence_psnr": {n: float(ev.psnr[:, b].mean()) for b, n in enumerate(ev.names)}}
+
+
+def _baselines(seqs: list[VideoSequence], T: int) -> dict[str, float]:
+    """Copy-frame-0 and median-frame PSNR over frames 1..T-1, means over the sequences."""
+    per_seq = [baseline_psnrs(to_float(s.frames[:T])) for s in seqs]
+    return {k: sum(b[k] for b in per_seq) / len(per_seq) for k in per_seq[0]}
 
 
 def _write_frame_csv(path: Path, ev: SequenceEval) -> None:
