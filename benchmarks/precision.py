@@ -28,7 +28,8 @@ from posecast.data.lab import DataError, load_split
 from posecast.evaluation.evaluate import load_model
 from posecast.evaluation.metrics import psnr, ssim
 from posecast.evaluation.plots import plot_psnr_per_frame
-from posecast.evaluation.rollout import predict, to_float
+from posecast.evaluation.rollout import predict
+from posecast.perf import to_float
 from posecast.runtime import tune_allocator
 from posecast.training.checkpoint import CheckpointError
 

@@ -24,7 +24,8 @@ from posecast.evaluation.evaluate import load_model
 from posecast.evaluation.baselines import median_frame
 from posecast.evaluation.metrics import psnr, ssim
 from posecast.evaluation.plots import plot_psnr_per_frame
-from posecast.evaluation.rollout import evaluate_sequences, to_float
+from posecast.evaluation.rollout import evaluate_sequences
+from posecast.perf import to_float
 from posecast.evaluation.video import side_by_side, write_gif
 from posecast.training.trainer import Trainer
 

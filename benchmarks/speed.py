@@ -44,7 +44,8 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from posecast import config as cfgmod
 from posecast import perf
-from posecast.evaluation.rollout import predict, to_float
+from posecast.evaluation.rollout import predict
+from posecast.perf import to_float
 from posecast.models import PoseCVAE
 from posecast.models.modules import Gaussian
 from posecast.runtime import malloc_stats, tune_allocator

@@ -13,6 +13,7 @@ optimiser and ``state_dict`` are unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
@@ -201,6 +202,19 @@ def prepare(model: nn.Module, opts: FastOptions) -> nn.Module:
     if opts.compile:
         compile_submodules(model)
     return model
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [.., 3, H, W] -> float32 in [0, 1]."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def autocast(precision: str, device: torch.device | str = "cpu"):
+    """bf16 autocast when asked (``bf16``, or ``auto`` on a device with native bf16), a no-op
+    context otherwise."""
+    if resolve_precision(precision, device) == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ import torch
 from posecast.data.lab import DataError, VideoSequence, load_split, load_test
 from posecast.evaluation.evaluate import _summary, evaluate
 from posecast.evaluation.metrics import psnr
-from posecast.evaluation.rollout import SequenceEval, evaluate_sequences, predict, to_float
+from posecast.evaluation.rollout import SequenceEval, evaluate_sequences, predict
+from posecast.perf import to_float
 from posecast_testing import SYNTH, write_split
 
 

@@ -268,7 +268,7 @@ def test_gated_ffn_split_convolutions_equal_conv_then_chunk(mode: str, channels_
 def test_auto_precision_is_bf16_only_where_native(monkeypatch) -> None:
     """precision auto (the lab and small presets): bf16 autocast on a CPU with native bf16, fp32
     without; fp32 and bf16 are kept as asked."""
-    from posecast.evaluation.rollout import autocast
+    from posecast.perf import autocast
 
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(perf, "bf16_supported", lambda native=native: native)

@@ -19,7 +19,8 @@ from ..training.checkpoint import (CheckpointError, atomic_write_bytes, describe
 from .baselines import baseline_psnrs
 from .lab_compat import lab_config, map_lab_state_dict
 from .plots import plot_psnr_per_frame
-from .rollout import SequenceEval, evaluate_sequences, predict, to_float
+from ..perf import to_float
+from .rollout import SequenceEval, evaluate_sequences, predict
 from .video import side_by_side, write_gif, write_mp4, write_png_folder, write_submission
 
 

@@ -163,7 +163,8 @@ def rollout_media(run: RunLog, data: str | Path | None = None, *, device: str = 
 def _render_media(ckpt: Path, root: Path, cfg: cfgmod.Config, folder: Path, *, device: str, mp4: bool
                   ) -> dict[str, Any]:
     from .evaluate import load_model
-    from .rollout import evaluate_sequences, to_float
+    from ..perf import to_float
+    from .rollout import evaluate_sequences
     from .video import side_by_side, write_gif, write_mp4
     from ..data.lab import load_split
     from ..training.checkpoint import load_checkpoint

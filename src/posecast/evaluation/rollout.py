@@ -1,28 +1,14 @@
 """One rollout for validation, evaluation, prediction and the demo."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from ..data.lab import VideoSequence
 from ..models import PoseCVAE
-from ..perf import resolve_precision
+from ..perf import autocast, to_float
 from .metrics import psnr, ssim
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [.., 3, H, W] -> float32 in [0, 1]."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-
-
-def autocast(precision: str, device: torch.device | str = "cpu"):
-    """bf16 autocast when asked (``bf16``, or ``auto`` on a device with native bf16), a no-op
-    context otherwise."""
-    if resolve_precision(precision, device) == "bf16":
-        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.inference_mode()
