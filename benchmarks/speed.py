@@ -283,6 +283,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     opts = perf.FastOptions(**spec["opts"])
     if opts.allocator:
         tune_allocator()  # before the first big allocation
+    if os.environ.get("POSECAST_BENCH_ONEDNN") == "0":  # ATen's own convolution kernels instead of oneDNN's
+        torch.backends.mkldnn.enabled = False
     if spec.get("freeze"):  # inductor folds the weights in as constants: inference only
         import torch._inductor.config as inductor_config
 
@@ -294,7 +296,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         model = build_model(cfg)
     else:
         model = perf.prepare(build_model(cfg), opts)
-    res: dict[str, Any] = {"rss_start_mb": vm_hwm_mb()}
+    res: dict[str, Any] = {"rss_start_mb": vm_hwm_mb(), "mkldnn_enabled": torch.backends.mkldnn.enabled}
     if spec["what"] == "ablation":  # a TF training step and a short rollout with these options
         if not spec.get("rollout_only"):
             frames, poses = make_clips(cfg, spec["B"], spec["T"])
@@ -445,25 +447,28 @@ def measure_peaks(peaks: dict[str, dict[str, float]], n: int) -> None:
 
 def ablation(presets: list[str], args: argparse.Namespace, threads: int, log: Callable[[str], None]) -> str:
     """Each option on its own, in a fresh process: a TF training step and a rollout of
-    ``--roll-seqs`` sequences x 64 frames. The default path is bf16 + channels_last + the tuned
-    allocator with ``threads`` threads; each row changes one thing."""
+    ``--roll-seqs`` sequences x 64 frames. The default path is what ``precision: auto`` runs on
+    this CPU (bf16 where native, else fp32) + channels_last + the tuned allocator with ``threads``
+    threads; each row changes one thing. bf16 rows on a CPU without native bf16 say (emulated)."""
     other = 2 if threads == 1 else 1
-    base = dict(precision="bf16" if perf.bf16_supported() else "fp32", channels_last=True, compile=False,
-                threads=threads, allocator=True)
+    p = "bf16" if perf.bf16_supported() else "fp32"  # what precision auto runs on this CPU
+    base = dict(precision=p, channels_last=True, compile=False, threads=threads, allocator=True)
+    tag = lambda opt: f"{opt} (default)" if opt == p else (opt if perf.bf16_supported() else f"{opt} (emulated)")  # noqa: E731
     rows: list[tuple[str, dict[str, Any], dict[str, str]]] = [
-        ("fp32, NCHW", {**base, "precision": "fp32", "channels_last": False}, {}),
-        ("fp32, channels_last", {**base, "precision": "fp32"}, {}),
-        ("bf16, NCHW", {**base, "channels_last": False}, {}),
-        ("bf16, channels_last (default)", base, {}),
-        ("bf16, channels_last, glibc malloc untuned", {**base, "allocator": False}, {"POSECAST_MALLOC": "default"}),
-        (f"bf16, channels_last, {other} threads", {**base, "threads": other}, {}),
-        ("bf16, channels_last, 2 threads, OMP_WAIT_POLICY=PASSIVE", {**base, "threads": 2},
+        (f"{tag('fp32')}, NCHW", {**base, "precision": "fp32", "channels_last": False}, {}),
+        (f"{tag('fp32')}, channels_last", {**base, "precision": "fp32"}, {}),
+        (f"{tag('bf16')}, NCHW", {**base, "precision": "bf16", "channels_last": False}, {}),
+        (f"{tag('bf16')}, channels_last", {**base, "precision": "bf16"}, {}),
+        (f"{p}, channels_last, glibc malloc untuned", {**base, "allocator": False}, {"POSECAST_MALLOC": "default"}),
+        (f"{p}, channels_last, oneDNN off (ATen's convolutions)", base, {"POSECAST_BENCH_ONEDNN": "0"}),
+        (f"{p}, channels_last, {other} threads", {**base, "threads": other}, {}),
+        (f"{p}, channels_last, 2 threads, OMP_WAIT_POLICY=PASSIVE", {**base, "threads": 2},
          {"OMP_WAIT_POLICY": "PASSIVE"}),
     ]
     extra: dict[str, dict[str, Any]] = {}
     if args.compile:
-        rows.append(("bf16, channels_last, torch.compile of each submodule", {**base, "compile": True}, {}))
-        label = "bf16, channels_last, torch.compile with inductor freezing (rollout only: weights become constants)"
+        rows.append((f"{p}, channels_last, torch.compile of each submodule", {**base, "compile": True}, {}))
+        label = f"{p}, channels_last, torch.compile with inductor freezing (rollout only: weights become constants)"
         rows.append((label, {**base, "compile": True}, {}))
         extra[label] = {"freeze": True, "rollout_only": True}
     lines = ["", f"Options one at a time (fresh process each; training: {args.train_b} clips x {args.train_t} frames "

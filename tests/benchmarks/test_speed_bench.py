@@ -154,3 +154,16 @@ def test_op_profile_tables(tmp_path: Path) -> None:
     args = (go, x, w, [8], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False])
     assert mod.conv_flops(bwd, args, None) == 2 * expected
     assert mod.conv_flops(bwd, args[:-1] + ([False, True, False],), None) == expected
+
+
+@pytest.mark.slow
+def test_options_worker_runs_with_onednn_off(speed) -> None:
+    """The options table's "oneDNN off" row: the worker honours POSECAST_BENCH_ONEDNN=0 and gives
+    the same training loss as with oneDNN (the same model and batch; only the kernels differ)."""
+    opts = {"precision": "fp32", "channels_last": False, "compile": False, "threads": 1, "allocator": True}
+    spec = {"what": "ablation", "preset": "tiny", "precision": "fp32", "opts": opts, "B": 1, "T": 3,
+            "roll_b": 1, "roll_t": 5, "reps": 1}
+    on = speed.run_worker(spec)
+    off = speed.run_worker(spec, {"POSECAST_BENCH_ONEDNN": "0"})
+    assert on["train_fps"] > 0 and off["train_fps"] > 0 and off["rollout_fps"] > 0
+    assert off["mkldnn_enabled"] is False and on["mkldnn_enabled"] is True
