@@ -596,9 +596,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         f"load {load_start:.2f}")
 
     if args.ablation_only:
-        text = (f"load {load_start:.2f} on {perf.physical_cores()} CPUs; {threads} threads ({threads_how})\n"
+        cmd = "python benchmarks/speed.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+        text = (f"`{cmd}` ({time.strftime('%Y-%m-%d %H:%M')})\n\nCPU: {perf.cpu_summary()}; torch {torch.__version__}; "
+                f"load {load_start:.2f} on {perf.physical_cores()} CPUs; {threads} threads ({threads_how})\n"
                 + ablation(args.presets.split(","), args, threads, log))
         print(text)
+        if args.out:
+            Path(args.out).write_text(text)
         return {}
     peaks: dict[str, dict[str, float]] = {}
     results: dict[str, dict] = {}
