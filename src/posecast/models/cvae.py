@@ -10,6 +10,7 @@ from ..config import ModelConfig
 from .blocks import GatedConvFFN
 from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
                       PoseEncoder)
+from .objective import LossOutput, elbo_loss
 
 _LOGIT_EPS = 1e-3
 
@@ -193,6 +194,18 @@ class PoseCVAE(nn.Module):
         if self.prior_net is not None:
             prior = Gaussian(torch.stack(prior_mu, 1), torch.stack(prior_lv, 1))
         return CVAEOutput(torch.stack(preds, 1), Gaussian(mu, logvar), prior, z)
+
+    def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
+             kl_reduction: str, anchor: torch.Tensor | None = None,
+             eps: torch.Tensor | None = None) -> LossOutput:
+        """The training objective of a batch of clips: sum over steps of MSE + beta * KL(q || p).
+
+        frames, poses: [B, T, 3, H, W] in [0, 1]; tf_mask, anchor, eps: as in ``forward``.
+        kl_reduction: ``lab`` or ``mean`` (see ``objective.kl_divergence``). Under autocast the
+        forward may run in bf16; the loss itself is computed in fp32.
+        """
+        out = self(frames, poses, tf_mask, eps=eps, anchor=anchor)
+        return elbo_loss(out.pred, frames[:, 1:], out.posterior, out.prior, beta, kl_reduction)
 
     # -- inference ----------------------------------------------------------------------
     def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor, *, z_mode: str = "prior",
