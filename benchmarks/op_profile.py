@@ -29,6 +29,7 @@ from posecast import config as cfgmod  # noqa: E402
 from posecast import perf  # noqa: E402
 from posecast.cli import _threads  # noqa: E402  (the CLI's --threads parser: a clear message)
 from posecast.runtime import malloc_stats  # noqa: E402
+from posecast.training.step import make_optimizer  # noqa: E402
 
 
 def conv_args(func: Any, args: tuple, kwargs: dict | None) -> dict[str, Any]:
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> str:
     threads = perf.set_threads(args.threads)
     cfg = cfgmod.override(cfgmod.preset(args.preset), precision=precision)
     model = perf.prepare(speed.build_model(cfg), perf.FastOptions(precision=precision, channels_last=True))
-    opt = speed.make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg.train)
     frames, poses = speed.make_clips(cfg, speed.TRAIN_B, speed.TRAIN_T)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     peak = max(speed.gemm_peak(dtype).values()) * 1e9

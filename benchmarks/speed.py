@@ -11,7 +11,7 @@ step at a time with every module called at every step (frame encoder on the prev
 current frame, pose encoder, posterior, reparameterisation, fusion, generator), the per-step
 losses summed and one backward at the end; its rollout is one sequence frame by frame under
 torch.no_grad with the pose encoded at each step. posecast's path is the project's own code:
-``step_loss`` + backward + clip + Adam as in the Trainer, and ``evaluation.rollout.predict`` for
+``posecast.training.step.train_step`` (the Trainer's step), and ``evaluation.rollout.predict`` for
 5 sequences at once, with the speed options of ``posecast.perf`` (see --help). The training
 steps of each run in a fresh process of their own (one after the other), both with the same
 threads and the same (tuned) allocator: the ratio is the execution strategy's.
@@ -49,8 +49,9 @@ from posecast.perf import to_float
 from posecast.models import PoseCVAE
 from posecast.models.modules import Gaussian
 from posecast.runtime import malloc_stats, tune_allocator
-from posecast.training.losses import kl_divergence
-from posecast.training.trainer import step_loss
+from posecast.data.sampling import Batch
+from posecast.models.objective import kl_divergence
+from posecast.training.step import loss_step, make_optimizer, optimizer_step, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_B, TRAIN_T = 4, 16  # the issue's training batch: 4 clips of 16 frames
@@ -73,12 +74,6 @@ def build_model(cfg: cfgmod.Config, seed: int = 0) -> PoseCVAE:
     return PoseCVAE(cfg.model)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: cfgmod.Config) -> torch.optim.Optimizer:
-    t = cfg.train
-    cls = torch.optim.AdamW if t.optim == "AdamW" else torch.optim.Adam
-    return cls(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-
-
 # -- the reference: the lab template's way ----------------------------------------------------
 def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, teacher_forcing: bool,
                    beta: float, cfg: cfgmod.Config, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -87,7 +82,7 @@ def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, t
     Step t encodes the previous frame (ground truth x_{t-1} with teacher forcing, else the
     previous prediction; step 1 always x_0) and the current frame x_t with the frame encoder,
     pose_t with the pose encoder, then posterior, reparameterisation, fusion and generator.
-    The per-step losses (MSE + beta * KL, the same terms as ``step_loss``) are summed; the
+    The per-step losses (MSE + beta * KL, the same terms as ``PoseCVAE.loss``) are summed; the
     caller runs one backward. eps: optional noise [B, T-1, N, H, W]."""
     x, p = to_float(frames), to_float(poses)
     T = x.shape[1]
@@ -117,19 +112,10 @@ def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, t
     return {"loss": total, "mse": mse, "kl": kl, "pred": torch.stack(preds, 1)}
 
 
-def optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
-                   cfg: cfgmod.Config) -> None:
-    """zero_grad, backward, clip, step: what the Trainer does after the loss."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.train.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-    opt.step()
-
-
 def reference_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
+    opt.zero_grad(set_to_none=True)
     out = reference_loss(model, frames, poses, teacher_forcing, beta, cfg)
-    optimizer_step(model, opt, out["loss"], cfg)
+    optimizer_step(opt, out["loss"], cfg.train)  # backward, clip, step: the Trainer's
 
 
 @torch.no_grad()
@@ -158,10 +144,9 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
 
 # -- posecast's path ------------------------------------------------------------------------
 def fast_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
-    """The Trainer's step: step_loss (batched forward, autocast per train.precision) + optimiser."""
+    """The Trainer's step: train_step (batched forward, autocast per train.precision, optimiser)."""
     mask = torch.full((frames.shape[1] - 1,), teacher_forcing, dtype=torch.bool)
-    out = step_loss(model, frames, poses, mask, beta, cfg.train)
-    optimizer_step(model, opt, out["loss"], cfg)
+    train_step(model, opt, Batch(frames, poses), mask, beta, cfg.train)
 
 
 def fast_rollout(model: PoseCVAE, first: torch.Tensor, poses: torch.Tensor, precision: str) -> torch.Tensor:
@@ -231,7 +216,7 @@ def flops_per_frame(model: PoseCVAE, cfg: cfgmod.Config, T: int) -> dict[str, fl
     z = torch.zeros(1, 2, cfg.model.N_dim, H, W, device="meta")
 
     def train_fast():
-        step_loss(meta, frames, poses, None, 1.0, cfg.train)["loss"].backward()
+        loss_step(meta, Batch(frames, poses), None, 1.0, cfg.train).loss.backward()
 
     def train_ref():
         reference_loss(meta, frames[:, :3], poses[:, :3], True, 1.0, cfg)["loss"].backward()
@@ -242,7 +227,7 @@ def flops_per_frame(model: PoseCVAE, cfg: cfgmod.Config, T: int) -> dict[str, fl
 
     def fwd_fast():
         with torch.no_grad():
-            step_loss(meta, frames, poses, None, 1.0, cfg.train)
+            loss_step(meta, Batch(frames, poses), None, 1.0, cfg.train)
 
     def roll():
         with torch.no_grad():
@@ -300,7 +285,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["what"] == "ablation":  # a TF training step and a short rollout with these options
         if not spec.get("rollout_only"):
             frames, poses = make_clips(cfg, spec["B"], spec["T"])
-            opt = make_optimizer(model, cfg)
+            opt = make_optimizer(model, cfg.train)
             t0 = time.perf_counter()
             fast_train_step(model, opt, frames, poses, True, cfg)  # warm-up (and compilation)
             res["first_step_s"] = time.perf_counter() - t0
@@ -319,7 +304,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         res["rollout_fps"] = spec["roll_b"] * (spec["roll_t"] - 1) / res["rollout_s"]
     elif spec["what"] == "train":  # the reference's or posecast's step, TF on and off, best of reps
         frames, poses = make_clips(cfg, spec["B"], spec["T"])
-        opt = make_optimizer(model, cfg)
+        opt = make_optimizer(model, cfg.train)
         step = reference_train_step if spec["who"] == "ref" else fast_train_step
         # warm-ups at the full size: kernels, the optimiser's state, the heap's final layout
         # (two rounds: the heap stops growing, and page-faulting, only in the third step or so)

@@ -1,7 +1,7 @@
 """Fixtures for the analysis tests: a tiny dataset, one tiny trained run, and hand-written logs.
 
 Hand-written logs ("fabricated" runs) have the exact layout the trainer writes (config.yaml,
-metrics.csv with trainer.METRIC_FIELDS, val/epoch_NNN.csv) and known values, so that a test can
+metrics.csv with run.METRIC_FIELDS, val/epoch_NNN.csv) and known values, so that a test can
 check that a plot shows exactly what was logged.
 """
 from __future__ import annotations
@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from posecast import config as cfgmod
-from posecast.training.trainer import METRIC_FIELDS, Schedules, Trainer
+from posecast.training.run import METRIC_FIELDS
+from posecast.training.schedules import Schedules
+from posecast.training.trainer import Trainer
 
 # validation PSNR per epoch of a fabricated run (plus its offset): best 2.0 twice, the last wins
 PSNR_SHAPE = [0.0, 1.0, 2.0, 1.5, 2.0, 1.0, 0.5, 0.2]

@@ -10,7 +10,7 @@ from posecast import cli
 from posecast import config as cfgmod
 from posecast.config import ConfigError
 from posecast.training.study import STUDIES, run_study, study_configs
-from posecast.training.trainer import Schedules
+from posecast.training.schedules import Schedules
 
 
 def _flat(cfg: cfgmod.Config) -> dict:

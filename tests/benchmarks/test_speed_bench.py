@@ -30,8 +30,8 @@ def _fixed_eps_model(model, eps):
             super().__init__()
             self.m = model
 
-        def forward(self, frames, poses, mask):
-            return self.m(frames, poses, mask, eps=eps)
+        def loss(self, *args, **kwargs):
+            return self.m.loss(*args, eps=eps, **kwargs)
 
     return WithEps()
 
@@ -41,8 +41,9 @@ def _fixed_eps_model(model, eps):
                          ids=["lab-options", "other-options"])
 @pytest.mark.slow
 def test_reference_step_equals_posecast_step(speed, tf: bool, options: dict) -> None:
-    """The lab template's loop and the batched step_loss: the same loss and gradients."""
-    from posecast.training.trainer import step_loss
+    """The lab template's loop and the batched loss_step: the same loss and gradients."""
+    from posecast.data.sampling import Batch
+    from posecast.training.step import loss_step
 
     cfg = cfgmod.override(cfgmod.preset("tiny"), **options)
     model = speed.build_model(cfg)
@@ -57,15 +58,15 @@ def test_reference_step_equals_posecast_step(speed, tf: bool, options: dict) -> 
 
     model.zero_grad(set_to_none=True)
     mask = torch.full((4,), tf)
-    out = step_loss(_fixed_eps_model(model, eps), frames, poses, mask, 0.5, cfg.train)
-    out["loss"].backward()
+    out = loss_step(_fixed_eps_model(model, eps), Batch(frames, poses), mask, 0.5, cfg.train)
+    out.loss.backward()
     g_fast = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     with torch.no_grad():
         pred = model(speed.to_float(frames), speed.to_float(poses), mask, eps=eps).pred
     torch.testing.assert_close(pred, ref["pred"].detach(), atol=1e-5, rtol=0)
     for k in ("loss", "mse", "kl"):
-        torch.testing.assert_close(out[k].detach(), ref[k].detach(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(getattr(out, k).detach(), ref[k].detach(), atol=1e-5, rtol=1e-5)
     assert g_ref.keys() == g_fast.keys()
     for n in g_ref:
         torch.testing.assert_close(g_fast[n], g_ref[n], atol=1e-5, rtol=1e-4, msg=n)

@@ -9,7 +9,8 @@ import torch
 from posecast import config as cfgmod
 from posecast.evaluation.rollout import predict
 from posecast.models import PoseCVAE
-from posecast.training.trainer import step_loss
+from posecast.data.sampling import Batch
+from posecast.training.step import loss_step
 
 B, T, H, W = 2, 5, 8, 12
 OPTIONS = [dict(first_frame_cond=f, prior=p, output=o, down=0)
@@ -172,8 +173,8 @@ def test_gradients_reach_every_parameter(options: dict) -> None:
     cfg = cfgmod.override(cfgmod.preset("tiny"), **options)
     frames, poses = _data()
     mask = torch.tensor([True, False, True, False])
-    out = step_loss(model, frames, poses, mask, 1.0, cfg.train)
-    out["loss"].backward()
+    out = loss_step(model, Batch(frames, poses), mask, 1.0, cfg.train)
+    out.loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"no gradient for {missing}"
     # every module learns (single tiny channels may sit in a dead ReLU, so not every tensor)

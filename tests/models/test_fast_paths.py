@@ -14,7 +14,8 @@ from posecast.evaluation.metrics import psnr
 from posecast.evaluation.rollout import evaluate_sequences, predict
 from posecast.models import PoseCVAE
 from posecast.runtime import tune_allocator
-from posecast.training.trainer import step_loss
+from posecast.data.sampling import Batch
+from posecast.training.step import loss_step
 
 B, T, H, W = 2, 5, 8, 12
 
@@ -35,25 +36,25 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _train_outputs(model: PoseCVAE, frames, poses, mask, precision: str = "fp32"):
-    """step_loss (the Trainer's) + backward, with fixed noise: losses, predictions, gradients."""
+    """loss_step (the Trainer's) + backward, with fixed noise: losses, predictions, gradients."""
     tcfg = cfgmod.override(cfgmod.preset("tiny"), precision=precision).train
     g = torch.Generator().manual_seed(1)
     eps = torch.randn(B, frames.shape[1] - 1, model.cfg.N_dim, H, W, generator=g)
 
-    class WithEps(torch.nn.Module):  # step_loss calls model(frames, poses, mask)
+    class WithEps(torch.nn.Module):  # loss_step calls model.loss(frames, poses, mask, beta, ...)
         def __init__(self, m: PoseCVAE) -> None:
             super().__init__()
             self.m = m
 
-        def forward(self, f, p, m):
-            return self.m(f, p, m, eps=eps)
+        def loss(self, *args, **kwargs):
+            return self.m.loss(*args, eps=eps, **kwargs)
 
     model.zero_grad(set_to_none=True)
-    out = step_loss(WithEps(model), frames, poses, mask, 1.0, tcfg)
-    out["loss"].backward()
+    out = loss_step(WithEps(model), Batch(frames, poses), mask, 1.0, tcfg)
+    out.loss.backward()
     with torch.no_grad():
         pred = model(frames, poses, mask, eps=eps).pred
-    return {k: v.detach() for k, v in out.items()}, pred, _grads(model)
+    return {k: getattr(out, k).detach() for k in ("loss", "mse", "kl")}, pred, _grads(model)
 
 
 MASKS = {"tf": [True] * (T - 1), "no-tf": [False] * (T - 1), "mixed": [True, False, True, True]}

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 import posecast.training.checkpoint as ck
-import posecast.training.trainer as tr
+import posecast.training.run as run_mod
 from posecast import cli
 
 hook, at = os.environ.get("RB_HOOK", ""), int(os.environ.get("RB_AT", "0"))
@@ -64,22 +64,22 @@ if hook == "mid_checkpoint_write":  # half of last.ckpt written to its temporary
         return orig_atomic(path, write)
     ck.atomic_write_bytes = atomic
 elif hook == "after_checkpoint":  # last.ckpt of epoch `at` complete, metrics row not yet handled
-    orig_save = tr.save_checkpoint
+    orig_save = run_mod.save_checkpoint
     def save(path, state):
         orig_save(path, state)
         if Path(path).name == "last.ckpt":
             seen["n"] += 1
             if seen["n"] == at:
                 die()
-    tr.save_checkpoint = save
+    run_mod.save_checkpoint = save
 elif hook == "after_metrics_row":  # metrics row of epoch `at` appended, then killed
-    orig_append = tr.Trainer._append_metrics
+    orig_append = run_mod.Run.append_metrics
     def append(self, row):
         orig_append(self, row)
         seen["n"] += 1
         if seen["n"] == at:
             die()
-    tr.Trainer._append_metrics = append
+    run_mod.Run.append_metrics = append
 raise SystemExit(cli.main(sys.argv[1:]))
 """
 

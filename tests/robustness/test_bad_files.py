@@ -264,9 +264,9 @@ def _fail_writes(monkeypatch, exc_errno: int, name: str, at: int = 1, partial: b
 
     import posecast.evaluation.evaluate as evmod
     import posecast.evaluation.video as vimod
-    import posecast.training.trainer as trmod
+    import posecast.training.run as runmod
 
-    for module in (ckmod, evmod, vimod, trmod):  # every module that imported it by name
+    for module in (ckmod, evmod, vimod, runmod):  # every module that imported it by name
         monkeypatch.setattr(module, "atomic_write_bytes", atomic)
 
 
@@ -314,18 +314,18 @@ def test_no_permission_while_writing_results(synth_root: Path, tiny_checkpoint: 
 
 @pytest.mark.slow
 def test_disk_full_while_appending_a_metrics_row(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
-    import posecast.training.trainer as trmod
+    from posecast.training.run import Run
 
-    orig = trmod.Trainer._append_metrics
+    orig = Run.append_metrics
 
     def append(self, row):
-        if self.epoch == 2:  # epoch 2's row: half of it reaches the disk
-            with (self.run_dir / "metrics.csv").open("a") as f:
+        if row["epoch"] == 1:  # epoch 2's row: half of it reaches the disk
+            with self.metrics_path.open("a") as f:
                 f.write(",".join(str(row[k]) for k in ("epoch", "step", "lr", "tfr")))
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.run_dir / "metrics.csv"))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.metrics_path))
         return orig(self, row)
 
-    monkeypatch.setattr(trmod.Trainer, "_append_metrics", append)
+    monkeypatch.setattr(Run, "append_metrics", append)
     run = tmp_path / "run"
     code, _, err = run_cli(_quick_run(synth_root, run, 3))
     monkeypatch.undo()

@@ -2,12 +2,13 @@
 good checkpoint kept, the remedies offered; `--skip_nonfinite` skips the bad batch instead."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
-import posecast.training.trainer as trmod
+import posecast.training.step as step_mod
 from posecast.training.checkpoint import load_checkpoint
 from robustness_support import metrics_rows, run_cli
 
@@ -16,17 +17,17 @@ STEPS = 3  # the shared synthetic dataset: 24 frames, clips of 4, batches of 2
 
 def _poison(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
     """The loss of the at-th training step becomes NaN (as after an exploding update)."""
-    orig, seen = trmod.step_loss, {"n": 0}
+    orig, seen = step_mod.loss_step, {"n": 0}
 
-    def step_loss(model, frames, poses, tf_mask, beta, tcfg):
-        out = orig(model, frames, poses, tf_mask, beta, tcfg)
+    def loss_step(model, batch, tf_mask, beta, tcfg):
+        out = orig(model, batch, tf_mask, beta, tcfg)
         if torch.is_grad_enabled():  # training, not validation
             seen["n"] += 1
             if seen["n"] == at:
-                out = dict(out, loss=out["loss"] * float("nan"))
+                out = dataclasses.replace(out, loss=out.loss * float("nan"))
         return out
 
-    monkeypatch.setattr(trmod, "step_loss", step_loss)
+    monkeypatch.setattr(step_mod, "loss_step", loss_step)
 
 
 def _args(data: Path, run: Path, *more) -> list:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from posecast.training.schedules import kl_beta, teacher_forcing_ratio
-from posecast.training.trainer import Schedules
+from posecast.training.schedules import Schedules
 from posecast_testing import tiny_config
 
 SEVENTHS = [0.0, 0.142857142857, 0.285714285714, 0.428571428571, 0.571428571429, 0.714285714286,

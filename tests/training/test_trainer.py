@@ -1,22 +1,23 @@
-"""The training loop: run folder contents, resume, determinism, non-finite losses, data options."""
+"""The training loop: run folder contents, resume, determinism, non-finite losses, data options
+(the sampling functions themselves: tests/data/test_sampling.py)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
-import random
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-import posecast.training.trainer as trainer_mod
+import posecast.training.step as step_mod
 from posecast import config as cfgmod
-from posecast.data.lab import DataError, load_split
+from posecast.data.lab import DataError
 from posecast.training.checkpoint import load_checkpoint
 from posecast.training.schedules import kl_beta, teacher_forcing_ratio
-from posecast.training.trainer import (METRIC_FIELDS, NonFiniteLossError, Trainer, clip_starts,
-                                       tf_mask_for)
+from posecast.training.run import METRIC_FIELDS, tensorboard_writer
+from posecast.training.trainer import NonFiniteLossError, Trainer
 from posecast_testing import SYNTH, leftover_temp_files, tensorboard_scalars, tiny_config, write_split
 
 TRAIN_CLIPS = SYNTH["train_len"] // 4  # tiny: clips of 4 frames, batches of 2 -> 3 steps per epoch
@@ -39,15 +40,15 @@ class _Recorder:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, nan_at: int | None = None) -> None:
         self.calls: list[tuple[torch.Tensor | None, float]] = []
         self.nan_at = nan_at
-        self._orig = trainer_mod.step_loss
-        monkeypatch.setattr(trainer_mod, "step_loss", self)
+        self._orig = step_mod.loss_step
+        monkeypatch.setattr(step_mod, "loss_step", self)
 
-    def __call__(self, model, frames, poses, tf_mask, beta, tcfg):
-        out = self._orig(model, frames, poses, tf_mask, beta, tcfg)
+    def __call__(self, model, batch, tf_mask, beta, tcfg):
+        out = self._orig(model, batch, tf_mask, beta, tcfg)
         if torch.is_grad_enabled():  # training, not validation
             self.calls.append((None if tf_mask is None else tf_mask.clone(), beta))
             if len(self.calls) == self.nan_at:
-                out = dict(out, loss=out["loss"] * float("nan"))
+                out = dataclasses.replace(out, loss=out.loss * float("nan"))
         return out
 
 
@@ -112,9 +113,9 @@ def test_resume_continues_at_the_right_epoch_with_the_right_schedules(trained_ru
     started: list[int] = []
     orig = Trainer._epoch
 
-    def spy(self, writer):
+    def spy(self):
         started.append(self.epoch)
-        return orig(self, writer)
+        return orig(self)
 
     monkeypatch.setattr(Trainer, "_epoch", spy)
     cfg = tiny_config(num_epoch=3)
@@ -152,11 +153,11 @@ def test_interrupted_run_resumes_bitwise(synth_root: Path, tmp_path: Path, monke
     orig = Trainer._epoch
     calls = {"n": 0}
 
-    def interrupted(self, writer):
+    def interrupted(self):
         calls["n"] += 1
         if calls["n"] == 2:  # Ctrl-C after the first epoch was checkpointed
             raise KeyboardInterrupt
-        return orig(self, writer)
+        return orig(self)
 
     monkeypatch.setattr(Trainer, "_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -217,62 +218,11 @@ def test_skip_nonfinite_skips_the_batch(synth_root: Path, tmp_path: Path, monkey
 
 
 # -- data options -----------------------------------------------------------------------------------
-def test_clip_starts() -> None:
-    assert clip_starts(24, 4, None) == [0, 4, 8, 12, 16, 20]  # non-overlapping, as in the lab
-    assert clip_starts(25, 4, None) == [0, 4, 8, 12, 16, 20]  # a partial clip at the end is dropped
-    assert clip_starts(24, 4, 2) == list(range(0, 21, 2))
-    assert clip_starts(24, 4, 1) == list(range(21))
-    assert clip_starts(24, 4, None, 0.5) == [0, 4, 8]  # partial: the first part of the clips
-    assert clip_starts(24, 4, None, 0.01) == [0]  # never empty
-    assert clip_starts(4, 4, None) == [0]
-    with pytest.raises(DataError, match="fewer than one training clip"):
-        clip_starts(3, 4, None)
-
-
-def test_trainer_partial_fast_train_and_stride(synth_root: Path, tmp_path: Path) -> None:
-    seqs = dict(train_seq=load_split(synth_root, "train"), val_seqs=[load_split(synth_root, "val")])
-    quiet = dict(progress=False, log=lambda _: None)
-    part = Trainer(tiny_config(partial=0.5), None, tmp_path / "a", **quiet, **seqs)
-    assert part._starts(0) == part._starts(5) == [0, 4, 8]
-    stride = Trainer(tiny_config(clip_stride=2), None, tmp_path / "b", **quiet, **seqs)
-    assert stride._starts(0) == list(range(0, 21, 2))
-    fast = Trainer(tiny_config(fast_train=True, fast_partial=0.5, fast_train_epoch=2, partial=1.0), None,
-                   tmp_path / "c", **quiet, **seqs)
-    assert [len(fast._starts(e)) for e in range(4)] == [3, 3, 6, 6]  # fast_partial for 2 epochs
-    # every clip exactly once per epoch, in an order fixed by (seed, epoch)
-    for e in range(3):
-        got = torch.cat(fast._batches(e)).tolist()
-        assert sorted(got) == fast._starts(e) and got == torch.cat(fast._batches(e)).tolist()
-    assert [len(b) for b in fast._batches(2)] == [2, 2, 2]
-    assert torch.cat(fast._batches(2)).tolist() != torch.cat(fast._batches(3)).tolist()
-    frames, poses = fast._clips(fast.train_seq, torch.tensor([8, 0]))
-    assert frames.shape == poses.shape == (2, 4, 3, 32, 64) and frames.dtype == torch.uint8
-    assert torch.equal(frames[0], fast.train_seq.frames[8:12]) and torch.equal(poses[1], fast.train_seq.poses[0:4])
-
-
 @pytest.mark.slow
 def test_fast_train_in_a_run(synth_root: Path, tmp_path: Path) -> None:
     cfg = tiny_config(fast_train=True, fast_partial=0.5, fast_train_epoch=1)
     Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None).fit()
     assert [int(r["step"]) for r in _rows(tmp_path / "r")] == [2, 5]  # 3 clips, then 6 (batches of 2)
-
-
-def test_tf_mask_coin_modes() -> None:
-    rng = random.Random(0)
-    state = rng.getstate()
-    assert tf_mask_for("epoch", 0.3, 5, rng, True).tolist() == [True] * 5
-    assert tf_mask_for("epoch", 0.3, 5, rng, False).tolist() == [False] * 5
-    assert rng.getstate() == state  # the epoch coin was flipped once, before
-    batch = [tf_mask_for("batch", 0.5, 5, rng, True) for _ in range(400)]
-    assert all(m.all() or not m.any() for m in batch)  # one coin per batch
-    assert 0.4 < sum(bool(m[0]) for m in batch) / 400 < 0.6
-    step = torch.stack([tf_mask_for("step", 0.5, 5, rng, True) for _ in range(400)])
-    assert step.dtype == torch.bool and step.shape == (400, 5)
-    assert sum(bool(m.any() and not m.all()) for m in step) > 300  # one coin per step
-    assert 0.4 < step.float().mean() < 0.6
-    for mode in ("batch", "step"):
-        assert not tf_mask_for(mode, 0.0, 5, rng, True).any()
-        assert tf_mask_for(mode, 1.0, 5, rng, False).all()
 
 
 @pytest.mark.slow
@@ -315,7 +265,7 @@ def test_per_step_beta_counts_every_batch(synth_root: Path, tmp_path: Path, monk
     rec = _Recorder(monkeypatch)
     cfg = tiny_config(batch_size=4, kl_anneal_per="step", kl_anneal_cycle=1)  # 6 clips: batches of 4 and 2
     trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None)
-    assert trainer.schedules.steps_per_epoch == len(trainer._batches(0)) == 2
+    assert trainer.schedules.steps_per_epoch == len(trainer.sampler.batches(0)) == 2
     trainer.fit()
     assert [b for _, b in rec.calls] == [0.0, 0.25, 0.5, 0.75]
 
@@ -377,14 +327,14 @@ def test_random_anchors_come_from_the_split_within_range(synth_root: Path, tmp_p
                                                           monkeypatch) -> None:
     cfg = tiny_config(num_epoch=2, anchor="random", anchor_range=anchor_range, first_frame_cond=True)
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    orig = trainer_mod.step_loss
+    orig = step_mod.loss_step
 
-    def record(model, frames, poses, tf_mask, beta, tcfg, anchor=None):
+    def record(model, batch, tf_mask, beta, tcfg):
         if torch.is_grad_enabled():
-            seen.append((frames[:, 0].clone(), anchor.clone()))
-        return orig(model, frames, poses, tf_mask, beta, tcfg, anchor=anchor)
+            seen.append((batch.frames[:, 0].clone(), batch.anchor.clone()))
+        return orig(model, batch, tf_mask, beta, tcfg)
 
-    monkeypatch.setattr(trainer_mod, "step_loss", record)
+    monkeypatch.setattr(step_mod, "loss_step", record)
     tr = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda s: None)
     tr.fit()
     frames = tr.train_seq.frames
@@ -400,33 +350,6 @@ def test_random_anchors_come_from_the_split_within_range(synth_root: Path, tmp_p
                 assert min(abs(x - y) for x in ia for y in ic) <= anchor_range
             far += min(abs(x - y) for x in ia for y in ic) > 0
     assert far > 0  # not simply the clip's own first frame
-
-
-@pytest.mark.parametrize("order", ["random", "mixed"])
-def test_clip_order_draws_frames_with_their_own_poses(synth_root: Path, tmp_path: Path, order: str) -> None:
-    tr = Trainer(tiny_config(num_epoch=2, clip_order=order), synth_root, tmp_path / "r", progress=False,
-                 log=lambda s: None)
-    seq, n = tr.train_seq, len(tr.train_seq)
-    starts = torch.tensor([0, 4, 8, 12] * 4)
-    gen = torch.Generator().manual_seed(0)
-    frames, poses = tr._clips(seq, starts, gen)
-    again, _ = tr._clips(seq, starts, torch.Generator().manual_seed(0))
-    assert torch.equal(frames, again)  # seeded
-    consecutive = 0
-    for b in range(len(starts)):
-        idx = []
-        for t in range(frames.shape[1]):
-            i = [k for k in range(n) if torch.equal(seq.frames[k], frames[b, t])]
-            assert i and any(torch.equal(seq.poses[k], poses[b, t]) for k in i)  # a frame keeps its pose
-            idx.append(i[0])
-        consecutive += idx == list(range(idx[0], idx[0] + len(idx)))
-    assert consecutive < len(starts)
-    if order == "random":
-        assert consecutive == 0
-    else:
-        assert consecutive > 0
-    plain, _ = tr._clips(seq, starts)  # validation: no generator, always consecutive
-    assert torch.equal(plain, seq.frames[starts[:, None] + torch.arange(frames.shape[1])])
 
 
 @pytest.mark.slow
@@ -450,5 +373,5 @@ def test_restart_before_the_first_checkpoint_hides_the_killed_run_s_epoch_0(synt
     future = run_dir / "tensorboard" / f"events.out.tfevents.{int(time.time()) + 60}.host.1.0"
     future.write_bytes(b"")
     t0 = time.monotonic()
-    trainer_mod._tensorboard(run_dir / "tensorboard", start_epoch=1).close()
+    tensorboard_writer(run_dir / "tensorboard", start_epoch=1).close()
     assert time.monotonic() - t0 < 10

@@ -27,12 +27,10 @@ from .. import config as cfgmod  # noqa: E402
 from ..config import Config  # noqa: E402
 from ..data.lab import DataError  # noqa: E402
 
+from ..training.run import METRIC_FIELDS  # noqa: E402  (the columns of metrics.csv)
+from ..training.schedules import Schedules  # noqa: E402
+
 DPI = 120
-# Metric columns of metrics.csv (the trainer's METRIC_FIELDS; imported lazily there to keep
-# this module light, and checked against it by the tests).
-METRIC_COLUMNS = ["epoch", "step", "lr", "tfr", "beta", "teacher_forced", "train_loss", "train_mse",
-                  "train_kl", "val_loss", "val_mse", "val_kl", "val_psnr", "val_ssim", "val_psnr_min",
-                  "epoch_time", "elapsed"]
 LOSS_PARTS = {
     "loss": ("Total loss (MSE + β·KL)", "loss per clip (sum over predicted frames)"),
     "mse": ("Reconstruction term (MSE)", "MSE per clip (sum over predicted frames)"),
@@ -130,8 +128,6 @@ class RunLog:
         of epoch e (0-based) lies at ``e + 1 + i / steps``, so each logged per-epoch beta (the
         value at the epoch's first step) sits on this curve.
         """
-        from ..training.trainer import Schedules
-
         counts = self.steps_per_epoch
         sched = Schedules(self.cfg, counts[0])  # steps per epoch: the first epoch's, as the trainer
         xs, ys = [], []
@@ -154,7 +150,7 @@ def _read_metrics(path: Path) -> dict[str, np.ndarray]:
         rows = [r for r in csv.DictReader(f) if (r.get("epoch") or "").strip().isdigit()]
     if not rows:
         raise DataError(f"{path}: no epoch logged yet")
-    return {k: np.asarray([_float(r.get(k)) for r in rows], dtype=float) for k in METRIC_COLUMNS}
+    return {k: np.asarray([_float(r.get(k)) for r in rows], dtype=float) for k in METRIC_FIELDS}
 
 
 def _read_frame_csv(path: Path, epoch: int) -> FrameMetrics | None:

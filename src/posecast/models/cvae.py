@@ -10,6 +10,7 @@ from ..config import ModelConfig
 from .blocks import GatedConvFFN
 from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
                       PoseEncoder)
+from .objective import LossOutput, elbo_loss
 
 _LOGIT_EPS = 1e-3
 
@@ -53,6 +54,15 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+
+
+def _teacher_forced(tf_mask: torch.Tensor | None, steps: int) -> list[int]:
+    """The steps that take the ground truth as their previous frame (step 0 always does)."""
+    if tf_mask is None:
+        return list(range(steps))
+    tf_list = [bool(v) for v in tf_mask.tolist()]  # host list once, outside the time loop
+    tf_list[0] = True
+    return [s for s in range(steps) if tf_list[s]]
 
 
 class PoseCVAE(nn.Module):
@@ -154,14 +164,17 @@ class PoseCVAE(nn.Module):
         if self.cfg.first_frame_cond:
             first = feats[:, 0] if anchor is None else self.frame_encoder(anchor)
 
-        if tf_mask is None:
-            tf_idx = list(range(S))
-        else:
-            tf_list = [bool(v) for v in tf_mask.tolist()]  # host list once, outside the time loop
-            tf_list[0] = True
-            tf_idx = [s for s in range(S) if tf_list[s]]
-        fed_idx = [s for s in range(S) if s not in set(tf_idx)]
+        pred, prior = self._decode_steps(frames, feats, pose_feat, z, _teacher_forced(tf_mask, S), first, x0)
+        return CVAEOutput(pred, Gaussian(mu, logvar), prior, z)
 
+    def _decode_steps(self, frames: torch.Tensor, feats: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
+                      tf_idx: list[int], first: torch.Tensor | None,
+                      x0: torch.Tensor) -> tuple[torch.Tensor, Gaussian | None]:
+        """Predicted frames [B, S, 3, H, W] and the prior (None: N(0, I)): the teacher-forced
+        steps ``tf_idx`` in one batched call, then the others one after another, each fed the
+        previous prediction. feats: [B, T, F, H, W]; pose_feat: [B, S, L, H, W]; z: [B, S, N, H, W]."""
+        B, S = z.shape[:2]
+        fed_idx = [s for s in range(S) if s not in set(tf_idx)]
         preds: list[torch.Tensor | None] = [None] * S
         prior_mu: list[torch.Tensor | None] = [None] * S
         prior_lv: list[torch.Tensor | None] = [None] * S
@@ -176,7 +189,7 @@ class PoseCVAE(nn.Module):
             pri = self.prior(prev_f, pose_k)
             if not fed_idx:  # every step teacher-forced: no per-step split and stack
                 prior = None if pri is None else Gaussian(pri.mu.unflatten(0, (B, k)), pri.logvar.unflatten(0, (B, k)))
-                return CVAEOutput(out, Gaussian(mu, logvar), prior, z)
+                return out, prior
             for j, s in enumerate(tf_idx):
                 preds[s] = out[:, j]
                 if pri is not None:
@@ -192,7 +205,19 @@ class PoseCVAE(nn.Module):
         prior = None
         if self.prior_net is not None:
             prior = Gaussian(torch.stack(prior_mu, 1), torch.stack(prior_lv, 1))
-        return CVAEOutput(torch.stack(preds, 1), Gaussian(mu, logvar), prior, z)
+        return torch.stack(preds, 1), prior
+
+    def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
+             kl_reduction: str, anchor: torch.Tensor | None = None,
+             eps: torch.Tensor | None = None) -> LossOutput:
+        """The training objective of a batch of clips: sum over steps of MSE + beta * KL(q || p).
+
+        frames, poses: [B, T, 3, H, W] in [0, 1]; tf_mask, anchor, eps: as in ``forward``.
+        kl_reduction: ``lab`` or ``mean`` (see ``objective.kl_divergence``). Under autocast the
+        forward may run in bf16; the loss itself is computed in fp32.
+        """
+        out = self(frames, poses, tf_mask, eps=eps, anchor=anchor)
+        return elbo_loss(out.pred, frames[:, 1:], out.posterior, out.prior, beta, kl_reduction)
 
     # -- inference ----------------------------------------------------------------------
     def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor, *, z_mode: str = "prior",

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from ..config import Config
 
 
 def _clamp01(x: float) -> float:
@@ -46,3 +49,25 @@ def kl_beta(progress: float, total: float, *, kind: str = "Cyclical", n_cycle: i
     # floor with a tolerance, so that 7.000000001 cycles does not wrap the wrong way
     pos = progress - period * math.floor(progress / period + 1e-9)
     return round(_clamp01(pos / (period * ratio)), 12)
+
+
+@dataclass
+class Schedules:
+    """The schedules of a config, evaluated by epoch (and step within training)."""
+
+    cfg: Config
+    steps_per_epoch: int
+
+    def tfr(self, epoch: int) -> float:
+        t = self.cfg.train
+        return teacher_forcing_ratio(epoch, tfr=t.tfr, tfr_sde=t.tfr_sde, tfr_d_step=t.tfr_d_step,
+                                     mode=t.tfr_mode, num_epoch=t.num_epoch)
+
+    def beta(self, epoch: int, step_in_epoch: int = 0) -> float:
+        t = self.cfg.train
+        if t.kl_anneal_per == "step":
+            progress, total = epoch * self.steps_per_epoch + step_in_epoch, t.num_epoch * self.steps_per_epoch
+        else:
+            progress, total = epoch, t.num_epoch
+        return kl_beta(progress, total, kind=t.kl_anneal_type, n_cycle=t.kl_anneal_cycle,
+                       ratio=t.kl_anneal_ratio)

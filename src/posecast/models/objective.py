@@ -1,0 +1,56 @@
+"""The model's objective: reconstruction and KL terms with the reductions offered (see the README)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from .modules import Gaussian
+
+
+@dataclass
+class LossOutput:
+    """The objective of one batch of clips: sums over the predicted steps."""
+
+    loss: torch.Tensor  # [] MSE + beta * KL (MSE alone when beta is 0)
+    mse: torch.Tensor  # [] reconstruction term
+    kl: torch.Tensor  # [] KL term, unweighted
+    pred: torch.Tensor  # [B, T-1, 3, H, W] the predicted frames
+
+
+def kl_divergence(q: Gaussian, p: Gaussian | None = None, *, reduction: str = "lab") -> torch.Tensor:
+    """KL(q || p) per time step, [S]. q, p: mu/logvar [B, S, N, H, W]; p None means N(0, I).
+
+    lab: summed over latent elements and divided by the batch size (the lab's kl_criterion);
+    mean: averaged over every latent element.
+    """
+    if p is None:
+        kl = -0.5 * (1 + q.logvar - q.mu.pow(2) - q.logvar.exp())
+    else:
+        kl = 0.5 * (p.logvar - q.logvar + (q.logvar.exp() + (q.mu - p.mu).pow(2)) / p.logvar.exp() - 1)
+    B = kl.shape[0]
+    if reduction == "lab":
+        return kl.sum(dim=(0, 2, 3, 4)) / B
+    if reduction == "mean":
+        return kl.mean(dim=(0, 2, 3, 4))
+    raise ValueError(f"unknown KL reduction {reduction!r}")
+
+
+def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE per time step, [S], averaged over batch and pixels (the lab's nn.MSELoss per step)."""
+    return F.mse_loss(pred, target, reduction="none").mean(dim=(0, 2, 3, 4))
+
+
+def elbo_loss(pred: torch.Tensor, target: torch.Tensor, posterior: Gaussian, prior: Gaussian | None,
+              beta: float, kl_reduction: str) -> LossOutput:
+    """Sum over steps of MSE + beta * KL, computed in fp32 (pred, mu and logvar are upcast, so a
+    bf16 forward gives an fp32 loss). pred, target: [B, S, 3, H, W]."""
+    def fp32(g: Gaussian | None) -> Gaussian | None:
+        return None if g is None else Gaussian(g.mu.float(), g.logvar.float())
+
+    mse = reconstruction(pred.float(), target)  # [S]
+    kl = kl_divergence(fp32(posterior), fp32(prior), reduction=kl_reduction)  # [S]
+    # beta = 0 leaves the posterior unconstrained: keep its KL out of the graph, since 0 * inf is NaN
+    total = mse.sum() + beta * kl.sum() if beta > 0 else mse.sum()
+    return LossOutput(total, mse.sum(), kl.sum(), pred)

@@ -1,0 +1,88 @@
+"""The one step function (training, validation and the benchmarks) and the optimiser it steps."""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+
+from ..config import TrainConfig
+from ..data.sampling import Batch
+from ..models import LossOutput
+from ..perf import autocast, to_float
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, message: str, value: float = float("nan")) -> None:
+        super().__init__(message)
+        self.value = value  # the loss
+
+
+class Objective(Protocol):
+    """A PoseCVAE, or a wrapper that runs its ``loss`` (DDP: ``distributed.DistInfo.wrap``)."""
+
+    def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
+             kl_reduction: str, anchor: torch.Tensor | None = None) -> LossOutput: ...
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """train.optim (Adam or AdamW) over the model's parameters."""
+    cls = torch.optim.AdamW if cfg.optim == "AdamW" else torch.optim.Adam
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.MultiStepLR:
+    """The learning rate times train.gamma at each of train.milestones (stepped once per epoch)."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
+
+
+def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.MultiStepLR,
+              old_lr: float, new_lr: float) -> torch.optim.lr_scheduler.MultiStepLR:
+    """Make ``new_lr`` the base rate of a loaded optimizer (`--resume RUN --lr X`): the current
+    rate scales with it, so milestones already passed keep their decay. Returns the scheduler
+    rebuilt on the rescaled optimizer at the same epoch."""
+    scale = new_lr / old_lr
+    for group in optimizer.param_groups:
+        group["lr"] *= scale
+        group["initial_lr"] = new_lr
+    # a new scheduler takes its base rates from initial_lr and its last rate from the groups;
+    # built without milestones, its first step keeps the rate (a milestone 0 would decay it again)
+    fresh = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=scheduler.gamma)
+    fresh.milestones, fresh.last_epoch = scheduler.milestones, scheduler.last_epoch
+    return fresh
+
+
+def loss_step(model: Objective, batch: Batch, tf_mask: torch.Tensor | None, beta: float,
+              cfg: TrainConfig) -> LossOutput:
+    """The loss of a batch of uint8 clips, the forward under train.precision's autocast (no backward)."""
+    x = to_float(batch.frames)
+    anchor = None if batch.anchor is None else to_float(batch.anchor)
+    with autocast(cfg.precision, x.device):
+        return model.loss(x, to_float(batch.poses), tf_mask, beta, kl_reduction=cfg.kl_reduction, anchor=anchor)
+
+
+def _is_finite(loss: torch.Tensor) -> bool:
+    return bool(torch.isfinite(loss.detach()))
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, cfg: TrainConfig) -> None:
+    """Backward, clip to train.grad_clip, step (the gradients were cleared before the forward)."""
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
+    optimizer.step()
+
+
+def train_step(model: Objective, optimizer: torch.optim.Optimizer, batch: Batch, tf_mask: torch.Tensor | None,
+               beta: float, cfg: TrainConfig, *,
+               all_finite: Callable[[torch.Tensor], bool] = _is_finite) -> dict[str, float]:
+    """One optimiser step on a batch: loss_step, then optimizer_step. Returns the batch's loss,
+    mse and kl. A loss that is not finite (``all_finite``: on every DDP rank) raises
+    NonFiniteLossError before the backward, with the gradients cleared and the weights untouched."""
+    out = loss_step(model, batch, tf_mask, beta, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    if not all_finite(out.loss):
+        raise NonFiniteLossError(f"non-finite loss ({out.loss.item()})", out.loss.item())
+    optimizer_step(optimizer, out.loss, cfg)
+    return {"loss": float(out.loss.detach()), "mse": float(out.mse.detach()), "kl": float(out.kl.detach())}

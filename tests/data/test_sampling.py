@@ -1,0 +1,102 @@
+"""Clip sampling (posecast.data.sampling): clip starts, the epoch's batches, clip orders, anchors,
+teacher-forcing masks."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from posecast.data.lab import DataError, load_split
+from posecast.data.sampling import ClipSampler, clip_starts, gather_clips, rank_share, tf_mask_for
+from posecast_testing import tiny_config
+
+
+def test_clip_starts() -> None:
+    assert clip_starts(24, 4, None) == [0, 4, 8, 12, 16, 20]  # non-overlapping, as in the lab
+    assert clip_starts(25, 4, None) == [0, 4, 8, 12, 16, 20]  # a partial clip at the end is dropped
+    assert clip_starts(24, 4, 2) == list(range(0, 21, 2))
+    assert clip_starts(24, 4, 1) == list(range(21))
+    assert clip_starts(24, 4, None, 0.5) == [0, 4, 8]  # partial: the first part of the clips
+    assert clip_starts(24, 4, None, 0.01) == [0]  # never empty
+    assert clip_starts(4, 4, None) == [0]
+    with pytest.raises(DataError, match="fewer than one training clip"):
+        clip_starts(3, 4, None)
+
+
+def _sampler(seq, **overrides) -> ClipSampler:
+    cfg = tiny_config(**overrides)
+    return ClipSampler.from_config(seq, cfg.data, cfg.train.seed)
+
+
+def test_partial_fast_train_and_stride(synth_root: Path) -> None:
+    seq = load_split(synth_root, "train")
+    part = _sampler(seq, partial=0.5)
+    assert part.starts(0) == part.starts(5) == [0, 4, 8]
+    assert _sampler(seq, clip_stride=2).starts(0) == list(range(0, 21, 2))
+    fast = _sampler(seq, fast_train=True, fast_partial=0.5, fast_train_epoch=2, partial=1.0)
+    assert [len(fast.starts(e)) for e in range(4)] == [3, 3, 6, 6]  # fast_partial for 2 epochs
+    # every clip exactly once per epoch, in an order fixed by (seed, epoch)
+    for e in range(3):
+        got = torch.cat(fast.batches(e)).tolist()
+        assert sorted(got) == fast.starts(e) and got == torch.cat(fast.batches(e)).tolist()
+    assert [len(b) for b in fast.batches(2)] == [2, 2, 2]
+    assert torch.cat(fast.batches(2)).tolist() != torch.cat(fast.batches(3)).tolist()
+    frames, poses = gather_clips(seq, torch.tensor([8, 0]), 4)
+    assert frames.shape == poses.shape == (2, 4, 3, 32, 64) and frames.dtype == torch.uint8
+    assert torch.equal(frames[0], seq.frames[8:12]) and torch.equal(poses[1], seq.poses[0:4])
+    batches = list(fast.epoch(2))  # the clips of those batches, in the same order
+    assert [len(b) for b in batches] == [2, 2, 2] and all(b.anchor is None for b in batches)
+    assert torch.equal(batches[0].frames, gather_clips(seq, fast.batches(2)[0], 4)[0])
+
+
+def test_a_ddp_rank_takes_its_share_of_each_global_batch() -> None:
+    batches = [torch.tensor([5, 1, 3, 0]), torch.tensor([4, 2, 7]), torch.tensor([6])]
+    assert [b.tolist() for b in rank_share(batches, 0, 2)] == [[5, 1], [4, 2]]
+    assert [b.tolist() for b in rank_share(batches, 1, 2)] == [[3, 0], [7]]
+    assert rank_share(batches, 0, 1) == batches
+
+
+def test_tf_mask_coin_modes() -> None:
+    rng = random.Random(0)
+    state = rng.getstate()
+    assert tf_mask_for("epoch", 0.3, 5, rng, True).tolist() == [True] * 5
+    assert tf_mask_for("epoch", 0.3, 5, rng, False).tolist() == [False] * 5
+    assert rng.getstate() == state  # the epoch coin was flipped once, before
+    batch = [tf_mask_for("batch", 0.5, 5, rng, True) for _ in range(400)]
+    assert all(m.all() or not m.any() for m in batch)  # one coin per batch
+    assert 0.4 < sum(bool(m[0]) for m in batch) / 400 < 0.6
+    step = torch.stack([tf_mask_for("step", 0.5, 5, rng, True) for _ in range(400)])
+    assert step.dtype == torch.bool and step.shape == (400, 5)
+    assert sum(bool(m.any() and not m.all()) for m in step) > 300  # one coin per step
+    assert 0.4 < step.float().mean() < 0.6
+    for mode in ("batch", "step"):
+        assert not tf_mask_for(mode, 0.0, 5, rng, True).any()
+        assert tf_mask_for(mode, 1.0, 5, rng, False).all()
+
+
+@pytest.mark.parametrize("order", ["random", "mixed"])
+def test_clip_order_draws_frames_with_their_own_poses(synth_root: Path, order: str) -> None:
+    seq = load_split(synth_root, "train")
+    n, T = len(seq), tiny_config().data.train_vi_len
+    starts = torch.tensor([0, 4, 8, 12] * 4)
+    gen = torch.Generator().manual_seed(0)
+    frames, poses = gather_clips(seq, starts, T, order, gen)
+    again, _ = gather_clips(seq, starts, T, order, torch.Generator().manual_seed(0))
+    assert torch.equal(frames, again)  # seeded
+    consecutive = 0
+    for b in range(len(starts)):
+        idx = []
+        for t in range(frames.shape[1]):
+            i = [k for k in range(n) if torch.equal(seq.frames[k], frames[b, t])]
+            assert i and any(torch.equal(seq.poses[k], poses[b, t]) for k in i)  # a frame keeps its pose
+            idx.append(i[0])
+        consecutive += idx == list(range(idx[0], idx[0] + len(idx)))
+    assert consecutive < len(starts)
+    if order == "random":
+        assert consecutive == 0
+    else:
+        assert consecutive > 0
+    plain, _ = gather_clips(seq, starts, T, order)  # validation: no generator, always consecutive
+    assert torch.equal(plain, seq.frames[starts[:, None] + torch.arange(frames.shape[1])])

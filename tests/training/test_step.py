@@ -1,0 +1,83 @@
+"""The one step function (posecast.training.step): the loss of a batch, the optimiser step, the
+learning rate of a resumed run."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from posecast.data.sampling import Batch
+from posecast.models import PoseCVAE
+from posecast.models.objective import kl_divergence, reconstruction
+from posecast.training.step import (NonFiniteLossError, loss_step, make_optimizer, make_scheduler, rebase_lr,
+                                    train_step)
+from posecast_testing import tiny_config
+
+
+def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    model = PoseCVAE(cfg.model)
+    frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    poses = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(1)
+    out = loss_step(model, Batch(frames, poses), None, 0.3, cfg.train)
+    assert torch.allclose(out.loss, out.mse + 0.3 * out.kl)
+    torch.manual_seed(1)
+    cvae = model(frames.float() / 255, poses.float() / 255)
+    mse = reconstruction(cvae.pred, frames[:, 1:].float() / 255)
+    assert torch.allclose(out.mse, mse.sum())
+    assert torch.allclose(out.kl, kl_divergence(cvae.posterior).sum())
+
+
+def _stepped(milestones: list[int], epochs: int, lr: float = 1e-3) -> tuple[torch.nn.Linear, dict, dict]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    cfg = tiny_config(lr=lr, milestones=milestones, gamma=0.5).train
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg)
+    for _ in range(epochs):
+        opt.step()
+        sched.step()
+    return model, opt.state_dict(), sched.state_dict()
+
+
+def test_rebase_lr_scales_the_current_rate_and_keeps_the_milestones() -> None:
+    """`--resume RUN --lr X`: the rate of the resumed epoch is X times the decay already passed,
+    later milestones still apply, and the scheduler reports the rate the optimiser holds."""
+    for milestones in ([1, 3], [0, 3]):
+        model, opt_state, sched_state = _stepped(milestones, 2)  # epoch 2: one milestone passed
+        cfg = tiny_config(lr=1e-4, milestones=milestones, gamma=0.5).train
+        opt = make_optimizer(model, cfg)
+        sched = make_scheduler(opt, cfg)
+        opt.load_state_dict(opt_state)
+        sched.load_state_dict(sched_state)
+        sched = rebase_lr(opt, sched, 1e-3, 1e-4)
+        decayed = 1e-3 * 0.5 ** sum(m <= 2 for m in milestones)
+        assert opt.param_groups[0]["lr"] == decayed * (1e-4 / 1e-3)
+        assert sched.base_lrs == [1e-4] and sched.get_last_lr() == [opt.param_groups[0]["lr"]]
+        assert sched.last_epoch == 2
+        rates = []
+        for _ in range(2):
+            opt.step()
+            sched.step()
+            rates.append(opt.param_groups[0]["lr"])
+        assert rates == [decayed * (1e-4 / 1e-3) * 0.5, decayed * (1e-4 / 1e-3) * 0.5]  # milestone 3
+
+
+def test_a_non_finite_loss_leaves_the_weights_alone() -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    model = PoseCVAE(cfg.model)
+    opt = make_optimizer(model, cfg.train)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    with pytest.raises(NonFiniteLossError) as info:
+        train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, cfg.train, all_finite=lambda loss: False)
+    assert math.isfinite(info.value.value)  # the loss itself (finite here: all_finite said no)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    out = train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, cfg.train)
+    assert set(out) == {"loss", "mse", "kl"} and out["loss"] == pytest.approx(out["mse"] + 0.5 * out["kl"])
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
