@@ -1,7 +1,7 @@
 """Typed configuration: data, model, schedules and training, presets, YAML in and out.
 
 Field names follow the lab's training script where it has one (``frame_H``, ``tfr_sde``,
-``kl_anneal_cycle`` ...), so that the lab's flags map one to one (see the README's table).
+``kl_anneal_cycle`` ...), so that the lab's flags map one to one (see the table in docs/lab_compatibility.md).
 """
 from __future__ import annotations
 

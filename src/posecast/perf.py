@@ -5,7 +5,7 @@ the rollout take them through :class:`FastOptions` and :func:`prepare`::
 
     opts = FastOptions(precision="bf16", channels_last=True)
     model = prepare(model, opts)          # in place; returns the model
-    with autocast(opts.precision):        # posecast.evaluation.rollout.autocast
+    with autocast(opts.precision):        # bf16 autocast where asked for
         ...
 
 All options keep the parameters' names and dtypes (fp32 master weights), so checkpoints, the
@@ -145,7 +145,7 @@ def auto_threads(load: float | None = None, own: int = 0) -> int:
 
     On a shared 2-core machine with other busy jobs, two OpenMP threads wait at every barrier
     for the one the scheduler has parked (libgomp spins, then sleeps): measured 2-4x slower
-    steps than one thread under a load of 3-5 (see benchmarks/speed.py and the README)."""
+    steps than one thread under a load of 3-5 (see benchmarks/speed.py and docs/performance.md)."""
     cpus = physical_cores()
     if load is None:
         try:

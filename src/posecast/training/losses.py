@@ -1,4 +1,4 @@
-"""Reconstruction and KL terms with the reductions offered (see the README)."""
+"""Reconstruction and KL terms with the reductions offered (see docs/model.md)."""
 from __future__ import annotations
 
 import torch
