@@ -218,10 +218,11 @@ def autocast(precision: str, device: torch.device | str = "cpu"):
 
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """A [..., C, H, W] batch in NHWC strides (5-D clips are handled as [B*T, C, H, W])."""
+    """A [B, C, H, W] or [B, T, C, H, W] tensor with channels innermost (NHWC strides): one copy,
+    or none when it has them already (a time slice of an NHWC clip included). Other ranks are
+    returned as they are."""
     if x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     if x.dim() == 5:
-        B, T = x.shape[:2]
-        return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (B, T))
+        return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
     return x
