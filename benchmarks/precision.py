@@ -23,12 +23,12 @@ from typing import Any
 import torch
 
 from posecast import perf
+from posecast.analysis.metrics import psnr, ssim
+from posecast.analysis.plots import plot_psnr_per_frame
 from posecast.cli import _threads
 from posecast.data.lab import DataError, load_split
-from posecast.evaluation.evaluate import load_model
-from posecast.evaluation.metrics import psnr, ssim
-from posecast.evaluation.plots import plot_psnr_per_frame
-from posecast.evaluation.rollout import predict
+from posecast.inference.load import load_model
+from posecast.inference.rollout import predict
 from posecast.perf import to_float
 from posecast.runtime import tune_allocator
 from posecast.training.checkpoint import CheckpointError

@@ -193,7 +193,7 @@ def _resume_config(run_dir: Path, args: argparse.Namespace) -> cfgmod.Config:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluation.evaluate import evaluate
+    from .analysis.evaluate import evaluate
 
     out = args.out or str(Path(args.checkpoint).resolve().parent.parent / f"eval_{args.split}")
     s = evaluate(args.checkpoint, args.data, out, split=args.split, length=args.length, samples=args.samples,
@@ -209,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from .evaluation.evaluate import predict_files
+    from .inference.predict import predict_files
 
     if not args.test_data and not (args.first_frame and args.poses):  # a usage error, not a traceback
         raise cfgmod.ConfigError("give --first-frame FILE and --poses DIR, or --test-data DIR")

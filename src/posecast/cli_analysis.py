@@ -28,7 +28,7 @@ def _epoch_arg(text: str) -> str | int:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from .evaluation.plots import plot_runs
+    from .analysis.plots import plot_runs
 
     out = Path(args.out) if args.out else _default_plot_dir(args.run_dirs)
     made = plot_runs(args.run_dirs, out, epoch=args.epoch)
@@ -38,7 +38,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from .evaluation.report import write_report
+    from .analysis.report import write_report
 
     index = write_report(args.run_dirs, args.out, data=args.data, title=args.title, media=not args.no_media,
                          device=args.device, epoch=args.epoch)
@@ -47,7 +47,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_study(args: argparse.Namespace) -> None:
     from .cli import _config_from
-    from .training.study import run_study
+    from .analysis.study import run_study
 
     if not args.config and not args.preset:
         args.preset = "small"
@@ -88,7 +88,7 @@ def register(subparsers: Any, name: str) -> None:
     elif name == "study":
         from . import config as cfgmod
         from .cli import _add_config_overrides
-        from .training.study import STUDIES
+        from .analysis.study import STUDIES
 
         p = subparsers.add_parser("study", help="train the KL-annealing or teacher-forcing variants and report",
                                   description="Train every variant of a study with the same config and seed "

@@ -18,7 +18,7 @@ from .. import config as cfgmod
 from ..config import Config, TrainConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..perf import FastOptions, prepare, to_channels_last
-from ..evaluation.rollout import evaluate_sequences
+from ..inference.rollout import evaluate_sequences
 from ..perf import autocast, to_float
 from ..models import PoseCVAE
 from .checkpoint import atomic_write_bytes, check_resumable, load_checkpoint, save_checkpoint
