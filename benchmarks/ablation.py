@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     base = rows[0] if rows and not rows[0]["overrides"] else None
     if base is not None:  # the same weights, z drawn from the prior (seeded) instead of its mean
         from posecast.data.lab import load_split
-        from posecast.evaluation.evaluate import load_model
-        from posecast.evaluation.rollout import evaluate_sequences
+        from posecast.inference.load import load_model
+        from posecast.inference.rollout import evaluate_sequences
 
         model, cfg = load_model(Path(args.runs) / "v0" / "checkpoints" / "last.ckpt")
         val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))

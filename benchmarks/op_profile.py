@@ -27,7 +27,7 @@ import speed  # noqa: E402  (benchmarks/speed.py: the same inputs, steps and pea
 
 from posecast import config as cfgmod  # noqa: E402
 from posecast import perf  # noqa: E402
-from posecast.cli import _threads  # noqa: E402  (the CLI's --threads parser: a clear message)
+from posecast.cli.common import threads_arg  # noqa: E402  (the CLI's --threads parser: a clear message)
 from posecast.runtime import malloc_stats  # noqa: E402
 from posecast.training.step import make_optimizer  # noqa: E402
 
@@ -133,7 +133,7 @@ def report(title: str, wall: float, timer: OpTimer, peak: float, top: int) -> st
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="lab")
-    ap.add_argument("--threads", default="auto", type=_threads,
+    ap.add_argument("--threads", default="auto", type=threads_arg,
                     help="a number, auto or none (as benchmarks/speed.py)")
     ap.add_argument("--warm", type=int, default=4, help="warm-up steps (the heap stops growing after ~3)")
     ap.add_argument("--roll-len", type=int, default=65, help="frames of the profiled rollout")

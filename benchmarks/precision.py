@@ -23,12 +23,12 @@ from typing import Any
 import torch
 
 from posecast import perf
-from posecast.cli import _threads
+from posecast.analysis.metrics import psnr, ssim
+from posecast.analysis.plots import plot_psnr_per_frame
+from posecast.cli.common import threads_arg
 from posecast.data.lab import DataError, load_split
-from posecast.evaluation.evaluate import load_model
-from posecast.evaluation.metrics import psnr, ssim
-from posecast.evaluation.plots import plot_psnr_per_frame
-from posecast.evaluation.rollout import predict
+from posecast.inference.load import load_model
+from posecast.inference.rollout import predict
 from posecast.perf import to_float
 from posecast.runtime import tune_allocator
 from posecast.training.checkpoint import CheckpointError
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root with val/ in the lab layout")
     ap.add_argument("--length", type=int, default=630, help="frames of the val sequence (frame 0 given)")
     ap.add_argument("--samples", type=int, default=3, help="rollouts with z from the prior (seeds 0..N-1)")
-    ap.add_argument("--threads", type=_threads, default=None, help="a number, auto or none (torch's default)")
+    ap.add_argument("--threads", type=threads_arg, default=None, help="a number, auto or none (torch's default)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     if args.samples < 1 or args.length < 2:

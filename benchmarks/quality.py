@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 
 from posecast import config as cfgmod, perf
+from posecast.analysis.baselines import median_frame
+from posecast.analysis.metrics import psnr, ssim
+from posecast.analysis.plots import plot_psnr_per_frame
+from posecast.analysis.video import side_by_side, write_gif
 from posecast.data.lab import load_split
-from posecast.evaluation.evaluate import load_model
-from posecast.evaluation.baselines import median_frame
-from posecast.evaluation.metrics import psnr, ssim
-from posecast.evaluation.plots import plot_psnr_per_frame
-from posecast.evaluation.rollout import evaluate_sequences
+from posecast.inference.load import load_model
+from posecast.inference.rollout import evaluate_sequences
 from posecast.perf import to_float
-from posecast.evaluation.video import side_by_side, write_gif
 from posecast.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

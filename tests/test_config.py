@@ -10,7 +10,7 @@ from posecast import config as cfgmod
 from posecast.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_FILES = sorted(REPO.glob("configs/*.yaml")) + sorted(REPO.glob("src/posecast/configs/*.yaml"))
+CONFIG_FILES = sorted(REPO.glob("configs/*.yaml"))
 
 
 @pytest.mark.parametrize("name", sorted(cfgmod.PRESETS))
@@ -143,3 +143,32 @@ def test_anchor_range_needs_consecutive_clips() -> None:
     cfgmod.override(cfgmod.preset("tiny"), **base).validate()
     with pytest.raises(ConfigError, match="data.anchor_range"):
         cfgmod.override(cfgmod.preset("tiny"), clip_order="random", **base).validate()
+
+
+def test_field_types_come_from_the_annotations() -> None:
+    """One source for a field's type: YAML checking and the command-line flags both read it."""
+    ft = cfgmod.FIELD_TYPES
+    assert set(ft) == {f"{s}.{k}" for s, d in cfgmod.Config().to_dict().items() if isinstance(d, dict) for k in d}
+    assert ft["data.clip_stride"] == cfgmod.FieldType((int,), True)
+    assert ft["train.grad_clip"] == cfgmod.FieldType((float,), True)
+    assert ft["train.threads"] == cfgmod.FieldType((int, str), True)
+    assert ft["train.milestones"] == cfgmod.FieldType((list,), False, int)
+    assert ft["model.first_frame_cond"] == cfgmod.FieldType((bool,), False)
+    assert ft["train.lr"] == cfgmod.FieldType((float,), False)
+    assert [k for k, t in ft.items() if t.optional] == ["data.clip_stride", "data.max_val_sequences",
+                                                        "train.grad_clip", "train.threads", "train.max_time"]
+
+
+def test_flat_and_config_diff() -> None:
+    a = cfgmod.preset("tiny")
+    b = cfgmod.override(a, lr=0.01, F_dim=4, max_time=60.0)
+    assert cfgmod.flat(a)["train.lr"] == 0.001 and cfgmod.flat(a)["preset"] == "tiny"
+    assert cfgmod.flat(a) == cfgmod.flat(a.to_dict())
+    assert cfgmod.config_diff(a, b) == {"model.F_dim": (8, 4), "train.lr": (0.001, 0.01),
+                                        "train.max_time": (None, 60.0)}
+    assert list(cfgmod.config_diff(a, b, sections=["model"])) == ["model.F_dim"]
+    assert list(cfgmod.config_diff(a, b, ignore=cfgmod.BUDGET_FIELDS)) == ["model.F_dim", "train.lr"]
+    c = cfgmod.from_dict({**a.to_dict(), "preset": "small"})
+    assert "preset" in cfgmod.config_diff(a, c) and "preset" not in cfgmod.config_diff(a, c, sections=["model"])
+    partial = {"model": {"F_dim": 8}}  # a field one side lacks
+    assert cfgmod.config_diff(partial, a, sections=["model"], missing="?")["model.L_dim"] == ("?", 4)

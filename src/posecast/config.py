@@ -1,15 +1,17 @@
 """Typed configuration: data, model, schedules and training, presets, YAML in and out.
 
 Field names follow the lab's training script where it has one (``frame_H``, ``tfr_sde``,
-``kl_anneal_cycle`` ...), so that the lab's flags map one to one (see the README's table).
+``kl_anneal_cycle`` ...), so that the lab's flags map one to one (see the table in docs/lab_compatibility.md).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -116,6 +118,35 @@ class Config:
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
+
+@dataclass(frozen=True)
+class FieldType:
+    """A field's annotation: the types it takes (None aside), whether it may be None (YAML null,
+    ``none`` on the command line), and a list's item type. Read from the dataclasses above, so
+    YAML checking and the command-line flags cannot disagree on a field's type."""
+
+    kinds: tuple[type, ...]
+    optional: bool
+    item: type | None = None
+
+
+def _field_type(hint: Any) -> FieldType:
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if union else (hint,)
+    kinds = tuple(a for a in args if a is not type(None))
+    item_args = typing.get_args(kinds[0]) if len(kinds) == 1 else ()
+    return FieldType(tuple(typing.get_origin(k) or k for k in kinds), len(kinds) < len(args),
+                     item_args[0] if item_args else None)
+
+
+# "section.field" -> its type, for every field of every section
+FIELD_TYPES: dict[str, FieldType] = {f"{s}.{name}": _field_type(hint) for s, cls in _SECTIONS.items()
+                                     for name, hint in typing.get_type_hints(cls).items()}
+
+# fields that bound a run's cost without changing what it learns (a wall-clock budget): a run
+# that differs only in them is the same experiment (reports and studies leave them out)
+BUDGET_FIELDS = ("train.max_time",)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # the lab's sizes and defaults
     "lab": {},
@@ -146,31 +177,23 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _defaults(cls: type) -> dict[str, Any]:
-    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
-            for f in fields(cls)}
-
-
-_OPTIONAL = {"data.clip_stride": int, "data.max_val_sequences": int, "train.grad_clip": float,
-             "train.max_time": float}
-
-
-def _coerce(name: str, value: Any, default: Any) -> Any:
+def _coerce(name: str, value: Any) -> Any:
     """Check a value against its field's type; read numbers given as text (YAML reads ``1e-3``
     as a string). Fails with a ConfigError naming the field."""
-    if name == "train.threads":  # a number, "auto" or null
-        if value is None or value == "auto":
+    ftype = FIELD_TYPES[name]
+    if value is None:
+        if ftype.optional:
+            return None
+        raise ConfigError(f"{name}: a value is required (got null)")
+    if ftype.kinds == (int, str):  # train.threads: a number or "auto"
+        if value == "auto":
             return value
         if isinstance(value, str) and value.isdigit():
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{name}: expected a number, auto or null, got {value!r}")
-    kind = _OPTIONAL.get(name, type(default))
-    if value is None:
-        if name in _OPTIONAL:
-            return None
-        raise ConfigError(f"{name}: a value is required (got null)")
+    kind = ftype.kinds[0]
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -215,7 +238,7 @@ def from_dict(data: dict[str, Any]) -> Config:
         unknown = set(section) - known
         if unknown:
             raise ConfigError(f"{name}: unknown field(s) {sorted(unknown)}")
-        kwargs[name] = cls(**{k: _coerce(f"{name}.{k}", v, _defaults(cls)[k]) for k, v in section.items()})
+        kwargs[name] = cls(**{k: _coerce(f"{name}.{k}", v) for k, v in section.items()})
     if merged:
         raise ConfigError(f"unknown section(s) {sorted(merged)}")
     return Config(**kwargs)
@@ -258,6 +281,37 @@ def override(cfg: Config, **values: Any) -> Config:
             raise ConfigError(f"unknown section {section!r} in {key!r}")
         data[section][name] = value
     return from_dict(data)
+
+
+def flat(cfg: Config | dict[str, Any]) -> dict[str, Any]:
+    """A config (or its ``to_dict()``) as ``{"section.field": value}``, in field order; entries
+    outside the sections (``preset``) keep their own name."""
+    data = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    out: dict[str, Any] = {}
+    for key, values in data.items():
+        if isinstance(values, dict):
+            out.update({f"{key}.{k}": v for k, v in values.items()})
+        else:
+            out[key] = values
+    return out
+
+
+def config_diff(a: Config | dict[str, Any], b: Config | dict[str, Any], *, sections: Iterable[str] | None = None,
+                ignore: Iterable[str] = (), missing: Any = None) -> dict[str, tuple[Any, Any]]:
+    """The fields in which two configs (or their ``to_dict()``) differ: ``{"section.field": (in a,
+    in b)}``, in a's field order, then b's. ``sections``: compare only these (default: everything,
+    the preset included); ``ignore``: names left out; ``missing``: the value of a field one lacks."""
+    fa, fb = flat(a), flat(b)
+    keep = None if sections is None else set(sections)
+    skip = set(ignore)
+    out = {}
+    for key in dict.fromkeys([*fa, *fb]):
+        if key in skip or (keep is not None and key.partition(".")[0] not in keep):
+            continue
+        va, vb = fa.get(key, missing), fb.get(key, missing)
+        if va != vb:
+            out[key] = (va, vb)
+    return out
 
 
 def _check(ok: bool, name: str, why: str) -> None:

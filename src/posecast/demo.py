@@ -16,7 +16,7 @@ from typing import Any
 
 from . import config as cfgmod
 from .data.synth import write_synthetic_dataset
-from .evaluation.evaluate import evaluate
+from .analysis.evaluate import evaluate
 from .training.trainer import Trainer
 
 # small sizes, one stride-2 stage: an epoch of the demo's data takes seconds on either CPU
@@ -51,7 +51,7 @@ def run_demo(out: Path, *, minutes: float = 4.0, seed: int = 0) -> dict:
     trainer.fit()
     summary = evaluate(out / "run" / "checkpoints" / "last.ckpt", data, out / "eval", split="val")
     _print_summary(summary, out)
-    from .evaluation.report import write_report
+    from .analysis.report import write_report
 
     index = write_report([out / "run"], out / "report", data=data, title="posecast demo",
                          log=lambda _msg: None)

@@ -5,7 +5,7 @@ the rollout take them through :class:`FastOptions` and :func:`prepare`::
 
     opts = FastOptions(precision="bf16", channels_last=True)
     model = prepare(model, opts)          # in place; returns the model
-    with autocast(opts.precision):        # posecast.evaluation.rollout.autocast
+    with autocast(opts.precision):        # bf16 autocast where asked for
         ...
 
 All options keep the parameters' names and dtypes (fp32 master weights), so checkpoints, the
@@ -145,7 +145,7 @@ def auto_threads(load: float | None = None, own: int = 0) -> int:
 
     On a shared 2-core machine with other busy jobs, two OpenMP threads wait at every barrier
     for the one the scheduler has parked (libgomp spins, then sleeps): measured 2-4x slower
-    steps than one thread under a load of 3-5 (see benchmarks/speed.py and the README)."""
+    steps than one thread under a load of 3-5 (see benchmarks/speed.py and docs/performance.md)."""
     cpus = physical_cores()
     if load is None:
         try:
@@ -218,10 +218,11 @@ def autocast(precision: str, device: torch.device | str = "cpu"):
 
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """A [..., C, H, W] batch in NHWC strides (5-D clips are handled as [B*T, C, H, W])."""
+    """A [B, C, H, W] or [B, T, C, H, W] tensor with channels innermost (NHWC strides): one copy,
+    or none when it has them already (a time slice of an NHWC clip included). Other ranks are
+    returned as they are."""
     if x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     if x.dim() == 5:
-        B, T = x.shape[:2]
-        return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (B, T))
+        return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
     return x

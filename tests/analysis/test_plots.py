@@ -7,7 +7,7 @@ from PIL import Image
 
 from posecast import cli
 from posecast import config as cfgmod
-from posecast.evaluation import plots
+from posecast.analysis import plots
 from posecast.training import run as run_folder
 from posecast.training.schedules import Schedules
 

@@ -14,8 +14,8 @@ import pytest
 
 from posecast import cli
 from posecast import config as cfgmod
-from posecast.evaluation import report
-from posecast.evaluation.plots import load_run
+from posecast.analysis import report
+from posecast.analysis.plots import load_run
 
 
 class _Refs(HTMLParser):

@@ -8,8 +8,8 @@ import pytest
 
 from posecast import cli
 from posecast import config as cfgmod
+from posecast.analysis.study import STUDIES, run_study, study_configs
 from posecast.config import ConfigError
-from posecast.training.study import STUDIES, run_study, study_configs
 from posecast.training.schedules import Schedules
 
 

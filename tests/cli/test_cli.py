@@ -16,6 +16,7 @@ from PIL import Image
 import posecast.demo as demo_mod
 from posecast import cli, perf
 from posecast import config as cfgmod
+from posecast.cli import common
 from posecast_testing import SYNTH, write_split
 
 SMALL = ["--frame_H", "8", "--frame_W", "12"]
@@ -32,9 +33,9 @@ def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
 
 
 def _parse_train(argv: list[str]) -> cfgmod.Config:
-    argv = [cli.LAB_ALIASES.get(str(a), str(a)) for a in argv]
+    argv = [common.LAB_ALIASES.get(str(a), str(a)) for a in argv]
     args = cli.build_parser().parse_args(["train", "--data", "x"] + argv)
-    return cli._config_from(args)
+    return common.config_from(args)
 
 
 # -- synth / train ----------------------------------------------------------------------------------
@@ -332,9 +333,30 @@ def test_demo_completes(tmp_path: Path, capsys, monkeypatch) -> None:
 def test_threads_flag_parses_numbers_auto_and_none() -> None:
     import argparse
 
-    from posecast.cli import _threads
+    from posecast.cli.common import threads_arg
 
-    assert _threads("2") == 2 and _threads("auto") == "auto" and _threads("none") is None
+    assert threads_arg("2") == 2 and threads_arg("auto") == "auto" and threads_arg("none") is None
     for bad in ("0", "x", "-1"):
         with pytest.raises(argparse.ArgumentTypeError):
-            _threads(bad)
+            threads_arg(bad)
+
+
+def test_version_and_help_of_every_command(capsys) -> None:
+    from posecast import __version__
+
+    assert run(["--version"], capsys)[:2] == (0, f"posecast {__version__}\n")
+    commands = ["synth", "train", "evaluate", "predict", "demo", "plot", "report", "study", "poses"]
+    rc, out, _ = run(["-h"], capsys)
+    assert rc == 0 and all(c in out for c in commands)
+    for command in commands:
+        rc, out, err = run([command, "-h"], capsys)
+        assert rc == 0 and out.startswith(f"usage: posecast {command}") and not err, command
+    assert "--grad_clip" in run(["train", "-h"], capsys)[1] and "--grad_clip" in run(["study", "-h"], capsys)[1]
+
+
+def test_config_flag_types_follow_the_dataclasses() -> None:
+    cfg = _parse_train(["--channels_last", "false", "--first_frame_cond", "--threads", "auto", "--max_time", "90",
+                        "--max_val_sequences", "null"])
+    assert cfg.train.channels_last is False and cfg.model.first_frame_cond is True
+    assert cfg.data.max_val_sequences is None
+    assert cfg.train.threads == "auto" and cfg.train.max_time == 90.0

@@ -24,9 +24,9 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
+from posecast.analysis.evaluate import evaluate
 from posecast.data.lab import load_split, load_test
-from posecast.evaluation.evaluate import evaluate
-from posecast.evaluation.rollout import evaluate_sequences
+from posecast.inference.rollout import evaluate_sequences
 from posecast.training.trainer import Trainer
 from posecast_testing import dance_root
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.evaluation.rollout import predict
+from posecast.inference.rollout import predict
 from posecast.models import PoseCVAE
 from posecast.data.sampling import Batch
 from posecast.training.step import loss_step

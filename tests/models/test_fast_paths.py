@@ -10,8 +10,8 @@ import torch
 
 from posecast import config as cfgmod
 from posecast import perf
-from posecast.evaluation.metrics import psnr
-from posecast.evaluation.rollout import evaluate_sequences, predict
+from posecast.analysis.metrics import psnr
+from posecast.inference.rollout import evaluate_sequences, predict
 from posecast.models import PoseCVAE
 from posecast.runtime import tune_allocator
 from posecast.data.sampling import Batch
@@ -116,10 +116,10 @@ def test_channels_last_model_keeps_every_activation_nhwc(tf: str, options: dict)
 
 
 def test_time_helpers_keep_values_and_layout() -> None:
-    from posecast.models.cvae import _bt, _nhwc, _steps
+    from posecast.models.cvae import _bt, _steps
 
     x = torch.randn(2, 5, 4, 3, 6)
-    y = _nhwc(x)
+    y = perf.to_channels_last(x)
     assert torch.equal(y, x) and y.stride(2) == 1
     for idx in ([0, 1, 2], [1, 3, 4], [2]):
         for src in (x, y):

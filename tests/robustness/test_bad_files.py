@@ -262,11 +262,12 @@ def _fail_writes(monkeypatch, exc_errno: int, name: str, at: int = 1, partial: b
                 return orig(path, failing)
         return orig(path, write)
 
-    import posecast.evaluation.evaluate as evmod
-    import posecast.evaluation.video as vimod
+    import posecast.analysis.evaluate as evmod
+    import posecast.analysis.frame_csv as fcmod
+    import posecast.analysis.video as vimod
     import posecast.training.run as runmod
 
-    for module in (ckmod, evmod, vimod, runmod):  # every module that imported it by name
+    for module in (ckmod, evmod, fcmod, vimod, runmod):  # every module that imported it by name
         monkeypatch.setattr(module, "atomic_write_bytes", atomic)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.evaluation.lab_compat import (lab_config, lab_dims, lab_key_to_posecast, map_lab_state_dict,
+from posecast.inference.load import (lab_config, lab_dims, lab_key_to_posecast, map_lab_state_dict,
                                             posecast_key_to_lab)
 from posecast.models import PoseCVAE
 from posecast.training.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,

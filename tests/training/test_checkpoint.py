@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.evaluation.evaluate import load_model
-from posecast.evaluation.rollout import predict
+from posecast.inference.load import load_model, posecast_key_to_lab
+from posecast.inference.rollout import predict
 from posecast.models import PoseCVAE
-from posecast.evaluation.lab_compat import posecast_key_to_lab
 from posecast.training.checkpoint import (FORMAT_VERSION, CheckpointError,
                                           atomic_write_bytes, load_checkpoint, save_checkpoint)
 from posecast_testing import leftover_temp_files, tiny_config

@@ -7,12 +7,24 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..perf import to_channels_last
 from .blocks import GatedConvFFN
 from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
                       PoseEncoder)
 from .objective import LossOutput, elbo_loss
 
 _LOGIT_EPS = 1e-3
+
+# The lab template's VAE_Model attributes -> (PoseCVAE's attribute, the lab's class name): the one
+# table behind reading the lab's checkpoints (posecast.training.checkpoint recognises them by these
+# prefixes, posecast.inference.load renames their keys)
+LAB_MODULES = {
+    "frame_transformation": ("frame_encoder", "RGB_Encoder"),
+    "label_transformation": ("pose_encoder", "Label_Encoder"),
+    "Gaussian_Predictor": ("posterior_net", "Gaussian_Predictor"),
+    "Decoder_Fusion": ("fusion", "Decoder_Fusion"),
+    "Generator": ("generator", "Generator"),
+}
 
 
 @dataclass
@@ -47,13 +59,6 @@ def _steps(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     if _channels_inner(x):
         return x.permute(0, 1, 3, 4, 2)[:, idx].permute(0, 1, 4, 2, 3)
     return x[:, idx]
-
-
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    """A [B, C, H, W] or [B, T, C, H, W] tensor with channels innermost (a no-op when it has them)."""
-    if x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
 def _teacher_forced(tf_mask: torch.Tensor | None, steps: int) -> list[int]:
@@ -148,8 +153,8 @@ class PoseCVAE(nn.Module):
         B, T = frames.shape[:2]
         S = T - 1
         if self.channels_last:
-            frames, poses = _nhwc(frames), _nhwc(poses)
-            anchor = None if anchor is None else _nhwc(anchor)
+            frames, poses = to_channels_last(frames), to_channels_last(poses)
+            anchor = None if anchor is None else to_channels_last(anchor)
         feats = self.frame_encoder(_bt(frames)).unflatten(0, (B, T))  # [B, T, F, H, W]
         pose_feat = self.pose_encoder(_bt(poses[:, 1:])).unflatten(0, (B, S))  # [B, S, L, H, W]
         post = self.posterior_net(_bt(feats[:, 1:]), _bt(pose_feat))
@@ -157,7 +162,7 @@ class PoseCVAE(nn.Module):
         if eps is None:  # drawn in NCHW order (the same numbers with or without channels_last), laid
             # out like mu (randn_like of a channel slice of an NHWC tensor takes a slow scalar path)
             eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)
-            eps = _nhwc(eps) if self.channels_last else eps
+            eps = to_channels_last(eps) if self.channels_last else eps
         z = mu + eps * torch.exp(0.5 * logvar)  # [B, S, N, H, W]
         x0 = frames[:, 0] if anchor is None else anchor
         first = None
@@ -197,7 +202,7 @@ class PoseCVAE(nn.Module):
                     prior_lv[s] = pri.logvar.unflatten(0, (B, k))[:, j]
         for s in fed_idx:  # steps that feed back the model's own previous prediction
             prev = preds[s - 1]
-            prev_f = self.frame_encoder(_nhwc(prev) if self.channels_last else prev)
+            prev_f = self.frame_encoder(to_channels_last(prev) if self.channels_last else prev)
             preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first, x0)
             pri = self.prior(prev_f, pose_feat[:, s])
             if pri is not None:
@@ -238,7 +243,7 @@ class PoseCVAE(nn.Module):
         out[:, 0] = first_frame
         cl = self.channels_last
         if cl:
-            first_frame = _nhwc(first_frame)
+            first_frame = to_channels_last(first_frame)
         prev = first_frame
         first = self.frame_encoder(first_frame) if self.cfg.first_frame_cond else None
         N = self.cfg.N_dim
@@ -247,12 +252,12 @@ class PoseCVAE(nn.Module):
             c = (t - 1) % pose_chunk
             if c == 0:  # encode the poses of the next chunk of steps in one batched call
                 end = min(T, t + pose_chunk)
-                chunk = _nhwc(poses[:, t:end]) if cl else poses[:, t:end]
+                chunk = to_channels_last(poses[:, t:end]) if cl else poses[:, t:end]
                 pose_feat = self.pose_encoder(_bt(chunk)).unflatten(0, (B, end - t))
             p = pose_feat[:, c]
             prev_f = self.frame_encoder(prev)
             if z is not None:
-                z_t = _nhwc(z[:, t - 1]) if cl else z[:, t - 1]
+                z_t = to_channels_last(z[:, t - 1]) if cl else z[:, t - 1]
             else:
                 pri = self.prior(prev_f, p)
                 if pri is None:
@@ -260,7 +265,7 @@ class PoseCVAE(nn.Module):
                     z_t = mean if z_mode == "zero" else torch.randn(
                         mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
                     if cl:  # the same numbers as NCHW randn, laid out like the features
-                        z_t = _nhwc(z_t)
+                        z_t = to_channels_last(z_t)
                 else:
                     z_t = pri.mu if z_mode == "zero" else pri.mu + torch.randn(
                         pri.mu.shape, generator=generator, device=pri.mu.device,

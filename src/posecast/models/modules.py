@@ -72,12 +72,6 @@ class Gaussian:
     mu: torch.Tensor
     logvar: torch.Tensor
 
-    def sample(self, eps: torch.Tensor | None = None) -> torch.Tensor:
-        """Reparameterisation trick: z = mu + eps * exp(logvar / 2)."""
-        if eps is None:
-            eps = torch.randn_like(self.mu)
-        return self.mu + eps * torch.exp(0.5 * self.logvar)
-
 
 class GaussianPredictor(nn.Module):
     """(features, features) -> Gaussian over z (the lab's Gaussian_Predictor)."""

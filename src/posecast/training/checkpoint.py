@@ -13,17 +13,14 @@ from typing import Any
 
 import torch
 
+from .. import config as cfgmod
+from ..models.cvae import LAB_MODULES
+
 FORMAT = "posecast"
 FORMAT_VERSION = 1
 
-# The lab template's module names -> posecast's
-LAB_PREFIXES = {
-    "frame_transformation.": "frame_encoder.",
-    "label_transformation.": "pose_encoder.",
-    "Gaussian_Predictor.": "posterior_net.",
-    "Decoder_Fusion.": "fusion.",
-    "Generator.": "generator.",
-}
+# the keys of a lab template's state dict start with one of its module names
+_LAB_PREFIXES = tuple(f"{name}." for name in LAB_MODULES)
 
 
 class CheckpointError(ValueError):
@@ -159,8 +156,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     sd = state.get("state_dict", state)
     if isinstance(sd, dict) and sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}  # saved from DataParallel / DDP
-    if isinstance(sd, dict) and any(isinstance(k, str) and k.startswith(tuple(LAB_PREFIXES)) for k in sd):
-        sd = {k: v for k, v in sd.items() if isinstance(k, str) and k.startswith(tuple(LAB_PREFIXES))}
+    if isinstance(sd, dict) and any(isinstance(k, str) and k.startswith(_LAB_PREFIXES) for k in sd):
+        sd = {k: v for k, v in sd.items() if isinstance(k, str) and k.startswith(_LAB_PREFIXES)}
         _check_tensors(path, sd, "state_dict")
         return {"format": "lab", "model": sd, "config": None, "epoch": state.get("last_epoch", 0)}
     raise CheckpointError(f"{path}: neither a posecast checkpoint nor the lab's layout "
@@ -216,17 +213,10 @@ def _check_tensors(path: Path, sd: Any, what: str) -> None:
         raise CheckpointError(f"{path}: {what!r} holds entries that are not tensors: {bad[:5]}")
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any], sections: tuple[str, ...] = ("model",)
-                       ) -> list[str]:
-    """``section.field: saved vs current`` for every field of the sections that differs."""
-    out = []
-    for section in sections:
-        a, b = saved.get(section) or {}, current.get(section) or {}
-        for name in sorted(set(a) | set(b)):
-            if a.get(name, "<missing>") != b.get(name, "<missing>"):
-                out.append(f"{section}.{name}: {a.get(name, '<missing>')!r} in the checkpoint, "
-                           f"{b.get(name, '<missing>')!r} here")
-    return out
+def describe_config_diff(diff: dict[str, tuple[Any, Any]]) -> list[str]:
+    """``section.field: <in the checkpoint> in the checkpoint, <here> here`` for each difference of
+    :func:`posecast.config.config_diff` (checkpoint first), sorted by name."""
+    return [f"{key}: {saved!r} in the checkpoint, {here!r} here" for key, (saved, here) in sorted(diff.items())]
 
 
 def check_resumable(path: str | Path, state: dict[str, Any], config: dict[str, Any]) -> None:
@@ -240,13 +230,11 @@ def check_resumable(path: str | Path, state: dict[str, Any], config: dict[str, A
     missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "config") if k not in state]
     if missing:
         raise CheckpointError(f"{path}: cannot resume from this checkpoint: it lacks {missing}")
-    from .. import config as cfgmod  # here: config imports nothing of training
-
     try:  # through the dataclasses, so that fields added since the checkpoint take their defaults
         saved = cfgmod.from_dict(state["config"]).to_dict()
     except (cfgmod.ConfigError, TypeError) as exc:
         raise CheckpointError(f"{path}: the config saved in the checkpoint cannot be read: {exc}") from None
-    diffs = config_differences(saved, config)
+    diffs = describe_config_diff(cfgmod.config_diff(saved, config, sections=("model",), missing="<missing>"))
     if diffs:
         preset = state["config"].get("preset")
         raise CheckpointError(f"{path}: the checkpoint's model (preset {preset!r}) differs from this run's "

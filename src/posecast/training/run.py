@@ -103,13 +103,9 @@ class Run:
 
     def write_val_frames(self, epoch: int, ev: Any) -> None:
         """val/epoch_NNN.csv: PSNR and SSIM per sequence and frame of an evaluation (first sample)."""
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["sequence", "frame", "psnr", "ssim"])
-        for b, name in enumerate(ev.names):
-            for j in range(ev.psnr.shape[-1]):
-                w.writerow([name, j + 1, f"{float(ev.psnr[0, b, j]):.4f}", f"{float(ev.ssim[0, b, j]):.5f}"])
-        atomic_write_bytes(self.path / "val" / f"epoch_{epoch:03d}.csv", lambda f: f.write(buf.getvalue().encode()))
+        from ..analysis.frame_csv import FIRST_SAMPLE, write_frame_csv
+
+        write_frame_csv(self.path / "val" / f"epoch_{epoch:03d}.csv", ev, FIRST_SAMPLE)
 
     def save(self, state: dict[str, Any], *, per_save: int, best: bool) -> None:
         """The checkpoints of the epoch ``state["epoch"]`` completed: epoch_NNN every ``per_save``

@@ -14,7 +14,7 @@ from .. import config as cfgmod
 from ..config import Config, DataConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..data.sampling import COIN_SALT, NOISE_SALT, ClipSampler, epoch_seed, tf_mask_for, validation_clips
-from ..evaluation.rollout import evaluate_sequences
+from ..inference.rollout import evaluate_sequences
 from ..models import PoseCVAE
 from ..perf import FastOptions, prepare
 from .distributed import DistInfo

@@ -1,8 +1,9 @@
-"""Map the lab template's checkpoint keys onto PoseCVAE's, by name.
+"""Load a model for inference: posecast checkpoints, and the lab template's (keys mapped by name).
 
 The lab's ``Trainer.save`` writes ``{"state_dict": VAE_Model.state_dict(), "optimizer", "lr",
 "tfr", "last_epoch"}``. Its five modules are ``nn.Sequential``s, so a key reads
-``<module>.<layer index>.<block key>``; posecast's modules keep their layers in ``.network``::
+``<module>.<layer index>.<block key>``; posecast's modules keep their layers in ``.network``
+(the modules' names: ``posecast.models.cvae.LAB_MODULES``)::
 
     frame_transformation.1.block.0.conv1.0.weight -> frame_encoder.network.1.conv.conv1.weight
     Gaussian_Predictor.0.skip.bias                -> posterior_net.network.0.skip.bias
@@ -16,22 +17,44 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .. import config as cfgmod
 from ..config import Config
-from ..training.checkpoint import CheckpointError
+from ..models import PoseCVAE
+from ..models.cvae import LAB_MODULES
+from ..perf import use_channels_last
+from ..training.checkpoint import CheckpointError, describe_state_dict_mismatch, load_checkpoint
 
-# lab VAE_Model attribute -> (PoseCVAE attribute, the lab's class name)
-LAB_MODULES = {
-    "frame_transformation": ("frame_encoder", "RGB_Encoder"),
-    "label_transformation": ("pose_encoder", "Label_Encoder"),
-    "Gaussian_Predictor": ("posterior_net", "Gaussian_Predictor"),
-    "Decoder_Fusion": ("fusion", "Decoder_Fusion"),
-    "Generator": ("generator", "Generator"),
-}
+
+def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None = None, *,
+               layout: bool = True) -> tuple[PoseCVAE, Config]:
+    """A PoseCVAE in eval mode and its config, from a posecast or lab-layout checkpoint.
+
+    With ``layout`` (the default) the model is put in the memory layout its config trains with
+    (``train.channels_last``), so that rollouts take the fast path too (the ``lab`` rollout in bf16:
+    121 frames/s in NHWC against 71 in NCHW, benchmarks/results/speed_options.md)."""
+    state = load_checkpoint(checkpoint)
+    if state["format"] == "lab":
+        cfg = cfg or lab_config(state["model"])  # the lab preset with the checkpoint's sizes
+        model = PoseCVAE(cfg.model)
+        model.load_state_dict(map_lab_state_dict(state["model"], model))
+    else:
+        cfg = cfgmod.from_dict(state["config"])
+        model = PoseCVAE(cfg.model)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{checkpoint}: weights do not fit the model its config describes: "
+                                  f"{describe_state_dict_mismatch(model.state_dict(), state['model'])}") from None
+    model = model.to(device).eval()
+    if layout and cfg.train.channels_last:
+        use_channels_last(model)
+    return model, cfg
+
 
 # inside one layer: the lab's layers.py names -> posecast's models/blocks.py names
 _LAYER_RENAMES = (

@@ -40,10 +40,6 @@ STUDY_TEXT = {
                         "everything else, the seed included, is equal."),
 }
 
-# fields that do not change what a run is (a time budget): ignored when reusing a run
-_IGNORED = {"train.max_time"}
-
-
 @dataclass
 class StudyResult:
     """What run_study did: the run folders by variant, which were trained, resumed or reused."""
@@ -74,34 +70,15 @@ def study_configs(kind: str, cfg: Config, variants: list[str] | None = None) -> 
     return out
 
 
-def _flat(cfg_dict: dict[str, Any]) -> dict[str, Any]:
-    return {f"{s}.{k}": v for s, d in cfg_dict.items() if isinstance(d, dict) for k, v in d.items()}
+def _variant_state(run_dir: Path, cfg: Config, data: Path) -> str:
+    """'new', 'done' or 'incomplete' for a study's run folder (:func:`posecast.training.resume.run_state`);
+    raises ConfigError when it holds a run of another config or dataset."""
+    from ..training.resume import run_state
 
-
-def _differences(saved: dict[str, Any], wanted: Config) -> list[str]:
-    a, b = _flat(saved), _flat(wanted.to_dict())
-    return [f"{k}: {a.get(k)!r} (saved) vs {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if k not in _IGNORED and a.get(k) != b.get(k)]
-
-
-def run_state(run_dir: Path, cfg: Config, data: Path) -> str:
-    """'new', 'done' or 'incomplete' for a study's run folder; raises ConfigError when it holds
-    a run of another config or dataset."""
-    from .checkpoint import load_checkpoint
-
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.exists():
-        return "new"
-    state = load_checkpoint(last)
-    diffs = _differences(state.get("config") or {}, cfg)
-    if diffs:
-        raise ConfigError(f"{run_dir} holds a run of another config ({'; '.join(diffs[:4])}"
-                          f"{' ...' if len(diffs) > 4 else ''}); remove it or choose another --out")
-    saved_data = run_dir / "data_path.txt"
-    if saved_data.exists() and Path(saved_data.read_text().strip()) != data:
-        raise ConfigError(f"{run_dir} was trained on {saved_data.read_text().strip()}, not {data}; "
-                          "remove it or choose another --out")
-    return "done" if int(state.get("epoch", 0)) >= cfg.train.num_epoch else "incomplete"
+    state = run_state(run_dir, cfg)
+    if state.data is not None and Path(state.data) != data:
+        raise ConfigError(f"{run_dir} was trained on {state.data}, not {data}; remove it or choose another --out")
+    return state.status
 
 
 def run_study(kind: str, data: str | Path, out_dir: str | Path, cfg: Config, *, variants: list[str] | None = None,
@@ -110,13 +87,13 @@ def run_study(kind: str, data: str | Path, out_dir: str | Path, cfg: Config, *, 
     """Train (or reuse) every variant of study ``kind`` into out_dir/<variant>, then write the
     report comparing them into out_dir/report/ (index.html, report.md)."""
     from ..data.lab import load_split
-    from .trainer import Trainer
+    from ..training.trainer import Trainer
 
     configs = study_configs(kind, cfg, variants)
     data = Path(data).resolve()
     out = Path(out_dir)
     result = StudyResult(kind, {name: out / name for name in configs})
-    states = {name: run_state(out / name, c, data) for name, c in configs.items()}  # refuse before training
+    states = {name: _variant_state(out / name, c, data) for name, c in configs.items()}  # refuse before training
     shared: dict[str, Any] = {}
     for i, (name, c) in enumerate(configs.items(), 1):
         run_dir = out / name
@@ -134,7 +111,7 @@ def run_study(kind: str, data: str | Path, out_dir: str | Path, cfg: Config, *, 
         Trainer(c, data, run_dir, device=device, progress=progress, log=log, **shared).fit(resume=state == "incomplete")
         (result.resumed if state == "incomplete" else result.trained).append(name)
     if report:
-        from ..evaluation.report import write_report
+        from .report import write_report
 
         title, intro = STUDY_TEXT[kind]
         result.report = write_report(list(result.runs.values()), out / "report", data=data, title=title,

@@ -408,8 +408,10 @@ def figure_val_psnr(runs: Sequence[RunLog]) -> Figure | None:
 
 
 # -- all of them ------------------------------------------------------------------------------------
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def safe_name(name: str) -> str:
+    """A run name (or a heading) as a file name or an HTML id: other characters than letters,
+    digits and ``-_.`` become ``_``; ``run`` when nothing is left."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
 
 
 def plot_runs(runs: Sequence[RunLog | str | Path], out_dir: str | Path, *, epoch: str | int = "best"
@@ -436,5 +438,5 @@ def plot_runs(runs: Sequence[RunLog | str | Path], out_dir: str | Path, *, epoch
     for part in LOSS_PARTS:
         put(part, figure_losses(logs, part), f"losses_{part}.png")
     for run in logs:
-        put(f"schedules/{run.name}", figure_schedules(run), f"schedules_{_safe(run.name)}.png")
+        put(f"schedules/{run.name}", figure_schedules(run), f"schedules_{safe_name(run.name)}.png")
     return made

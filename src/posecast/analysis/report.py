@@ -4,7 +4,7 @@
 
     out_dir/index.html      opens from disk with no network (no script, no remote resource)
     out_dir/report.md       the same content as Markdown
-    out_dir/plots/*.png     the plots of :mod:`posecast.evaluation.plots`
+    out_dir/plots/*.png     the plots of :mod:`posecast.analysis.plots`
     out_dir/media/<run>/    each run's validation rollout (prediction | ground truth | pose)
 
 The numbers come from what the runs logged (metrics.csv, val/epoch_NNN.csv); the only thing
@@ -27,7 +27,7 @@ import yaml
 
 from .. import config as cfgmod
 from ..data.lab import DataError
-from .plots import RunLog, describe_tfr, load_runs, plot_runs
+from .plots import RunLog, describe_tfr, load_runs, plot_runs, safe_name
 
 MEDIA_DIR = "report_media"
 MEDIA_VERSION = 1
@@ -75,31 +75,18 @@ def summarize(run: RunLog) -> RunSummary:
         first_frame_psnr=first, last_frame_psnr=last, frames=frames)
 
 
-def _flat(cfg: cfgmod.Config) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for section, values in cfg.to_dict().items():
-        if isinstance(values, dict):
-            out.update({f"{section}.{k}": v for k, v in values.items()})
-        else:
-            out[section] = values
-    return out
-
-
 def config_differences(runs: Sequence[RunLog]) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """The config fields that differ between the runs, and each run's values of them.
 
-    For a single run: the fields that differ from its preset. ``max_time`` (a budget, not a
-    setting of the experiment) is left out.
+    For a single run: the fields that differ from its preset. Budget fields (``max_time``, not a
+    setting of the experiment) are left out.
     """
-    flats = {r.name: _flat(r.cfg) for r in runs}
-    if len(runs) == 1:
-        run = runs[0]
-        base = _flat(cfgmod.preset(run.cfg.preset))
-        keys = [k for k, v in flats[run.name].items() if base.get(k) != v and k != "train.max_time"]
-    else:
-        all_keys = list(dict.fromkeys(k for f in flats.values() for k in f))
-        keys = [k for k in all_keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats.values()}) > 1
-                and k != "train.max_time"]
+    if not runs:
+        return [], {}
+    flats = {r.name: cfgmod.flat(r.cfg) for r in runs}
+    others = [r.cfg for r in runs[1:]] if len(runs) > 1 else [cfgmod.preset(runs[0].cfg.preset)]
+    differ = {k for other in others for k in cfgmod.config_diff(runs[0].cfg, other, ignore=cfgmod.BUDGET_FIELDS)}
+    keys = [k for k in flats[runs[0].name] if k in differ]
     return keys, {n: {k: f.get(k) for k in keys} for n, f in flats.items()}
 
 
@@ -162,12 +149,12 @@ def rollout_media(run: RunLog, data: str | Path | None = None, *, device: str = 
 
 def _render_media(ckpt: Path, root: Path, cfg: cfgmod.Config, folder: Path, *, device: str, mp4: bool
                   ) -> dict[str, Any]:
-    from .evaluate import load_model
-    from ..perf import to_float
-    from .rollout import evaluate_sequences
-    from .video import side_by_side, write_gif, write_mp4
     from ..data.lab import load_split
+    from ..inference.load import load_model
+    from ..inference.rollout import evaluate_sequences
+    from ..perf import to_float
     from ..training.checkpoint import load_checkpoint
+    from .video import side_by_side, write_gif, write_mp4
 
     model, mcfg = load_model(ckpt, device)
     seq = load_split(root, "val", (mcfg.data.frame_H, mcfg.data.frame_W))
@@ -223,10 +210,6 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
-
-
 # -- the document ------------------------------------------------------------------------------
 @dataclass
 class _Doc:
@@ -266,7 +249,7 @@ class _Doc:
         for kind, x in self.blocks:
             if kind == "h":
                 level, text = x
-                out.append(f'<h{level} id="{e(_safe(text).lower())}">{e(text)}</h{level}>')
+                out.append(f'<h{level} id="{e(safe_name(text).lower())}">{e(text)}</h{level}>')
             elif kind == "p":
                 out.append(f"<p>{e(x)}</p>")
             elif kind == "ul":
@@ -353,7 +336,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data: s
     medias: dict[str, Media] = {}
     for r in runs:
         medias[r.name] = rollout_media(r, data, device=device, log=log) if media else Media(note="")
-        _copy_media(medias[r.name], out / "media" / _safe(r.name))
+        _copy_media(medias[r.name], out / "media" / safe_name(r.name))
 
     doc = _Doc(title or ("Run report: " + ", ".join(r.name for r in runs)))
     doc.p(f"Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by posecast from the logs of "

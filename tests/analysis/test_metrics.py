@@ -1,4 +1,4 @@
-"""PSNR and SSIM per frame against hand-computed values (posecast.evaluation.metrics)."""
+"""PSNR and SSIM per frame against hand-computed values (posecast.analysis.metrics)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from posecast.evaluation.metrics import psnr, ssim
+from posecast.analysis.metrics import psnr, ssim
 
 
 def test_psnr_hand_computed() -> None:
@@ -64,7 +64,7 @@ def test_ssim_identical_and_shape() -> None:
 
 def test_baselines_copy_first_and_median_frame_hand_computed() -> None:
     """Frame 0 black, frames 1-4 white but for one grey frame: exact PSNRs of both baselines."""
-    from posecast.evaluation.baselines import baseline_psnrs, copy_first, median_frame
+    from posecast.analysis.baselines import baseline_psnrs, copy_first, median_frame
 
     frames = torch.ones(5, 3, 4, 4)
     frames[0] = 0.0

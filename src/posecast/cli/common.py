@@ -1,0 +1,77 @@
+"""What the command modules share: argument types, and config flags made from the dataclasses."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from .. import config as cfgmod
+
+# The lab's flags that are spelled differently here (the rest keep the lab's names).
+LAB_ALIASES = {"--DR": "--data", "--save_root": "--out", "--ckpt_path": "--resume", "--gpu": "--device"}
+
+
+def bool_arg(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def positive_int_arg(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def optional_arg(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``kind``, or None for the words none and null."""
+    def parse(text: str) -> Any:
+        return None if text.lower() in ("none", "null") else kind(text)
+    return parse
+
+
+def threads_arg(text: str) -> int | str | None:
+    """Intra-op threads: a positive number, auto or none."""
+    if text.lower() in ("none", "null", "auto"):
+        return None if text.lower() != "auto" else "auto"
+    try:
+        return positive_int_arg(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, auto or none, got {text!r}") from None
+
+
+def _flag_options(ftype: cfgmod.FieldType) -> dict[str, Any]:
+    """add_argument options for a config field, from its annotation (posecast.config.FIELD_TYPES)."""
+    if ftype.kinds == (int, str):  # train.threads: a number or "auto"
+        return {"type": threads_arg}
+    (kind,) = ftype.kinds
+    if kind is bool:
+        return {"type": bool_arg, "nargs": "?", "const": True}
+    if kind is list:
+        return {"type": ftype.item, "nargs": "+"}
+    return {"type": optional_arg(kind) if ftype.optional else kind}
+
+
+def add_config_overrides(p: argparse.ArgumentParser) -> None:
+    """A flag ``--FIELD`` for every config field (the lab's flag names where it has them)."""
+    g = p.add_argument_group("config overrides (the lab's flag names; see docs/lab_compatibility.md)")
+    for key, ftype in cfgmod.FIELD_TYPES.items():
+        name = key.partition(".")[2]
+        # SUPPRESS: only flags given appear in args, so `--grad_clip none` can override 1.0
+        g.add_argument(f"--{name}", dest=f"cfg_{name}", default=argparse.SUPPRESS, **_flag_options(ftype))
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given as flags: {field: value}."""
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+
+
+def config_from(args: argparse.Namespace) -> cfgmod.Config:
+    """The config of ``--config FILE`` or ``--preset NAME`` (default lab) with the flags' overrides."""
+    cfg = cfgmod.load(args.config) if args.config else cfgmod.preset(args.preset or "lab")
+    if args.config and args.preset:
+        cfg = cfgmod.from_dict({**cfg.to_dict(), "preset": args.preset})
+    overrides = config_overrides(args)
+    return cfgmod.override(cfg, **overrides).validate() if overrides else cfg.validate()

@@ -1,0 +1,101 @@
+"""`posecast train`: train on a dataset in the lab layout, resume a run, or launch several processes."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import config as cfgmod
+from .common import add_config_overrides, config_from, config_overrides
+
+
+def add_train(subparsers: Any) -> None:
+    t = subparsers.add_parser("train", help="train on a dataset in the lab layout")
+    t.add_argument("--data", help="dataset root (train/, val/) [lab: --DR]")
+    t.add_argument("--config", help="YAML config (configs/*.yaml)")
+    t.add_argument("--preset", choices=sorted(cfgmod.PRESETS), help="start from this preset")
+    t.add_argument("--out", help="run folder [lab: --save_root] (default runs/PRESET-TIME)")
+    t.add_argument("--resume", help="run folder (or its checkpoint) to continue [lab: --ckpt_path]")
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... [lab: --device/--gpu]")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--devices", type=int, default=1, help="processes (GPUs, or CPU processes with gloo) per node")
+    t.add_argument("--num-nodes", type=int, default=1, help="machines (run the same command on each, with --node-rank)")
+    t.add_argument("--node-rank", type=int, default=0)
+    t.add_argument("--master-addr", default="127.0.0.1", help="address of node 0 (multi-node)")
+    t.add_argument("--master-port", type=int, default=29511)
+    add_config_overrides(t)
+    t.set_defaults(func=cmd_train)
+
+
+def _default_run_dir(cfg: cfgmod.Config) -> Path:
+    return Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _launch_distributed(args: argparse.Namespace) -> None:
+    """Re-run this command under torchrun (torch.distributed.run), one process per device."""
+    argv = list(args.raw_argv)
+    if not args.out and not args.resume:  # every rank must write to the same run folder
+        argv += ["--out", str(_default_run_dir(config_from(args)))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.devices}",
+           f"--nnodes={args.num_nodes}", f"--node_rank={args.node_rank}",
+           f"--master_addr={args.master_addr}", f"--master_port={args.master_port}",
+           "-m", "posecast.cli"] + argv
+    env = dict(os.environ, POSECAST_LAUNCHED="1")
+    rc = subprocess.call(cmd, env=env)
+    if rc:
+        raise SystemExit(rc)
+
+
+def _resumed(args: argparse.Namespace) -> tuple[Path, cfgmod.Config, str]:
+    """The run folder, config and dataset of `train --resume RUN_OR_CKPT`."""
+    from ..training.resume import run_state
+
+    run_dir = Path(args.resume)
+    if run_dir.is_file():  # a checkpoint path: its run folder is two levels up
+        run_dir = run_dir.parent.parent
+        if Path(args.resume).resolve() != (run_dir / "checkpoints" / "last.ckpt").resolve():
+            raise cfgmod.ConfigError(f"--resume {args.resume}: a run resumes from its own "
+                                     "checkpoints/last.ckpt; give the run folder")
+    state = run_state(run_dir, overrides=config_overrides(args),
+                      warn=lambda message: print(f"posecast train: {message}", file=sys.stderr))
+    data = args.data or state.data
+    if not data:
+        raise cfgmod.ConfigError(f"--resume: give --data (no data_path.txt in {run_dir})")
+    return run_dir, state.config, data
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    if args.devices * args.num_nodes > 1 and "LOCAL_RANK" not in os.environ:
+        return _launch_distributed(args)
+    if args.resume:
+        run_dir, cfg, data = _resumed(args)
+    else:
+        if not args.data:
+            raise cfgmod.ConfigError("--data DIR is required (a dataset in the lab layout)")
+        cfg = config_from(args)
+        run_dir = Path(args.out) if args.out else _default_run_dir(cfg)
+        data = args.data
+        if (run_dir / "checkpoints" / "last.ckpt").exists():  # never start over a run by mistake
+            raise cfgmod.ConfigError(f"--out {run_dir} already holds a run (checkpoints/last.ckpt): continue "
+                                     f"it with --resume {run_dir}, or choose another --out")
+    import torch
+
+    from ..perf import cpu_summary, resolve_precision
+    from ..training.checkpoint import atomic_write_bytes
+    from ..training.trainer import Trainer
+
+    trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress)
+    run_dir.mkdir(parents=True, exist_ok=True)  # after the data loaded: a bad dataset leaves no run folder
+    atomic_write_bytes(run_dir / "data_path.txt", lambda f: f.write(str(Path(data).resolve()).encode()))
+    t = cfg.train
+    prec = resolve_precision(t.precision, trainer.device)
+    trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}: {prec}"
+                f"{' (precision auto)' if t.precision == 'auto' else ''}, "
+                f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads "
+                f"on {cpu_summary() if trainer.device.type == 'cpu' else trainer.device}")
+    trainer.fit(resume=bool(args.resume))
+    trainer.log(f"done: checkpoints in {run_dir / 'checkpoints'}, metrics in {run_dir / 'metrics.csv'}")
