@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
         model, cfg = load_model(Path(args.runs) / "v0" / "checkpoints" / "last.ckpt")
         val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
-        ev = evaluate_sequences(model, [val], length=len(val), z_mode="prior", seed=cfg.train.seed,
-                                precision=cfg.train.precision)
+        ev = evaluate_sequences(model, [val], length=len(val), z_mode="prior", seed=cfg.runtime.seed,
+                                precision=cfg.runtime.precision)
         rows.append(dict(base, variant=Z_PRIOR, overrides="(evaluation only)", psnr_mean=round(ev.mean_psnr, 3),
                          psnr_min=round(ev.min_psnr, 3), ssim_mean=round(ev.mean_ssim, 4), train_seconds=0.0,
                          z="prior"))

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> str:
     threads = perf.set_threads(args.threads)
     cfg = cfgmod.override(cfgmod.preset(args.preset), precision=precision)
     model = perf.prepare(speed.build_model(cfg), perf.FastOptions(precision=precision, channels_last=True))
-    opt = make_optimizer(model, cfg.train)
+    opt = make_optimizer(model, cfg.optim)
     frames, poses = speed.make_clips(cfg, speed.TRAIN_B, speed.TRAIN_T)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     peak = max(speed.gemm_peak(dtype).values()) * 1e9

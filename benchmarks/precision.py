@@ -61,7 +61,7 @@ def compare(checkpoint: str | Path, data: str | Path, length: int, samples: int,
         raise SystemExit(f"{data}: the val sequence has {len(val)} frame(s); at least 2 are needed")
     first, poses = val.frames[:1], val.poses[None, :T]
     truth = to_float(val.frames[1:T])
-    res: dict[str, Any] = {"frames": T - 1, "layout": "channels_last" if cfg.train.channels_last else "NCHW",
+    res: dict[str, Any] = {"frames": T - 1, "layout": "channels_last" if cfg.runtime.channels_last else "NCHW",
                            "rows": [], "curves": {}}
     for z_mode, seeds in (("zero", [0]), ("prior", list(range(samples)))):
         preds = {}

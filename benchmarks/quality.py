@@ -55,8 +55,8 @@ def time_to_quality(ckpt_dir: Path, val, T: int, cfg, marks: list[float]) -> lis
         elapsed, epoch, path = max(within)
         if path not in scores:  # two marks may land on the same checkpoint
             model, _ = load_model(path)
-            ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.train.z_infer, seed=cfg.train.seed,
-                                    precision=cfg.train.precision)
+            ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
+                                    precision=cfg.runtime.precision)
             scores[path] = {"psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
                             "ssim_mean": round(ev.mean_ssim, 4)}
         rows.append({"minutes": mark, "epoch": epoch, "train_minutes": round(elapsed / 60, 2), **scores[path]})
@@ -122,20 +122,20 @@ def main(argv: list[str] | None = None) -> dict:
     val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
     T = min(args.val_len, len(val))
     model, _ = load_model(out / "checkpoints" / "last.ckpt")
-    ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.train.z_infer, seed=cfg.train.seed,
-                            precision=cfg.train.precision)
+    ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
+                            precision=cfg.runtime.precision)
     base_p, base_s = copy_first_baseline(val, T)
     best_state = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     res = {
         "config": name, "epochs": trainer.epoch, "train_seconds": round(train_s, 1),
-        "budget": f"{args.minutes} min" if args.minutes else f"{cfg.train.num_epoch} epochs",
-        "z": cfg.train.z_infer, "frames": T - 1,
+        "budget": f"{args.minutes} min" if args.minutes else f"{cfg.optim.num_epoch} epochs",
+        "z": cfg.inference.z_infer, "frames": T - 1,
         "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3), "ssim_mean": round(ev.mean_ssim, 4),
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),
         "best_val_epoch": int(best_state["epoch"]), "best_val_psnr": round(float(best_state["best_psnr"]), 3),
         "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg()[0],
         "cpu": perf.cpu_summary(), "isa": perf.cpu_isa(),
-        "precision": perf.resolve_precision(cfg.train.precision),
+        "precision": perf.resolve_precision(cfg.runtime.precision),
     }
     res["median_frame_psnr"] = round(float(median_frame(to_float(val.frames[:T])).mean()), 3)
     res["time_to_quality"] = time_to_quality(out / "checkpoints", val, T, cfg, args.marks)

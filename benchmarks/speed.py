@@ -51,7 +51,7 @@ from posecast.perf import to_float
 from posecast.runtime import malloc_stats, tune_allocator
 from posecast.data.sampling import Batch
 from posecast.models.objective import kl_divergence
-from posecast.training.step import loss_step, make_optimizer, optimizer_step, train_step
+from posecast.training.step import loss_options, loss_step, make_optimizer, optimizer_step, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_B, TRAIN_T = 4, 16  # the issue's training batch: 4 clips of 16 frames
@@ -104,7 +104,7 @@ def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, t
         mses.append(F.mse_loss(pred.float(), x[:, t]))
         q = Gaussian(post.mu.float()[:, None], post.logvar.float()[:, None])
         pr = None if pri is None else Gaussian(pri.mu.float()[:, None], pri.logvar.float()[:, None])
-        kls.append(kl_divergence(q, pr, reduction=cfg.train.kl_reduction)[0])
+        kls.append(kl_divergence(q, pr, reduction=cfg.schedule.kl_reduction)[0])
         preds.append(pred)
         prev = pred
     mse, kl = torch.stack(mses).sum(), torch.stack(kls).sum()
@@ -115,7 +115,7 @@ def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, t
 def reference_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
     opt.zero_grad(set_to_none=True)
     out = reference_loss(model, frames, poses, teacher_forcing, beta, cfg)
-    optimizer_step(opt, out["loss"], cfg.train)  # backward, clip, step: the Trainer's
+    optimizer_step(opt, out["loss"], cfg.optim.grad_clip)  # backward, clip, step: the Trainer's
 
 
 @torch.no_grad()
@@ -144,9 +144,9 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
 
 # -- posecast's path ------------------------------------------------------------------------
 def fast_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
-    """The Trainer's step: train_step (batched forward, autocast per train.precision, optimiser)."""
+    """The Trainer's step: train_step (batched forward, autocast per runtime.precision, optimiser)."""
     mask = torch.full((frames.shape[1] - 1,), teacher_forcing, dtype=torch.bool)
-    train_step(model, opt, Batch(frames, poses), mask, beta, cfg.train)
+    train_step(model, opt, Batch(frames, poses), mask, beta, **loss_options(cfg), grad_clip=cfg.optim.grad_clip)
 
 
 def fast_rollout(model: PoseCVAE, first: torch.Tensor, poses: torch.Tensor, precision: str) -> torch.Tensor:
@@ -216,7 +216,7 @@ def flops_per_frame(model: PoseCVAE, cfg: cfgmod.Config, T: int) -> dict[str, fl
     z = torch.zeros(1, 2, cfg.model.N_dim, H, W, device="meta")
 
     def train_fast():
-        loss_step(meta, Batch(frames, poses), None, 1.0, cfg.train).loss.backward()
+        loss_step(meta, Batch(frames, poses), None, 1.0, **loss_options(cfg)).loss.backward()
 
     def train_ref():
         reference_loss(meta, frames[:, :3], poses[:, :3], True, 1.0, cfg)["loss"].backward()
@@ -227,7 +227,7 @@ def flops_per_frame(model: PoseCVAE, cfg: cfgmod.Config, T: int) -> dict[str, fl
 
     def fwd_fast():
         with torch.no_grad():
-            loss_step(meta, Batch(frames, poses), None, 1.0, cfg.train)
+            loss_step(meta, Batch(frames, poses), None, 1.0, **loss_options(cfg))
 
     def roll():
         with torch.no_grad():
@@ -285,7 +285,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["what"] == "ablation":  # a TF training step and a short rollout with these options
         if not spec.get("rollout_only"):
             frames, poses = make_clips(cfg, spec["B"], spec["T"])
-            opt = make_optimizer(model, cfg.train)
+            opt = make_optimizer(model, cfg.optim)
             t0 = time.perf_counter()
             fast_train_step(model, opt, frames, poses, True, cfg)  # warm-up (and compilation)
             res["first_step_s"] = time.perf_counter() - t0
@@ -304,7 +304,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         res["rollout_fps"] = spec["roll_b"] * (spec["roll_t"] - 1) / res["rollout_s"]
     elif spec["what"] == "train":  # the reference's or posecast's step, TF on and off, best of reps
         frames, poses = make_clips(cfg, spec["B"], spec["T"])
-        opt = make_optimizer(model, cfg.train)
+        opt = make_optimizer(model, cfg.optim)
         step = reference_train_step if spec["who"] == "ref" else fast_train_step
         # warm-ups at the full size: kernels, the optimiser's state, the heap's final layout
         # (two rounds: the heap stops growing, and page-faulting, only in the third step or so)

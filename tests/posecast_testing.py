@@ -82,3 +82,21 @@ def dance_root() -> Path:
             return path
     pytest.fail(f"the real dance data is missing: looked in {', '.join(map(str, candidates))} "
                 "(set POSECAST_DANCE to the folder holding train/ and val/)", pytrace=False)
+
+
+# the tiny preset with lr 0.002, tfr_sde 0, z_infer zero and threads 1, as configs and checkpoints
+# were written before the groups: one train: section, and data.max_val_sequences (since removed)
+OLD_LAYOUT = {
+    "data": {"frame_H": 32, "frame_W": 64, "train_vi_len": 4, "val_vi_len": 12, "clip_stride": None, "anchor": "clip",
+             "clip_order": "consecutive", "anchor_range": 0, "partial": 1.0, "fast_train": False,
+             "fast_partial": 0.4, "fast_train_epoch": 5, "batch_size": 2, "max_val_sequences": None},
+    "model": {"F_dim": 8, "L_dim": 4, "N_dim": 2, "D_dim": 8, "prior": "standard", "first_frame_cond": False,
+              "output": "direct", "down": 0, "pose_input": "raw", "ffn_gate": "relu", "arch": "posecast"},
+    "train": {"num_epoch": 2, "lr": 0.002, "optim": "Adam", "weight_decay": 0.0, "milestones": [10], "gamma": 0.1,
+              "grad_clip": 1.0, "per_save": 1, "seed": 0, "tfr": 1.0, "tfr_sde": 0, "tfr_d_step": 0.1,
+              "tfr_mode": "step", "tfr_flip": "epoch", "kl_anneal_type": "Cyclical", "kl_anneal_cycle": 1,
+              "kl_anneal_ratio": 1.0, "kl_anneal_per": "epoch", "kl_reduction": "lab", "z_infer": "zero",
+              "precision": "fp32", "channels_last": False, "threads": 1, "max_time": None, "skip_nonfinite": False,
+              "val_every": 1},
+    "preset": "tiny",
+}

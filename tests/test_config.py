@@ -8,6 +8,7 @@ import yaml
 
 from posecast import config as cfgmod
 from posecast.config import ConfigError
+from posecast_testing import OLD_LAYOUT
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted(REPO.glob("configs/*.yaml"))
@@ -26,18 +27,18 @@ def test_lab_preset_is_the_lab_s_defaults() -> None:
     cfg = cfgmod.preset("lab")
     assert (cfg.data.frame_H, cfg.data.frame_W, cfg.data.train_vi_len, cfg.data.val_vi_len) == (32, 64, 16, 630)
     assert (cfg.model.F_dim, cfg.model.L_dim, cfg.model.N_dim, cfg.model.D_dim) == (128, 32, 12, 192)
-    t = cfg.train
-    assert (t.num_epoch, t.lr, t.tfr, t.tfr_sde, t.tfr_d_step) == (70, 0.001, 1.0, 10, 0.1)
-    assert (t.kl_anneal_type, t.kl_anneal_cycle, t.kl_anneal_ratio) == ("Cyclical", 10, 1.0)
+    o, s = cfg.optim, cfg.schedule
+    assert (o.num_epoch, o.lr, s.tfr, s.tfr_sde, s.tfr_d_step) == (70, 0.001, 1.0, 10, 0.1)
+    assert (s.kl_anneal_type, s.kl_anneal_cycle, s.kl_anneal_ratio) == ("Cyclical", 10, 1.0)
     assert (cfg.data.fast_partial, cfg.data.fast_train_epoch, cfg.data.batch_size) == (0.4, 5, 2)
 
 
 def test_presets_run_the_fast_path_where_the_hardware_has_it() -> None:
     """lab and small: bf16 autocast where native (auto) and channels_last; tiny (tests): fp32, NCHW."""
     for name in ("lab", "small"):
-        t = cfgmod.preset(name).train
+        t = cfgmod.preset(name).runtime
         assert (t.precision, t.channels_last) == ("auto", True), name
-    t = cfgmod.preset("tiny").train
+    t = cfgmod.preset("tiny").runtime
     assert (t.precision, t.channels_last) == ("fp32", False)
     for value in ("auto", "fp32", "bf16"):
         cfgmod.override(cfgmod.preset("tiny"), precision=value).validate()
@@ -45,19 +46,18 @@ def test_presets_run_the_fast_path_where_the_hardware_has_it() -> None:
 
 def test_yaml_round_trip_of_every_kind_of_value(tmp_path: Path) -> None:
     cfg = cfgmod.override(cfgmod.preset("small"), clip_stride=3, grad_clip=None, milestones=[1, 4, 7],
-                          fast_train=True, max_time=12.5, prior="learned", tfr_mode="linear", lr=2.5e-4,
-                          max_val_sequences=2)
+                          fast_train=True, max_time=12.5, prior="learned", tfr_mode="linear", lr=2.5e-4)
     text = cfg.to_yaml(tmp_path / "c.yaml")
     assert yaml.safe_load(text) == cfg.to_dict()
     back = cfgmod.load(tmp_path / "c.yaml")
-    assert back == cfg and back.train.lr == 2.5e-4 and back.train.grad_clip is None
+    assert back == cfg and back.optim.lr == 2.5e-4 and back.optim.grad_clip is None
 
 
 def test_partial_yaml_starts_from_its_preset(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").write_text("preset: small\ntrain:\n  num_epoch: 4\n  tfr_sde: 1\n")
+    (tmp_path / "c.yaml").write_text("preset: small\noptim:\n  num_epoch: 4\nschedule:\n  tfr_sde: 1\n")
     cfg = cfgmod.load(tmp_path / "c.yaml").validate()
     small = cfgmod.preset("small")
-    assert cfg.train.num_epoch == 4 and cfg.model == small.model and cfg.train.kl_anneal_cycle == 2
+    assert cfg.optim.num_epoch == 4 and cfg.model == small.model and cfg.schedule.kl_anneal_cycle == 2
     (tmp_path / "empty.yaml").write_text("")
     assert cfgmod.load(tmp_path / "empty.yaml") == cfgmod.preset("lab")
 
@@ -69,9 +69,9 @@ def test_shipped_config_files_load(path: Path) -> None:
 
 def test_override_flat_and_dotted() -> None:
     cfg = cfgmod.override(cfgmod.preset("tiny"), lr=0.01, **{"model.N_dim": 3, "data.batch_size": 5})
-    assert cfg.train.lr == 0.01 and cfg.model.N_dim == 3 and cfg.data.batch_size == 5
-    assert cfgmod.preset("tiny").train.lr == 0.001  # a copy
-    assert cfgmod.find_field("tfr_sde") == "train" and cfgmod.find_field("F_dim") == "model"
+    assert cfg.optim.lr == 0.01 and cfg.model.N_dim == 3 and cfg.data.batch_size == 5
+    assert cfgmod.preset("tiny").optim.lr == 0.001  # a copy
+    assert cfgmod.find_field("tfr_sde") == "schedule" and cfgmod.find_field("F_dim") == "model"
     with pytest.raises(ConfigError, match="nonsense"):
         cfgmod.override(cfgmod.preset("tiny"), nonsense=1)
     with pytest.raises(ConfigError, match="bogus"):
@@ -91,9 +91,8 @@ def test_override_flat_and_dotted() -> None:
     ("pose_input", "negated"), ("threads", 0),
 ])
 def test_validation_names_the_field(field: str, value) -> None:
-    cfg = cfgmod.override(cfgmod.preset("tiny"), **{field: value})  # tiny: num_epoch 2, tfr_sde 1
-    with pytest.raises(ConfigError) as info:
-        cfg.validate()
+    with pytest.raises(ConfigError) as info:  # choices fail when read, the rest in validate()
+        cfgmod.override(cfgmod.preset("tiny"), **{field: value}).validate()  # tiny: num_epoch 2, tfr_sde 1
     section = cfgmod.find_field(field)
     assert str(info.value).startswith(f"{section}.{field}:"), str(info.value)
 
@@ -105,7 +104,9 @@ def test_cycles_per_step_need_not_fit_in_epochs() -> None:
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="train.*'learning_rate'"):
+    with pytest.raises(ConfigError, match="optim.*'learning_rate'"):
+        cfgmod.from_dict({"optim": {"learning_rate": 1}})
+    with pytest.raises(ConfigError, match="train.*'learning_rate'"):  # the older layout's section
         cfgmod.from_dict({"train": {"learning_rate": 1}})
     with pytest.raises(ConfigError, match="optimizer"):
         cfgmod.from_dict({"optimizer": {}})
@@ -126,16 +127,16 @@ def test_bad_config_files(tmp_path: Path) -> None:
         cfgmod.load(tmp_path / "list.yaml")
 
 
-@pytest.mark.parametrize("text,field,meant", [("train:\n  lr: 1e-3\n", "lr", 0.001),
-                                              ("train:\n  num_epoch: ten\n", "num_epoch", None)])
+@pytest.mark.parametrize("text,field,meant", [("optim:\n  lr: 1e-3\n", "lr", 0.001),
+                                              ("optim:\n  num_epoch: ten\n", "num_epoch", None)])
 def test_wrongly_typed_yaml_values(text: str, field: str, meant, tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(text)
     try:
         cfg = cfgmod.load(tmp_path / "c.yaml").validate()
     except ConfigError as exc:
-        assert f"train.{field}" in str(exc)
+        assert f"optim.{field}" in str(exc)
     else:  # or read as the number it means
-        assert meant is not None and getattr(cfg.train, field) == meant
+        assert meant is not None and getattr(cfg.optim, field) == meant
 
 
 def test_anchor_range_needs_consecutive_clips() -> None:
@@ -150,25 +151,57 @@ def test_field_types_come_from_the_annotations() -> None:
     ft = cfgmod.FIELD_TYPES
     assert set(ft) == {f"{s}.{k}" for s, d in cfgmod.Config().to_dict().items() if isinstance(d, dict) for k in d}
     assert ft["data.clip_stride"] == cfgmod.FieldType((int,), True)
-    assert ft["train.grad_clip"] == cfgmod.FieldType((float,), True)
-    assert ft["train.threads"] == cfgmod.FieldType((int, str), True)
-    assert ft["train.milestones"] == cfgmod.FieldType((list,), False, int)
+    assert ft["optim.grad_clip"] == cfgmod.FieldType((float,), True)
+    assert ft["runtime.threads"] == cfgmod.FieldType((int, str), True, choices=("auto",))
+    assert ft["optim.milestones"] == cfgmod.FieldType((list,), False, int)
     assert ft["model.first_frame_cond"] == cfgmod.FieldType((bool,), False)
-    assert ft["train.lr"] == cfgmod.FieldType((float,), False)
-    assert [k for k, t in ft.items() if t.optional] == ["data.clip_stride", "data.max_val_sequences",
-                                                        "train.grad_clip", "train.threads", "train.max_time"]
+    assert ft["optim.lr"] == cfgmod.FieldType((float,), False)
+    assert [k for k, t in ft.items() if t.optional] == ["data.clip_stride", "optim.grad_clip", "runtime.threads",
+                                                        "runtime.max_time"]
+    assert ft["runtime.precision"] == cfgmod.FieldType((str,), False, choices=("auto", "fp32", "bf16"))
+    assert ft["schedule.kl_anneal_type"].choices == ("Cyclical", "Monotonic", "None")
+    assert ft["model.output"].choices[-1] == "composite"
 
 
 def test_flat_and_config_diff() -> None:
     a = cfgmod.preset("tiny")
     b = cfgmod.override(a, lr=0.01, F_dim=4, max_time=60.0)
-    assert cfgmod.flat(a)["train.lr"] == 0.001 and cfgmod.flat(a)["preset"] == "tiny"
+    assert cfgmod.flat(a)["optim.lr"] == 0.001 and cfgmod.flat(a)["preset"] == "tiny"
     assert cfgmod.flat(a) == cfgmod.flat(a.to_dict())
-    assert cfgmod.config_diff(a, b) == {"model.F_dim": (8, 4), "train.lr": (0.001, 0.01),
-                                        "train.max_time": (None, 60.0)}
+    assert cfgmod.config_diff(a, b) == {"model.F_dim": (8, 4), "optim.lr": (0.001, 0.01),
+                                        "runtime.max_time": (None, 60.0)}
     assert list(cfgmod.config_diff(a, b, sections=["model"])) == ["model.F_dim"]
-    assert list(cfgmod.config_diff(a, b, ignore=cfgmod.BUDGET_FIELDS)) == ["model.F_dim", "train.lr"]
+    assert list(cfgmod.config_diff(a, b, ignore=cfgmod.BUDGET_FIELDS)) == ["model.F_dim", "optim.lr"]
     c = cfgmod.from_dict({**a.to_dict(), "preset": "small"})
     assert "preset" in cfgmod.config_diff(a, c) and "preset" not in cfgmod.config_diff(a, c, sections=["model"])
     partial = {"model": {"F_dim": 8}}  # a field one side lacks
     assert cfgmod.config_diff(partial, a, sections=["model"], missing="?")["model.L_dim"] == ("?", 4)
+
+
+def test_the_older_layout_with_a_train_section_reads_into_the_groups(tmp_path: Path) -> None:
+    new = cfgmod.override(cfgmod.preset("tiny"), lr=0.002, tfr_sde=0, z_infer="zero", threads=1)
+    assert cfgmod.from_dict(OLD_LAYOUT) == new
+    assert (new.optim.lr, new.schedule.tfr_sde, new.inference.z_infer, new.runtime.threads) == (0.002, 0, "zero", 1)
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(OLD_LAYOUT, sort_keys=False))
+    assert cfgmod.load(tmp_path / "old.yaml") == new
+    assert cfgmod.config_diff(OLD_LAYOUT, new) == {}  # a run resumed from an old checkpoint is the same run
+    assert cfgmod.upgrade(OLD_LAYOUT)["schedule"]["tfr_sde"] == 0 and "train" in OLD_LAYOUT  # input untouched
+    # dotted overrides of the older names go to the field's group
+    assert cfgmod.override(new, **{"train.lr": 0.01, "train.kl_reduction": "mean"}) == \
+        cfgmod.override(new, **{"optim.lr": 0.01, "schedule.kl_reduction": "mean"})
+    with pytest.raises(ConfigError, match="train.*'batch_size'"):  # a data field was never in train:
+        cfgmod.from_dict({"train": {"batch_size": 2}})
+
+
+@pytest.mark.parametrize("field, value", [("precision", "fp16"), ("kl_anneal_type", "Linear"), ("optim", "SGD"),
+                                          ("output", "blend"), ("clip_order", "shuffled"), ("z_infer", "mean")])
+def test_choices_come_from_the_literal_annotations(field: str, value: str) -> None:
+    key = f"{cfgmod.find_field(field)}.{field}"
+    allowed = cfgmod.FIELD_TYPES[key].choices
+    with pytest.raises(ConfigError, match=f"^{key}: .*{allowed[-1]}, got '{value}'") as info:
+        cfgmod.override(cfgmod.preset("tiny"), **{field: value})
+    assert all(str(v) in str(info.value) for v in allowed)
+    built = cfgmod.preset("tiny")  # a Config built in code is checked by validate()
+    setattr(getattr(built, cfgmod.find_field(field)), field, value)
+    with pytest.raises(ConfigError, match=f"^{key}: "):
+        built.validate()

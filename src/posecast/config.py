@@ -1,4 +1,6 @@
-"""Typed configuration: data, model, schedules and training, presets, YAML in and out.
+"""Typed configuration in groups (data, model, optim, schedule, runtime, inference), presets, YAML
+in and out. A field with a fixed set of values is a ``Literal``: the YAML checks and the command
+line's flag types and choices are read from the annotations (FIELD_TYPES).
 
 Field names follow the lab's training script where it has one (``frame_H``, ``tfr_sde``,
 ``kl_anneal_cycle`` ...), so that the lab's flags map one to one (see the table in docs/lab_compatibility.md).
@@ -11,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import yaml
 
@@ -31,18 +33,17 @@ class DataConfig:
     # clip's frame 0, the lab) or "random" (a random frame of the training split, at most
     # anchor_range frames from the clip, 0: anywhere), so that training sees the large
     # displacements from the first frame that a 630-frame rollout meets
-    anchor: str = "clip"
+    anchor: Literal["clip", "random"] = "clip"
     # consecutive (the lab); random: each training clip is T frames drawn anywhere in the split,
     # so a step predicts frame t from a previous frame at any distance (teacher forcing then
     # cannot teach copying the previous frame); mixed: each clip one or the other (p = 1/2)
-    clip_order: str = "consecutive"
+    clip_order: Literal["consecutive", "random", "mixed"] = "consecutive"
     anchor_range: int = 0
     partial: float = 1.0
     fast_train: bool = False
     fast_partial: float = 0.4
     fast_train_epoch: int = 5
     batch_size: int = 2
-    max_val_sequences: int | None = None  # None: every validation sequence
 
 
 @dataclass
@@ -51,55 +52,74 @@ class ModelConfig:
     L_dim: int = 32
     N_dim: int = 12
     D_dim: int = 192
-    prior: str = "standard"  # standard: N(0, I) as in the lab; learned: p(z_t | prev frame, pose_t)
+    # standard: N(0, I) as in the lab; learned: p(z_t | prev frame, pose_t)
+    prior: Literal["standard", "learned"] = "standard"
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
-    output: str = "direct"  # direct (lab), residual, masked, masked_first, composite: see PoseCVAE.decode
+    # direct (the lab), residual, masked, masked_first, composite: see PoseCVAE.decode
+    output: Literal["direct", "residual", "masked", "masked_first", "composite"] = "direct"
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
-    pose_input: str = "raw"  # raw (the lab); inverted: the pose encoder reads (1 - pose) * 4
-    ffn_gate: str = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
-    arch: str = "posecast"  # lab: the lab template's modules layer for layer (loads its checkpoints)
+    pose_input: Literal["raw", "inverted"] = "raw"  # raw (the lab); inverted: the pose encoder reads (1 - pose) * 4
+    ffn_gate: Literal["relu", "sigmoid"] = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
+    arch: Literal["posecast", "lab"] = "posecast"  # lab: the lab template's modules layer for layer (loads its checkpoints)
 
 
 @dataclass
-class TrainConfig:
+class OptimConfig:
+    """The optimiser and its learning-rate steps."""
+
     num_epoch: int = 70
     lr: float = 0.001
-    optim: str = "Adam"  # Adam or AdamW
-    weight_decay: float = 0.0
+    optim: Literal["Adam", "AdamW"] = "Adam"
+    weight_decay: float = 0.0  # AdamW's decoupled decay (Adam: L2 in the gradient)
     milestones: list[int] = field(default_factory=lambda: [2, 5])
     gamma: float = 0.1
     grad_clip: float | None = 1.0
-    per_save: int = 3
-    seed: int = 0
-    # teacher forcing
+
+
+@dataclass
+class ScheduleConfig:
+    """Teacher forcing and KL annealing: pure functions of progress (training.schedules)."""
+
     tfr: float = 1.0
     tfr_sde: int = 10
     tfr_d_step: float = 0.1
-    tfr_mode: str = "step"  # step: the lab's decay; linear: the report's 1 -> 0 from tfr_sde
-    tfr_flip: str = "epoch"  # epoch (lab), batch or step: how often the coin is flipped
-    # KL annealing
-    kl_anneal_type: str = "Cyclical"  # Cyclical, Monotonic or None
+    tfr_mode: Literal["step", "linear"] = "step"  # step: the lab's decay; linear: the report's 1 -> 0 from tfr_sde
+    tfr_flip: Literal["epoch", "batch", "step"] = "epoch"  # epoch (the lab): how often the coin is flipped
+    kl_anneal_type: Literal["Cyclical", "Monotonic", "None"] = "Cyclical"
     kl_anneal_cycle: int = 10
     kl_anneal_ratio: float = 1.0
-    kl_anneal_per: str = "epoch"  # epoch or step
-    kl_reduction: str = "lab"  # lab: KL summed over latent elements / batch; mean: mean per element
-    # inference
-    z_infer: str = "prior"  # prior: sample p(z); zero: the prior's mean
-    # engineering
+    kl_anneal_per: Literal["epoch", "step"] = "epoch"
+    kl_reduction: Literal["lab", "mean"] = "lab"  # lab: KL summed over latent elements / batch; mean: per element
+
+
+@dataclass
+class RuntimeConfig:
+    """How a run executes, not what it learns (seed aside): precision, layout, threads, budget, saving."""
+
     # auto: bf16 autocast where the device runs bf16 natively (AVX512-BF16/AMX CPUs, CUDA), else fp32
-    precision: str = "auto"  # auto, fp32 or bf16
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True  # NHWC weights and activations (oneDNN runs them without reorders)
-    threads: int | str | None = None  # intra-op threads: a number, "auto" (idle CPUs by load) or null (torch's)
+    threads: int | Literal["auto"] | None = None  # intra-op threads: a number, "auto" (idle CPUs by load) or null (torch's)
     max_time: float | None = None  # wall-clock budget in seconds; stops after the epoch that passes it
-    skip_nonfinite: bool = False  # skip a batch whose loss is not finite instead of stopping
+    seed: int = 0
+    per_save: int = 3
     val_every: int = 1
+    skip_nonfinite: bool = False  # skip a batch whose loss is not finite instead of stopping
+
+
+@dataclass
+class InferenceConfig:
+    z_infer: Literal["prior", "zero"] = "prior"  # prior: sample p(z); zero: the prior's mean
 
 
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     preset: str = "lab"
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,27 +136,37 @@ class Config:
         return self
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
+             "runtime": RuntimeConfig, "inference": InferenceConfig}
+
+# configs and checkpoints written before the groups had one ``train:`` section for these four;
+# from_dict and override put each of its fields into its group by name
+LEGACY_TRAIN_GROUPS = ("optim", "schedule", "runtime", "inference")
+# fields of older configs that had no effect, dropped when read
+REMOVED_FIELDS = {"data": ("max_val_sequences",)}
 
 
 @dataclass(frozen=True)
 class FieldType:
     """A field's annotation: the types it takes (None aside), whether it may be None (YAML null,
-    ``none`` on the command line), and a list's item type. Read from the dataclasses above, so
-    YAML checking and the command-line flags cannot disagree on a field's type."""
+    ``none`` on the command line), a list's item type, and the values a ``Literal`` allows. Read
+    from the dataclasses above, so YAML checking and the command-line flags cannot disagree on a
+    field's type or choices."""
 
     kinds: tuple[type, ...]
     optional: bool
     item: type | None = None
+    choices: tuple[Any, ...] = ()
 
 
 def _field_type(hint: Any) -> FieldType:
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     args = typing.get_args(hint) if union else (hint,)
     kinds = tuple(a for a in args if a is not type(None))
-    item_args = typing.get_args(kinds[0]) if len(kinds) == 1 else ()
-    return FieldType(tuple(typing.get_origin(k) or k for k in kinds), len(kinds) < len(args),
-                     item_args[0] if item_args else None)
+    choices = tuple(v for k in kinds if typing.get_origin(k) is Literal for v in typing.get_args(k))
+    item_args = typing.get_args(kinds[0]) if len(kinds) == 1 and not choices else ()
+    return FieldType(tuple(type(typing.get_args(k)[0]) if typing.get_origin(k) is Literal else typing.get_origin(k) or k
+                           for k in kinds), len(kinds) < len(args), item_args[0] if item_args else None, choices)
 
 
 # "section.field" -> its type, for every field of every section
@@ -145,7 +175,7 @@ FIELD_TYPES: dict[str, FieldType] = {f"{s}.{name}": _field_type(hint) for s, cls
 
 # fields that bound a run's cost without changing what it learns (a wall-clock budget): a run
 # that differs only in them is the same experiment (reports and studies leave them out)
-BUDGET_FIELDS = ("train.max_time",)
+BUDGET_FIELDS = ("runtime.max_time",)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the lab's sizes and defaults
@@ -154,17 +184,25 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "model": {"F_dim": 32, "L_dim": 16, "N_dim": 8, "D_dim": 48},
         "data": {"batch_size": 4},
-        "train": {"num_epoch": 10, "tfr_sde": 3, "tfr_d_step": 0.2, "kl_anneal_cycle": 2,
-                  "milestones": [6, 9], "per_save": 2},
+        "optim": {"num_epoch": 10, "milestones": [6, 9]},
+        "schedule": {"tfr_sde": 3, "tfr_d_step": 0.2, "kl_anneal_cycle": 2},
+        "runtime": {"per_save": 2},
     },
     # unit tests
     "tiny": {
         "model": {"F_dim": 8, "L_dim": 4, "N_dim": 2, "D_dim": 8},
         "data": {"train_vi_len": 4, "val_vi_len": 12, "batch_size": 2},
-        "train": {"num_epoch": 2, "tfr_sde": 1, "kl_anneal_cycle": 1, "milestones": [10],
-                  "per_save": 1, "precision": "fp32", "channels_last": False},  # fp32 tolerances in tests
+        "optim": {"num_epoch": 2, "milestones": [10]},
+        "schedule": {"tfr_sde": 1, "kl_anneal_cycle": 1},
+        "runtime": {"per_save": 1, "precision": "fp32", "channels_last": False},  # fp32 tolerances in tests
     },
 }
+
+
+def choice_text(values: Iterable[Any]) -> str:
+    """``a, b or c``: the allowed values of a choice, as messages name them."""
+    *rest, last = [str(v) for v in values]
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +223,7 @@ def _coerce(name: str, value: Any) -> Any:
         if ftype.optional:
             return None
         raise ConfigError(f"{name}: a value is required (got null)")
-    if ftype.kinds == (int, str):  # train.threads: a number or "auto"
+    if ftype.kinds == (int, str):  # runtime.threads: a number or "auto"
         if value == "auto":
             return value
         if isinstance(value, str) and value.isdigit():
@@ -218,15 +256,47 @@ def _coerce(name: str, value: Any) -> Any:
             raise ConfigError(f"{name}: expected a list of whole numbers, got {value!r}")
         return list(value)
     if kind is str:
-        if not isinstance(value, str):
-            return str(value)  # e.g. YAML's None-like words; validate() checks the choices
+        value = value if isinstance(value, str) else str(value)
+        if ftype.choices and value not in ftype.choices:
+            raise ConfigError(f"{name}: {choice_text(ftype.choices)}, got {value!r}")
         return value
     return value
 
 
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Nested config data of an older layout in the current one: the fields of a ``train:``
+    section go to their group (LEGACY_TRAIN_GROUPS) by name, and REMOVED_FIELDS are dropped.
+    Data already in the current layout comes back as it is (a copy)."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
+    for section, names in REMOVED_FIELDS.items():
+        for name in names:
+            if isinstance(data.get(section), dict):
+                data[section].pop(name, None)
+    train = data.pop("train", None) or {}
+    if not isinstance(train, dict):
+        raise ConfigError(f"train: expected a mapping, got {train!r}")
+    unknown = [k for k in train if _legacy_group(k) is None]
+    if unknown:
+        raise ConfigError(f"train: unknown field(s) {sorted(unknown)}")
+    for name, value in train.items():
+        group = data.setdefault(_legacy_group(name), {})
+        if isinstance(group, dict):
+            group.setdefault(name, value)  # a value in its new group wins
+    return data
+
+
+def _legacy_group(name: str) -> str | None:
+    """The group that a field of an old ``train:`` section belongs to now (None: not one of them)."""
+    for section in LEGACY_TRAIN_GROUPS:
+        if name in {f.name for f in fields(_SECTIONS[section])}:
+            return section
+    return None
+
+
 def from_dict(data: dict[str, Any]) -> Config:
-    """Build a Config from nested plain data, starting from its ``preset`` (default ``lab``)."""
-    data = dict(data or {})
+    """Build a Config from nested plain data, starting from its ``preset`` (default ``lab``).
+    Data of the older layout (a ``train:`` section) is read too (see :func:`upgrade`)."""
+    data = upgrade(data)
     preset = data.pop("preset", "lab")
     if preset not in PRESETS:
         raise ConfigError(f"preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
@@ -234,6 +304,8 @@ def from_dict(data: dict[str, Any]) -> Config:
     kwargs: dict[str, Any] = {"preset": preset}
     for name, cls in _SECTIONS.items():
         section = merged.pop(name, {}) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{name}: expected a mapping, got {section!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(section) - known
         if unknown:
@@ -250,7 +322,7 @@ def preset(name: str) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    """Load a YAML config file (sections data/model/train and an optional preset)."""
+    """Load a YAML config file (the sections of Config, or an older one's ``train:``, and an optional preset)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -272,10 +344,13 @@ def find_field(name: str) -> str:
 
 
 def override(cfg: Config, **values: Any) -> Config:
-    """A copy of cfg with flat field overrides (``lr=1e-3``) or dotted ones (``train.lr``)."""
+    """A copy of cfg with flat field overrides (``lr=1e-3``) or dotted ones (``optim.lr``; the
+    older ``optim.lr`` names its group by the field)."""
     data = cfg.to_dict()
     for key, value in values.items():
         section, _, name = key.rpartition(".")
+        if section == "train":
+            section = _legacy_group(name) or section
         section = section or find_field(name)
         if section not in _SECTIONS:
             raise ConfigError(f"unknown section {section!r} in {key!r}")
@@ -285,8 +360,9 @@ def override(cfg: Config, **values: Any) -> Config:
 
 def flat(cfg: Config | dict[str, Any]) -> dict[str, Any]:
     """A config (or its ``to_dict()``) as ``{"section.field": value}``, in field order; entries
-    outside the sections (``preset``) keep their own name."""
-    data = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    outside the sections (``preset``) keep their own name. A dict of the older layout is read as
+    :func:`upgrade` reads it."""
+    data = cfg.to_dict() if isinstance(cfg, Config) else upgrade(cfg)
     out: dict[str, Any] = {}
     for key, values in data.items():
         if isinstance(values, dict):
@@ -320,8 +396,14 @@ def _check(ok: bool, name: str, why: str) -> None:
 
 
 def validate(cfg: Config) -> None:
-    """Fail before any training with a message naming the field."""
-    d, m, t = cfg.data, cfg.model, cfg.train
+    """Fail before any training with a message naming the field. The choices of Literal fields
+    are checked where the values are read (from_dict, the command line's flags)."""
+    d, m, o, s, r = cfg.data, cfg.model, cfg.optim, cfg.schedule, cfg.runtime
+    for key, ftype in FIELD_TYPES.items():  # a Config built in code, not read
+        section, _, name = key.partition(".")
+        value = getattr(getattr(cfg, section), name)
+        if ftype.choices and isinstance(value, str):
+            _check(value in ftype.choices, key, f"{choice_text(ftype.choices)}, got {value!r}")
     for name in ("frame_H", "frame_W"):
         _check(getattr(d, name) >= 6, f"data.{name}",
                "must be at least 6 pixels (SSIM's 11-pixel window needs 6 for its reflect padding)")
@@ -334,46 +416,27 @@ def validate(cfg: Config) -> None:
     _check(d.batch_size >= 1, "data.batch_size", "must be >= 1")
     for name in ("F_dim", "L_dim", "N_dim", "D_dim"):
         _check(getattr(m, name) >= 1, f"model.{name}", "must be >= 1")
-    _check(m.prior in ("standard", "learned"), "model.prior", "standard or learned")
-    _check(m.pose_input in ("raw", "inverted"), "model.pose_input", f"raw or inverted, got {m.pose_input!r}")
     _check(m.pose_input == "raw" or m.arch == "posecast", "model.pose_input",
            "inverted needs model.arch: posecast (the lab's label encoder reads the raw image)")
-    _check(m.output in ("direct", "residual", "masked", "masked_first", "composite"), "model.output",
-           f"direct, residual, masked, masked_first or composite, got {m.output!r}")
     _check(0 <= m.down <= 3, "model.down", f"0 to 3 downsampling stages, got {m.down}")
-    _check(m.ffn_gate in ("relu", "sigmoid"), "model.ffn_gate", f"relu or sigmoid, got {m.ffn_gate!r}")
-    _check(m.arch in ("posecast", "lab"), "model.arch", f"posecast or lab, got {m.arch!r}")
     _check(m.arch == "posecast" or m.down == 0, "model.down", "the lab architecture has no downsampling (down: 0)")
     for name in ("frame_H", "frame_W"):
         size = getattr(d, name)
         _check(size % (2 ** m.down) == 0, f"data.{name}",
                f"{size} is not divisible by 2**model.down = {2 ** m.down} (the encoders halve it {m.down} times)")
-    _check(t.num_epoch >= 1, "train.num_epoch", "must be >= 1")
-    _check(t.lr > 0, "train.lr", f"must be > 0, got {t.lr}")
-    _check(t.optim in ("Adam", "AdamW"), "train.optim", f"Adam or AdamW, got {t.optim!r}")
-    _check(0 < t.gamma <= 1, "train.gamma", "must be in (0, 1]")
-    _check(t.grad_clip is None or t.grad_clip > 0, "train.grad_clip", "must be > 0 or null")
-    _check(t.per_save >= 1, "train.per_save", "must be >= 1")
-    _check(0 <= t.tfr <= 1, "train.tfr", f"a ratio in [0, 1], got {t.tfr}")
-    _check(t.tfr_d_step >= 0, "train.tfr_d_step", f"must be >= 0, got {t.tfr_d_step}")
-    _check(0 <= t.tfr_sde < t.num_epoch or t.tfr_sde == 0, "train.tfr_sde",
-           f"the decay start ({t.tfr_sde}) must be an epoch before num_epoch ({t.num_epoch})")
-    _check(t.tfr_mode in ("step", "linear"), "train.tfr_mode", "step or linear")
-    _check(t.tfr_flip in ("epoch", "batch", "step"), "train.tfr_flip", "epoch, batch or step")
-    _check(t.kl_anneal_type in ("Cyclical", "Monotonic", "None"), "train.kl_anneal_type",
-           f"Cyclical, Monotonic or None, got {t.kl_anneal_type!r}")
-    _check(t.kl_anneal_cycle >= 1, "train.kl_anneal_cycle", "must be >= 1")
-    if t.kl_anneal_type == "Cyclical" and t.kl_anneal_per == "epoch":
-        _check(t.kl_anneal_cycle <= t.num_epoch, "train.kl_anneal_cycle",
-               f"{t.kl_anneal_cycle} cycles do not fit in {t.num_epoch} epochs")
-    _check(0 < t.kl_anneal_ratio <= 1, "train.kl_anneal_ratio", f"must be in (0, 1], got {t.kl_anneal_ratio}")
-    _check(t.kl_anneal_per in ("epoch", "step"), "train.kl_anneal_per", "epoch or step")
-    _check(t.kl_reduction in ("lab", "mean"), "train.kl_reduction", "lab or mean")
-    _check(t.z_infer in ("prior", "zero"), "train.z_infer", "prior or zero")
-    _check(t.precision in ("auto", "fp32", "bf16"), "train.precision", "auto, fp32 or bf16")
-    _check(d.clip_order in ("consecutive", "random", "mixed"), "data.clip_order",
-           f"consecutive, random or mixed, got {d.clip_order!r}")
-    _check(d.anchor in ("clip", "random"), "data.anchor", f"clip or random, got {d.anchor!r}")
+    _check(o.num_epoch >= 1, "optim.num_epoch", "must be >= 1")
+    _check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
+    _check(0 < o.gamma <= 1, "optim.gamma", "must be in (0, 1]")
+    _check(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "must be > 0 or null")
+    _check(0 <= s.tfr <= 1, "schedule.tfr", f"a ratio in [0, 1], got {s.tfr}")
+    _check(s.tfr_d_step >= 0, "schedule.tfr_d_step", f"must be >= 0, got {s.tfr_d_step}")
+    _check(0 <= s.tfr_sde < o.num_epoch or s.tfr_sde == 0, "schedule.tfr_sde",
+           f"the decay start ({s.tfr_sde}) must be an epoch before optim.num_epoch ({o.num_epoch})")
+    _check(s.kl_anneal_cycle >= 1, "schedule.kl_anneal_cycle", "must be >= 1")
+    if s.kl_anneal_type == "Cyclical" and s.kl_anneal_per == "epoch":
+        _check(s.kl_anneal_cycle <= o.num_epoch, "schedule.kl_anneal_cycle",
+               f"{s.kl_anneal_cycle} cycles do not fit in {o.num_epoch} epochs")
+    _check(0 < s.kl_anneal_ratio <= 1, "schedule.kl_anneal_ratio", f"must be in (0, 1], got {s.kl_anneal_ratio}")
     _check(d.anchor == "clip" or m.first_frame_cond or m.output in ("masked_first", "composite"), "data.anchor",
            "random has no effect unless the model reads the first frame (model.first_frame_cond, or "
            "model.output masked_first or composite)")
@@ -381,7 +444,8 @@ def validate(cfg: Config) -> None:
     _check(d.anchor_range == 0 or d.clip_order == "consecutive", "data.anchor_range",
            f"is measured from a clip's start, which random or mixed clip orders do not keep (use 0 with "
            f"data.clip_order {d.clip_order})")
-    _check(t.threads is None or t.threads == "auto" or (isinstance(t.threads, int) and t.threads >= 1),
-           "train.threads", f"a number >= 1, auto or null, got {t.threads!r}")
-    _check(t.max_time is None or t.max_time > 0, "train.max_time", "must be > 0 or null")
-    _check(t.val_every >= 1, "train.val_every", "must be >= 1")
+    _check(r.threads is None or r.threads == "auto" or (isinstance(r.threads, int) and r.threads >= 1),
+           "runtime.threads", f"a number >= 1, auto or null, got {r.threads!r}")
+    _check(r.max_time is None or r.max_time > 0, "runtime.max_time", "must be > 0 or null")
+    _check(r.per_save >= 1, "runtime.per_save", "must be >= 1")
+    _check(r.val_every >= 1, "runtime.val_every", "must be >= 1")

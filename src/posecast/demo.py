@@ -47,7 +47,7 @@ def run_demo(out: Path, *, minutes: float = 4.0, seed: int = 0) -> dict:
     print(f"synthetic dancer dataset: {data}")
     cfg = demo_config(minutes, seed)
     trainer = Trainer(cfg, data, out / "run")
-    print(f"training the demo recipe for up to {minutes:g} min (or {cfg.train.num_epoch} epochs) ...")
+    print(f"training the demo recipe for up to {minutes:g} min (or {cfg.optim.num_epoch} epochs) ...")
     trainer.fit()
     summary = evaluate(out / "run" / "checkpoints" / "last.ckpt", data, out / "eval", split="val")
     _print_summary(summary, out)

@@ -52,7 +52,7 @@ def fabricate_run(folder: Path, cfg: cfgmod.Config, *, steps: int = 3, val_every
     folder.mkdir(parents=True)
     cfg.to_yaml(folder / "config.yaml")
     sched = Schedules(cfg, steps)
-    n = cfg.train.num_epoch
+    n = cfg.optim.num_epoch
     rows: list[dict[str, Any]] = []
     per_frame: dict[int, dict[str, np.ndarray]] = {}
     elapsed = 0.0

@@ -75,7 +75,7 @@ def test_report_tables_and_references(analysis_run, make_run, tmp_path):
     run = load_run(analysis_run)
     best = run.row(run.best_epoch)
     summary = text[text.index("<h2 id=\"summary\">"):text.index("<h2 id=\"plots\">")]
-    assert "train.kl_anneal_type" in summary and ">Cyclical<" in summary and ">None<" in summary
+    assert "schedule.kl_anneal_type" in summary and ">Cyclical<" in summary and ">None<" in summary
     assert f">{best['val_psnr']:.2f}<" in summary and f">{best['val_ssim']:.4f}<" in summary
     assert f">{run.best_epoch + 1}<" in summary and ">2/2<" in summary
     assert ">21.00<" in summary and ">0.7100<" in summary  # the hand-made run: best 21.00 dB at epoch 2
@@ -83,7 +83,7 @@ def test_report_tables_and_references(analysis_run, make_run, tmp_path):
                     "Loss curves: reconstruction (MSE)", "Loss curves: KL", "Run tiny-run", "Run no-ckpt"):
         assert heading in text and heading in md
     assert "checkpoints/best.ckpt does not exist" in html.unescape(text)
-    assert "| run | train.kl_anneal_type | epochs |" in md
+    assert "| run | schedule.kl_anneal_type | epochs |" in md
 
     # the GIF: the best checkpoint's validation rollout, cached in the run folder
     meta = json.loads((analysis_run / "report_media" / "media.json").read_text())
@@ -121,8 +121,8 @@ def test_report_media_is_cached_in_the_run(analysis_run):
 def test_single_run_config_differences_are_against_its_preset(make_run, tmp_path):
     made = make_run("one", cfgmod.override(cfgmod.preset("tiny"), num_epoch=3, lr=0.005))
     keys, diffs = report.config_differences([load_run(made["path"])])
-    assert keys == ["train.num_epoch", "train.lr"]
-    assert diffs["one"] == {"train.num_epoch": 3, "train.lr": 0.005}
+    assert keys == ["optim.num_epoch", "optim.lr"]
+    assert diffs["one"] == {"optim.num_epoch": 3, "optim.lr": 0.005}
 
 
 @pytest.mark.slow

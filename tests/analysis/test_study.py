@@ -30,15 +30,15 @@ def _study_cfg() -> cfgmod.Config:
 def test_kl_study_configs_differ_only_in_the_kl_schedule():
     configs = study_configs("kl-annealing", cfgmod.preset("small"))
     assert list(configs) == ["monotonic", "cyclical", "none"]
-    assert _diff_keys(configs) == {"train.kl_anneal_type"}
-    assert [c.train.kl_anneal_type for c in configs.values()] == ["Monotonic", "Cyclical", "None"]
+    assert _diff_keys(configs) == {"schedule.kl_anneal_type"}
+    assert [c.schedule.kl_anneal_type for c in configs.values()] == ["Monotonic", "Cyclical", "None"]
 
 
 def test_teacher_forcing_study_schedules():
     base = cfgmod.override(cfgmod.preset("small"), num_epoch=6, tfr_sde=2, tfr_d_step=0.25)
     configs = study_configs("teacher-forcing", base)
     assert list(configs) == ["step-decay", "linear-decay", "always", "never"]
-    assert _diff_keys(configs) <= {"train.tfr", "train.tfr_mode", "train.tfr_d_step"}
+    assert _diff_keys(configs) <= {"schedule.tfr", "schedule.tfr_mode", "schedule.tfr_d_step"}
     tables = {name: [Schedules(c, 1).tfr(e) for e in range(6)] for name, c in configs.items()}
     expected = {"step-decay": [1, 1, 0.75, 0.5, 0.25, 0], "linear-decay": [1, 1, 1, 2 / 3, 1 / 3, 0],
                 "always": [1] * 6, "never": [0] * 6}
@@ -76,8 +76,8 @@ def test_kl_study_trains_three_runs_differing_only_in_kl(kl_study, analysis_data
     assert first.trained == ["monotonic", "cyclical", "none"] and not first.reused
     assert second.resumed == ["monotonic", "cyclical", "none"] and not second.trained
     configs = {n: cfgmod.load(out / n / "config.yaml") for n in ("monotonic", "cyclical", "none")}
-    assert _diff_keys(configs) == {"train.kl_anneal_type"}  # the same seed and everything else
-    assert {c.train.seed for c in configs.values()} == {3}
+    assert _diff_keys(configs) == {"schedule.kl_anneal_type"}  # the same seed and everything else
+    assert {c.runtime.seed for c in configs.values()} == {3}
     rows = {n: _metrics(out / n) for n in configs}
     assert {n: [float(r["beta"]) for r in rs] for n, rs in rows.items()} == {
         "monotonic": [0.0, 0.5], "cyclical": [0.0, 0.0], "none": [1.0, 1.0]}
@@ -97,7 +97,7 @@ def test_kl_study_trains_three_runs_differing_only_in_kl(kl_study, analysis_data
     for n in configs:
         assert f"Run {n}" in text and f"media/{n}/val.gif" in text
         assert (out / "report" / "media" / n / "val.gif").exists()
-    assert "KL annealing study" in text and "train.kl_anneal_type" in text
+    assert "KL annealing study" in text and "schedule.kl_anneal_type" in text
 
 
 def test_kl_study_reuses_finished_runs(kl_study, analysis_data):
@@ -110,7 +110,7 @@ def test_kl_study_reuses_finished_runs(kl_study, analysis_data):
 
 def test_kl_study_refuses_a_folder_of_another_config(kl_study, analysis_data):
     out, _, _ = kl_study
-    with pytest.raises(ConfigError, match="another config.*train.lr"):
+    with pytest.raises(ConfigError, match="another config.*optim.lr"):
         run_study("kl-annealing", analysis_data, out, cfgmod.override(_study_cfg(), lr=0.01), report=False,
                   log=lambda s: None)
 

@@ -43,7 +43,7 @@ def _fixed_eps_model(model, eps):
 def test_reference_step_equals_posecast_step(speed, tf: bool, options: dict) -> None:
     """The lab template's loop and the batched loss_step: the same loss and gradients."""
     from posecast.data.sampling import Batch
-    from posecast.training.step import loss_step
+    from posecast.training.step import loss_options, loss_step
 
     cfg = cfgmod.override(cfgmod.preset("tiny"), **options)
     model = speed.build_model(cfg)
@@ -58,7 +58,7 @@ def test_reference_step_equals_posecast_step(speed, tf: bool, options: dict) -> 
 
     model.zero_grad(set_to_none=True)
     mask = torch.full((4,), tf)
-    out = loss_step(_fixed_eps_model(model, eps), Batch(frames, poses), mask, 0.5, cfg.train)
+    out = loss_step(_fixed_eps_model(model, eps), Batch(frames, poses), mask, 0.5, **loss_options(cfg))
     out.loss.backward()
     g_fast = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 

@@ -56,8 +56,8 @@ def test_train_with_the_lab_s_flag_names_then_resume(synth_root: Path, tmp_path:
     assert rc == 0, err
     assert f"into {run_dir}: fp32, NCHW, " in out  # the tiny preset's precision and layout, said at the start
     saved = cfgmod.load(run_dir / "config.yaml")
-    assert saved.preset == "tiny" and saved.train.num_epoch == 1 and saved.train.tfr_sde == 0
-    assert saved.train.tfr_d_step == 0.25
+    assert saved.preset == "tiny" and saved.optim.num_epoch == 1 and saved.schedule.tfr_sde == 0
+    assert saved.schedule.tfr_d_step == 0.25
     assert Path((run_dir / "data_path.txt").read_text()) == synth_root.resolve()
     with (run_dir / "metrics.csv").open() as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0"]
@@ -70,27 +70,27 @@ def test_train_with_the_lab_s_flag_names_then_resume(synth_root: Path, tmp_path:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert float(rows[1]["tfr"]) == 0.5  # 1 - 0.25 * 2: the resumed schedule
-    assert cfgmod.load(run_dir / "config.yaml").train.num_epoch == 2
+    assert cfgmod.load(run_dir / "config.yaml").optim.num_epoch == 2
 
 
 def test_train_flag_types() -> None:
     cfg = _parse_train(["--preset", "tiny", "--fast_train", "--milestones", "3", "5", "--clip_stride", "2",
                         "--grad_clip", "none", "--lr", "0.01", "--kl_anneal_type", "Monotonic"])
-    assert cfg.data.fast_train is True and cfg.train.milestones == [3, 5] and cfg.data.clip_stride == 2
-    assert cfg.train.grad_clip is None and cfg.train.lr == 0.01 and cfg.train.kl_anneal_type == "Monotonic"
+    assert cfg.data.fast_train is True and cfg.optim.milestones == [3, 5] and cfg.data.clip_stride == 2
+    assert cfg.optim.grad_clip is None and cfg.optim.lr == 0.01 and cfg.schedule.kl_anneal_type == "Monotonic"
     assert _parse_train(["--preset", "tiny", "--fast_train", "false"]).data.fast_train is False
     assert _parse_train([]) == cfgmod.preset("lab")
 
 
 def test_train_config_file(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"preset": "tiny", "train": {"num_epoch": 4, "lr": 0.002}}))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"preset": "tiny", "optim": {"num_epoch": 4, "lr": 0.002}}))
     cfg = _parse_train(["--config", tmp_path / "c.yaml", "--tfr_sde", "2"])
-    assert cfg.preset == "tiny" and cfg.train.num_epoch == 4 and cfg.train.lr == 0.002
-    assert cfg.train.tfr_sde == 2 and cfg.model == cfgmod.preset("tiny").model
+    assert cfg.preset == "tiny" and cfg.optim.num_epoch == 4 and cfg.optim.lr == 0.002
+    assert cfg.schedule.tfr_sde == 2 and cfg.model == cfgmod.preset("tiny").model
 
 
-@pytest.mark.parametrize("flags,field", [(["--lr", "-1"], "train.lr"), (["--num_epoch", "3", "--tfr_sde", "5"],
-                                                                          "train.tfr_sde"),
+@pytest.mark.parametrize("flags,field", [(["--lr", "-1"], "optim.lr"), (["--num_epoch", "3", "--tfr_sde", "5"],
+                                                                          "schedule.tfr_sde"),
                                          (["--partial", "0"], "data.partial")])
 def test_train_bad_config_value(flags, field, synth_root: Path, tmp_path: Path, capsys) -> None:
     rc, _, err = run(["train", "--data", synth_root, "--out", tmp_path / "r", "--preset", "tiny"] + flags, capsys)
@@ -232,7 +232,7 @@ def test_evaluate_command(tiny_checkpoint: Path, synth_root: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_evaluate_and_predict_precision_override(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path,
                                                  capsys) -> None:
-    """--precision picks the rollout's precision (default: the config's train.precision, fp32 for
+    """--precision picks the rollout's precision (default: the config's runtime.precision, fp32 for
     tiny); summary.json says which ran. bf16 frames stay close to fp32's (the model is tiny)."""
     runs = {}
     for prec in (None, "fp32", "bf16"):
@@ -356,7 +356,7 @@ def test_version_and_help_of_every_command(capsys) -> None:
 
 def test_config_flag_types_follow_the_dataclasses() -> None:
     cfg = _parse_train(["--channels_last", "false", "--first_frame_cond", "--threads", "auto", "--max_time", "90",
-                        "--max_val_sequences", "null"])
-    assert cfg.train.channels_last is False and cfg.model.first_frame_cond is True
-    assert cfg.data.max_val_sequences is None
-    assert cfg.train.threads == "auto" and cfg.train.max_time == 90.0
+                        "--clip_stride", "null"])
+    assert cfg.runtime.channels_last is False and cfg.model.first_frame_cond is True
+    assert cfg.data.clip_stride is None
+    assert cfg.runtime.threads == "auto" and cfg.runtime.max_time == 90.0

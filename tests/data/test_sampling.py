@@ -27,7 +27,7 @@ def test_clip_starts() -> None:
 
 def _sampler(seq, **overrides) -> ClipSampler:
     cfg = tiny_config(**overrides)
-    return ClipSampler.from_config(seq, cfg.data, cfg.train.seed)
+    return ClipSampler.from_config(seq, cfg.data, cfg.runtime.seed)
 
 
 def test_partial_fast_train_and_stride(synth_root: Path) -> None:

@@ -55,8 +55,8 @@ def test_small_preset_training_raises_val_rollout_psnr(tmp_path: Path) -> None:
     lines: list[str] = []
     trainer = Trainer(cfg, root, tmp_path / "run", progress=False, log=lines.append)
     t0 = time.perf_counter()
-    start = evaluate_sequences(trainer.model, trainer.val_seqs, length=trainer.val_len, z_mode=cfg.train.z_infer,
-                               seed=cfg.train.seed, with_ssim=False).mean_psnr
+    start = evaluate_sequences(trainer.model, trainer.val_seqs, length=trainer.val_len, z_mode=cfg.inference.z_infer,
+                               seed=cfg.runtime.seed, with_ssim=False).mean_psnr
     trainer.fit()
     with (tmp_path / "run" / "metrics.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -70,6 +70,6 @@ def test_small_preset_training_raises_val_rollout_psnr(tmp_path: Path) -> None:
         f"(expected a rise of at least {MARGIN_DB} dB); log:\n" + "\n".join(lines))
     # the checkpoint evaluates to the same number through `posecast evaluate`'s code path
     summary = evaluate(tmp_path / "run" / "checkpoints" / "last.ckpt", root, tmp_path / "eval",
-                       length=VAL_FRAMES, seed=cfg.train.seed, video=False)
+                       length=VAL_FRAMES, seed=cfg.runtime.seed, video=False)
     assert summary["frames"] == VAL_FRAMES
     assert summary["mean_psnr"] == pytest.approx(end, abs=1e-3)

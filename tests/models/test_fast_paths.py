@@ -15,7 +15,7 @@ from posecast.inference.rollout import evaluate_sequences, predict
 from posecast.models import PoseCVAE
 from posecast.runtime import tune_allocator
 from posecast.data.sampling import Batch
-from posecast.training.step import loss_step
+from posecast.training.step import loss_options, loss_step
 
 B, T, H, W = 2, 5, 8, 12
 
@@ -37,7 +37,7 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _train_outputs(model: PoseCVAE, frames, poses, mask, precision: str = "fp32"):
     """loss_step (the Trainer's) + backward, with fixed noise: losses, predictions, gradients."""
-    tcfg = cfgmod.override(cfgmod.preset("tiny"), precision=precision).train
+    options = loss_options(cfgmod.override(cfgmod.preset("tiny"), precision=precision))
     g = torch.Generator().manual_seed(1)
     eps = torch.randn(B, frames.shape[1] - 1, model.cfg.N_dim, H, W, generator=g)
 
@@ -50,7 +50,7 @@ def _train_outputs(model: PoseCVAE, frames, poses, mask, precision: str = "fp32"
             return self.m.loss(*args, eps=eps, **kwargs)
 
     model.zero_grad(set_to_none=True)
-    out = loss_step(WithEps(model), Batch(frames, poses), mask, 1.0, tcfg)
+    out = loss_step(WithEps(model), Batch(frames, poses), mask, 1.0, **options)
     out.loss.backward()
     with torch.no_grad():
         pred = model(frames, poses, mask, eps=eps).pred

@@ -12,22 +12,22 @@ from robustness_support import run_cli, snapshot
 
 BAD = [
     # negative or out-of-range ratios
-    (["--tfr", "-0.5"], "train.tfr"),
-    (["--tfr", "1.5"], "train.tfr"),
-    (["--kl_anneal_ratio", "-1"], "train.kl_anneal_ratio"),
+    (["--tfr", "-0.5"], "schedule.tfr"),
+    (["--tfr", "1.5"], "schedule.tfr"),
+    (["--kl_anneal_ratio", "-1"], "schedule.kl_anneal_ratio"),
     (["--partial", "-0.2"], "data.partial"),
     (["--fast_partial", "0"], "data.fast_partial"),
-    (["--tfr_d_step", "-0.1"], "train.tfr_d_step"),
-    (["--gamma", "-0.1"], "train.gamma"),
-    (["--lr", "-0.001"], "train.lr"),
-    (["--grad_clip", "-1"], "train.grad_clip"),
+    (["--tfr_d_step", "-0.1"], "schedule.tfr_d_step"),
+    (["--gamma", "-0.1"], "optim.gamma"),
+    (["--lr", "-0.001"], "optim.lr"),
+    (["--grad_clip", "-1"], "optim.grad_clip"),
     # schedules that do not fit the run
-    (["--num_epoch", "3", "--tfr_sde", "3"], "train.tfr_sde"),
-    (["--num_epoch", "3", "--tfr_sde", "7"], "train.tfr_sde"),
-    (["--tfr_sde", "-1"], "train.tfr_sde"),
-    (["--num_epoch", "3", "--kl_anneal_cycle", "4"], "train.kl_anneal_cycle"),
-    (["--kl_anneal_cycle", "0"], "train.kl_anneal_cycle"),
-    (["--num_epoch", "0"], "train.num_epoch"),
+    (["--num_epoch", "3", "--tfr_sde", "3"], "schedule.tfr_sde"),
+    (["--num_epoch", "3", "--tfr_sde", "7"], "schedule.tfr_sde"),
+    (["--tfr_sde", "-1"], "schedule.tfr_sde"),
+    (["--num_epoch", "3", "--kl_anneal_cycle", "4"], "schedule.kl_anneal_cycle"),
+    (["--kl_anneal_cycle", "0"], "schedule.kl_anneal_cycle"),
+    (["--num_epoch", "0"], "optim.num_epoch"),
     # sizes
     (["--frame_H", "2"], "data.frame_H"),
     (["--frame_W", "0"], "data.frame_W"),
@@ -37,10 +37,10 @@ BAD = [
     (["--batch_size", "0"], "data.batch_size"),
     (["--F_dim", "0"], "model.F_dim"),
     (["--clip_stride", "0"], "data.clip_stride"),
-    (["--per_save", "0"], "train.per_save"),
-    (["--val_every", "0"], "train.val_every"),
-    (["--max_time", "-5"], "train.max_time"),
-    (["--kl_anneal_type", "Linear"], "train.kl_anneal_type"),
+    (["--per_save", "0"], "runtime.per_save"),
+    (["--val_every", "0"], "runtime.val_every"),
+    (["--max_time", "-5"], "runtime.max_time"),
+    (["--kl_anneal_type", "Linear"], "schedule.kl_anneal_type"),
 ]
 
 
@@ -59,7 +59,7 @@ def test_bad_value_fails_before_training_naming_the_field(flags, field, synth_ro
 
 
 @pytest.mark.parametrize("text, field", [
-    ("preset: tiny\ntrain:\n  tfr_sde: 5\n  num_epoch: 5\n", "train.tfr_sde"),
+    ("preset: tiny\ntrain:\n  tfr_sde: 5\n  num_epoch: 5\n", "schedule.tfr_sde"),
     ("preset: tiny\ntrain:\n  lrr: 0.1\n", "lrr"),  # a misspelt field
     ("preset: tiny\nmodle:\n  F_dim: 8\n", "modle"),  # a misspelt section
     ("preset: tinyy\n", "preset"),
@@ -72,9 +72,9 @@ def test_bad_config_file(text: str, field: str, synth_root: Path, tmp_path: Path
     _fails(["train", "--data", synth_root, "--config", tmp_path / "c.yaml", "--out", out], field, out)
 
 
-@pytest.mark.parametrize("text, field", [("train:\n  lr: fast\n", "train.lr"),
+@pytest.mark.parametrize("text, field", [("train:\n  lr: fast\n", "optim.lr"),
                                          ("data:\n  frame_H: 32.5\n", "data.frame_H"),
-                                         ("train:\n  num_epoch: ten\n", "train.num_epoch")])
+                                         ("train:\n  num_epoch: ten\n", "optim.num_epoch")])
 def test_value_of_the_wrong_type_in_a_config_file(text: str, field: str, synth_root: Path, tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("preset: tiny\n" + text)
     out = tmp_path / "run"
@@ -99,7 +99,7 @@ def test_resume_with_an_override_that_breaks_the_config(tiny_checkpoint: Path, s
     run = Path(shutil.copytree(tiny_checkpoint.parent.parent, tmp_path / "run"))
     before = snapshot(run)
     code, _, err = run_cli(["train", "--resume", run, "--data", synth_root, "--num_epoch", "1", "--no-progress"])
-    assert code == 2 and "train.tfr_sde" in err  # tiny's tfr_sde 1 needs 2 epochs or more
+    assert code == 2 and "schedule.tfr_sde" in err  # tiny's tfr_sde 1 needs 2 epochs or more
     assert snapshot(run) == before
 
 

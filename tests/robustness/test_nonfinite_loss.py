@@ -19,8 +19,8 @@ def _poison(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
     """The loss of the at-th training step becomes NaN (as after an exploding update)."""
     orig, seen = step_mod.loss_step, {"n": 0}
 
-    def loss_step(model, batch, tf_mask, beta, tcfg):
-        out = orig(model, batch, tf_mask, beta, tcfg)
+    def loss_step(model, batch, tf_mask, beta, **options):
+        out = orig(model, batch, tf_mask, beta, **options)
         if torch.is_grad_enabled():  # training, not validation
             seen["n"] += 1
             if seen["n"] == at:
@@ -42,7 +42,7 @@ def test_nan_loss_stops_with_the_epoch_step_and_remedies(synth_root: Path, tmp_p
     code, out, err = run_cli(_args(synth_root, run))
     assert code == 2 and "Traceback" not in err
     assert "non-finite loss (nan) at epoch 2, batch 2 (step 5)" in err
-    for remedy in ("train.lr", "train.grad_clip", "train.skip_nonfinite"):
+    for remedy in ("optim.lr", "optim.grad_clip", "runtime.skip_nonfinite"):
         assert remedy in err
     assert str(run / "checkpoints") in err
     last = load_checkpoint(run / "checkpoints" / "last.ckpt")

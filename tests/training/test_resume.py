@@ -24,7 +24,7 @@ def test_resume_with_the_run_s_own_config(trained_run) -> None:
 def test_a_study_variant_must_be_the_same_run(trained_run) -> None:
     run_dir = trained_run[1]
     assert run_state(run_dir, tiny_config(max_time=60.0)).status == "done"  # a budget is not a setting
-    with pytest.raises(ConfigError, match=r"holds a run of another config \(train.lr: 0.001 in the checkpoint"):
+    with pytest.raises(ConfigError, match=r"holds a run of another config \(optim.lr: 0.001 in the checkpoint"):
         run_state(run_dir, tiny_config(lr=0.01))
 
 

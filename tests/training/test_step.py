@@ -10,8 +10,8 @@ import torch
 from posecast.data.sampling import Batch
 from posecast.models import PoseCVAE
 from posecast.models.objective import kl_divergence, reconstruction
-from posecast.training.step import (NonFiniteLossError, loss_step, make_optimizer, make_scheduler, rebase_lr,
-                                    train_step)
+from posecast.training.step import (NonFiniteLossError, loss_options, loss_step, make_optimizer, make_scheduler,
+                                    rebase_lr, train_step)
 from posecast_testing import tiny_config
 
 
@@ -22,7 +22,7 @@ def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
     frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
     poses = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
     torch.manual_seed(1)
-    out = loss_step(model, Batch(frames, poses), None, 0.3, cfg.train)
+    out = loss_step(model, Batch(frames, poses), None, 0.3, **loss_options(cfg))
     assert torch.allclose(out.loss, out.mse + 0.3 * out.kl)
     torch.manual_seed(1)
     cvae = model(frames.float() / 255, poses.float() / 255)
@@ -34,7 +34,7 @@ def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
 def _stepped(milestones: list[int], epochs: int, lr: float = 1e-3) -> tuple[torch.nn.Linear, dict, dict]:
     torch.manual_seed(0)
     model = torch.nn.Linear(2, 1)
-    cfg = tiny_config(lr=lr, milestones=milestones, gamma=0.5).train
+    cfg = tiny_config(lr=lr, milestones=milestones, gamma=0.5).optim
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg)
     for _ in range(epochs):
@@ -48,7 +48,7 @@ def test_rebase_lr_scales_the_current_rate_and_keeps_the_milestones() -> None:
     later milestones still apply, and the scheduler reports the rate the optimiser holds."""
     for milestones in ([1, 3], [0, 3]):
         model, opt_state, sched_state = _stepped(milestones, 2)  # epoch 2: one milestone passed
-        cfg = tiny_config(lr=1e-4, milestones=milestones, gamma=0.5).train
+        cfg = tiny_config(lr=1e-4, milestones=milestones, gamma=0.5).optim
         opt = make_optimizer(model, cfg)
         sched = make_scheduler(opt, cfg)
         opt.load_state_dict(opt_state)
@@ -70,14 +70,16 @@ def test_a_non_finite_loss_leaves_the_weights_alone() -> None:
     torch.manual_seed(0)
     cfg = tiny_config()
     model = PoseCVAE(cfg.model)
-    opt = make_optimizer(model, cfg.train)
+    opt = make_optimizer(model, cfg.optim)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
     with pytest.raises(NonFiniteLossError) as info:
-        train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, cfg.train, all_finite=lambda loss: False)
+        train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, **loss_options(cfg),
+                   grad_clip=cfg.optim.grad_clip, all_finite=lambda loss: False)
     assert math.isfinite(info.value.value)  # the loss itself (finite here: all_finite said no)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
-    out = train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, cfg.train)
+    out = train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, **loss_options(cfg),
+                     grad_clip=cfg.optim.grad_clip)
     assert set(out) == {"loss", "mse", "kl"} and out["loss"] == pytest.approx(out["mse"] + 0.5 * out["kl"])
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())

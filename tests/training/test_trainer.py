@@ -43,8 +43,8 @@ class _Recorder:
         self._orig = step_mod.loss_step
         monkeypatch.setattr(step_mod, "loss_step", self)
 
-    def __call__(self, model, batch, tf_mask, beta, tcfg):
-        out = self._orig(model, batch, tf_mask, beta, tcfg)
+    def __call__(self, model, batch, tf_mask, beta, **options):
+        out = self._orig(model, batch, tf_mask, beta, **options)
         if torch.is_grad_enabled():  # training, not validation
             self.calls.append((None if tf_mask is None else tf_mask.clone(), beta))
             if len(self.calls) == self.nan_at:
@@ -291,7 +291,7 @@ def test_validation_split_too_short(tmp_path: Path) -> None:
 # -- speed options in the trainer ------------------------------------------------------------------
 @pytest.mark.slow
 def test_channels_last_bf16_training_matches_the_plain_path(synth_root: Path, tmp_path: Path) -> None:
-    """train.channels_last only changes the memory layout (the same losses in fp32); bf16 autocast
+    """runtime.channels_last only changes the memory layout (the same losses in fp32); bf16 autocast
     keeps the losses and the val PSNR close, and checkpoints keep fp32 weights. (Weights after
     Adam are not compared: Adam turns last-bit gradient differences into lr-sized steps.)"""
     def run(name: str, **kw) -> tuple[Trainer, list[dict[str, str]]]:
@@ -315,9 +315,9 @@ def test_channels_last_bf16_training_matches_the_plain_path(synth_root: Path, tm
 @pytest.mark.parametrize("value, ok", [(1, True), ("auto", True), (None, True), (0, False), ("many", False)])
 def test_threads_option_is_checked(value, ok) -> None:
     if ok:
-        assert tiny_config(threads=value).validate().train.threads == value
+        assert tiny_config(threads=value).validate().runtime.threads == value
     else:
-        with pytest.raises(cfgmod.ConfigError, match="train.threads"):
+        with pytest.raises(cfgmod.ConfigError, match="runtime.threads"):
             tiny_config(threads=value).validate()
 
 
@@ -329,10 +329,10 @@ def test_random_anchors_come_from_the_split_within_range(synth_root: Path, tmp_p
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     orig = step_mod.loss_step
 
-    def record(model, batch, tf_mask, beta, tcfg):
+    def record(model, batch, tf_mask, beta, **options):
         if torch.is_grad_enabled():
             seen.append((batch.frames[:, 0].clone(), batch.anchor.clone()))
-        return orig(model, batch, tf_mask, beta, tcfg)
+        return orig(model, batch, tf_mask, beta, **options)
 
     monkeypatch.setattr(step_mod, "loss_step", record)
     tr = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda s: None)

@@ -36,7 +36,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
              device: str = "cpu", video: bool = True, precision: str | None = None) -> dict[str, Any]:
     """Per-frame PSNR/SSIM of every sequence of a split, as CSV, a plot, GIF/MP4 and summary.json.
 
-    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``train.precision``."""
+    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``runtime.precision``."""
     model, cfg = load_model(checkpoint, device)
     precision = rollout_precision(precision, cfg, device)
     seqs = _sequences(data, split, cfg)
@@ -44,14 +44,14 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
     if T < 2:  # frame 0 is given: nothing would be predicted or scored
         raise DataError(f"{Path(data) / split}: {T} frame(s) to evaluate; at least 2 are needed "
                         "(frame 0 is given, frames 1.. are predicted)")
-    ev = evaluate_sequences(model, seqs, length=T, z_mode=z_mode or cfg.train.z_infer, seed=seed,
+    ev = evaluate_sequences(model, seqs, length=T, z_mode=z_mode or cfg.inference.z_infer, seed=seed,
                             samples=samples, precision=precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_frame_csv(out / "psnr_per_frame.csv", ev)
     mean_curves = {n: ev.psnr.mean(0)[b].numpy() for b, n in enumerate(ev.names)}
     plot_psnr_per_frame(mean_curves, out / "psnr_per_frame.png",
-                        title=f"PSNR per frame ({split}, {samples} sample(s), z: {z_mode or cfg.train.z_infer})")
+                        title=f"PSNR per frame ({split}, {samples} sample(s), z: {z_mode or cfg.inference.z_infer})")
     summary = {**_summary(ev, T), "precision": precision, "baselines": _baselines(seqs, T)}
     if video:
         for b, s in enumerate(seqs):

@@ -237,11 +237,11 @@ def _epoch_axis(ax, runs: Sequence[RunLog]) -> None:
 
 def describe_tfr(cfg: Config) -> str:
     """The teacher-forcing schedule in words, epochs numbered from 1."""
-    t = cfg.train
+    t = cfg.schedule
     if t.tfr == 0:
         return "no teacher forcing (tfr 0)"
     if t.tfr_mode == "linear":
-        return f"tfr {t.tfr:g} until epoch {t.tfr_sde + 1}, then linear decay to 0 at epoch {t.num_epoch}"
+        return f"tfr {t.tfr:g} until epoch {t.tfr_sde + 1}, then linear decay to 0 at epoch {cfg.optim.num_epoch}"
     if t.tfr_d_step == 0:
         return f"constant tfr {t.tfr:g}"
     return f"step decay: tfr {t.tfr:g}, minus {t.tfr_d_step:g} per epoch from epoch {t.tfr_sde + 1}"
@@ -252,7 +252,7 @@ def figure_schedules(run: RunLog) -> Figure:
     """Two panels sharing the epoch axis: (top) training loss (left axis) with the teacher-forcing
     ratio and the fraction of steps actually teacher-forced (right axis); (bottom) the KL weight
     beta per epoch, or per optimiser step when the run annealed per step."""
-    t = run.cfg.train
+    t = run.cfg.schedule
     x = run.epochs + 1
     fig = Figure(figsize=(12, 6.5))
     ax, axb = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})

@@ -68,7 +68,7 @@ def summarize(run: RunLog) -> RunSummary:
         _, curve = fm.mean_curve("psnr")
         first, last, frames = float(curve[0]), float(curve[-1]), len(curve)
     return RunSummary(
-        name=run.name, path=run.path, epochs_done=int(run.epochs.max()) + 1, num_epoch=run.cfg.train.num_epoch,
+        name=run.name, path=run.path, epochs_done=int(run.epochs.max()) + 1, num_epoch=run.cfg.optim.num_epoch,
         best_epoch=best, best_psnr=b.get("val_psnr", nan), best_ssim=b.get("val_ssim", nan),
         best_psnr_min=b.get("val_psnr_min", nan), final_epoch=final, final_psnr=f.get("val_psnr", nan),
         final_ssim=f.get("val_ssim", nan), train_time=float(run.column("elapsed")[-1]),
@@ -127,7 +127,7 @@ def rollout_media(run: RunLog, data: str | Path | None = None, *, device: str = 
     cfg = run.cfg
     st = ckpt.stat()
     key = {"version": MEDIA_VERSION, "checkpoint": str(ckpt.resolve()), "size": st.st_size,
-           "mtime_ns": st.st_mtime_ns, "data": str(root), "z": cfg.train.z_infer, "seed": cfg.train.seed,
+           "mtime_ns": st.st_mtime_ns, "data": str(root), "z": cfg.inference.z_infer, "seed": cfg.runtime.seed,
            "val_vi_len": cfg.data.val_vi_len, "mp4": mp4}
     folder = run.path / MEDIA_DIR
     meta_path = folder / MEDIA_JSON
@@ -160,8 +160,8 @@ def _render_media(ckpt: Path, root: Path, cfg: cfgmod.Config, folder: Path, *, d
     seq = load_split(root, "val", (mcfg.data.frame_H, mcfg.data.frame_W))
     T = min(len(seq), mcfg.data.val_vi_len)  # as the trainer's validation
     # the same call, seed and settings as the trainer's validation: this is the logged rollout
-    ev = evaluate_sequences(model, [seq], length=T, z_mode=mcfg.train.z_infer, seed=mcfg.train.seed,
-                            precision=mcfg.train.precision)
+    ev = evaluate_sequences(model, [seq], length=T, z_mode=mcfg.inference.z_infer, seed=mcfg.runtime.seed,
+                            precision=mcfg.runtime.precision)
     panel = side_by_side(ev.pred[0, 0], to_float(seq.frames[:T]), to_float(seq.poses[:T]),
                          labels=["prediction", "ground truth", "pose"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -170,8 +170,8 @@ def _render_media(ckpt: Path, root: Path, cfg: cfgmod.Config, folder: Path, *, d
         write_mp4(folder / MP4_NAME, panel)
     epoch = int(load_checkpoint(ckpt).get("epoch", 0))
     return {"frames": T, "epoch": epoch, "mean_psnr": ev.mean_psnr, "mean_ssim": ev.mean_ssim,
-            "width": int(panel.shape[2]), "height": int(panel.shape[1]), "z": mcfg.train.z_infer,
-            "seed": mcfg.train.seed}
+            "width": int(panel.shape[2]), "height": int(panel.shape[1]), "z": mcfg.inference.z_infer,
+            "seed": mcfg.runtime.seed}
 
 
 # -- formatting --------------------------------------------------------------------------------
@@ -437,7 +437,7 @@ def _plots_section(doc: _Doc, runs: Sequence[RunLog], plots: dict[str, Path], ou
 def _run_section(doc: _Doc, run: RunLog, x: RunSummary, diff: dict[str, Any], m: Media, out: Path,
                  single: bool) -> None:
     doc.h(2, f"Run {run.name}")
-    t = run.cfg.train
+    t = run.cfg.schedule
     what = (f"config: differs from preset {run.cfg.preset!r} in" if single
             else "config: differs from the other runs in")
     diff_text = ", ".join(f"{k} = {_value(v)}" for k, v in diff.items()) or "none"
@@ -450,7 +450,7 @@ def _run_section(doc: _Doc, run: RunLog, x: RunSummary, diff: dict[str, Any], m:
          + (f", {t.kl_anneal_cycle} cycle(s)" if t.kl_anneal_type == "Cyclical" else "")
          + (f", per {t.kl_anneal_per}" if t.kl_anneal_type != "None" else "")],
         ["teacher forcing", describe_tfr(run.cfg) + f" (coin per {t.tfr_flip})"],
-        ["seed", str(t.seed)],
+        ["seed", str(run.cfg.runtime.seed)],
         ["epochs", f"{x.epochs_done} of {x.num_epoch}"],
         ["best epoch", _epoch(x.best_epoch)],
         ["best PSNR / SSIM", f"{_num(x.best_psnr, unit='dB')} / {_num(x.best_ssim, 4)} "

@@ -34,9 +34,9 @@ STUDIES: dict[str, dict[str, dict[str, Any]]] = {
 
 STUDY_TEXT = {
     "kl-annealing": ("KL annealing study: Monotonic, Cyclical and no annealing (β = 1 throughout)",
-                     "The runs differ only in train.kl_anneal_type; everything else, the seed included, is equal."),
+                     "The runs differ only in schedule.kl_anneal_type; everything else, the seed included, is equal."),
     "teacher-forcing": ("Teacher-forcing study: step decay (the lab), linear decay (the report), always, never",
-                        "The runs differ only in the teacher-forcing fields (train.tfr, tfr_mode, tfr_d_step); "
+                        "The runs differ only in the teacher-forcing fields (schedule.tfr, tfr_mode, tfr_d_step); "
                         "everything else, the seed included, is equal."),
 }
 
@@ -99,7 +99,7 @@ def run_study(kind: str, data: str | Path, out_dir: str | Path, cfg: Config, *, 
         run_dir = out / name
         state = states[name]
         if state == "done":
-            log(f"[{i}/{len(configs)}] {name}: reused ({run_dir} reached {c.train.num_epoch} epochs)")
+            log(f"[{i}/{len(configs)}] {name}: reused ({run_dir} reached {c.optim.num_epoch} epochs)")
             result.reused.append(name)
             continue
         if not shared:  # decode the dataset once for all runs (every variant has the same data config)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from .. import config as cfgmod
 from . import analysis, data, infer, train
-from .common import LAB_ALIASES
+from .common import LAB_ALIASES, ArgumentParser
 
 # the subcommands in the order `posecast -h` lists them
 COMMANDS = (data.add_synth, train.add_train, infer.add_evaluate, infer.add_predict, data.add_demo,
@@ -37,7 +37,7 @@ def version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posecast", description="Pose-conditioned video prediction with a conditional VAE.")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for add in COMMANDS:
         add(sub)
     return p

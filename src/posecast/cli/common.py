@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from typing import Any, Callable
 
 from .. import config as cfgmod
@@ -42,16 +43,35 @@ def threads_arg(text: str) -> int | str | None:
         raise argparse.ArgumentTypeError(f"expected a number, auto or none, got {text!r}") from None
 
 
-def _flag_options(ftype: cfgmod.FieldType) -> dict[str, Any]:
+def choice_arg(key: str, choices: tuple[Any, ...]) -> Callable[[str], str]:
+    """One of a Literal field's values; anything else fails naming the field and the values."""
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"{key}: {cfgmod.choice_text(choices)}, got {text!r}")
+        return text
+    return parse
+
+
+def _flag_options(key: str, ftype: cfgmod.FieldType) -> dict[str, Any]:
     """add_argument options for a config field, from its annotation (posecast.config.FIELD_TYPES)."""
-    if ftype.kinds == (int, str):  # train.threads: a number or "auto"
+    if ftype.kinds == (int, str):  # runtime.threads: a number or "auto"
         return {"type": threads_arg}
     (kind,) = ftype.kinds
+    if ftype.choices:
+        return {"type": choice_arg(key, ftype.choices), "choices": ftype.choices}
     if kind is bool:
         return {"type": bool_arg, "nargs": "?", "const": True}
     if kind is list:
         return {"type": ftype.item, "nargs": "+"}
     return {"type": optional_arg(kind) if ftype.optional else kind}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """A command's parser whose usage errors are one line, ``posecast COMMAND: error: ...`` (exit
+    code 2), like the errors the commands raise; ``-h`` shows the usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 def add_config_overrides(p: argparse.ArgumentParser) -> None:
@@ -60,7 +80,7 @@ def add_config_overrides(p: argparse.ArgumentParser) -> None:
     for key, ftype in cfgmod.FIELD_TYPES.items():
         name = key.partition(".")[2]
         # SUPPRESS: only flags given appear in args, so `--grad_clip none` can override 1.0
-        g.add_argument(f"--{name}", dest=f"cfg_{name}", default=argparse.SUPPRESS, **_flag_options(ftype))
+        g.add_argument(f"--{name}", dest=f"cfg_{name}", default=argparse.SUPPRESS, **_flag_options(key, ftype))
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

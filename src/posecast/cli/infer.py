@@ -9,7 +9,7 @@ from .. import config as cfgmod
 from .common import positive_int_arg
 
 PRECISIONS = ["auto", "fp32", "bf16"]
-_PRECISION_HELP = "rollout precision (default: the config's train.precision; auto: bf16 where native)"
+_PRECISION_HELP = "rollout precision (default: the config's runtime.precision; auto: bf16 where native)"
 
 
 def add_evaluate(subparsers: Any) -> None:

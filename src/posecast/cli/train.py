@@ -91,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress)
     run_dir.mkdir(parents=True, exist_ok=True)  # after the data loaded: a bad dataset leaves no run folder
     atomic_write_bytes(run_dir / "data_path.txt", lambda f: f.write(str(Path(data).resolve()).encode()))
-    t = cfg.train
+    t = cfg.runtime
     prec = resolve_precision(t.precision, trainer.device)
     trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}: {prec}"
                 f"{' (precision auto)' if t.precision == 'auto' else ''}, "

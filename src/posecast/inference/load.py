@@ -35,7 +35,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
     """A PoseCVAE in eval mode and its config, from a posecast or lab-layout checkpoint.
 
     With ``layout`` (the default) the model is put in the memory layout its config trains with
-    (``train.channels_last``), so that rollouts take the fast path too (the ``lab`` rollout in bf16:
+    (``runtime.channels_last``), so that rollouts take the fast path too (the ``lab`` rollout in bf16:
     121 frames/s in NHWC against 71 in NCHW, benchmarks/results/speed_options.md)."""
     state = load_checkpoint(checkpoint)
     if state["format"] == "lab":
@@ -51,7 +51,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
             raise CheckpointError(f"{checkpoint}: weights do not fit the model its config describes: "
                                   f"{describe_state_dict_mismatch(model.state_dict(), state['model'])}") from None
     model = model.to(device).eval()
-    if layout and cfg.train.channels_last:
+    if layout and cfg.runtime.channels_last:
         use_channels_last(model)
     return model, cfg
 

@@ -17,11 +17,11 @@ def predict_files(checkpoint: str | Path, out_dir: str | Path, *, first_frame: s
                   precision: str | None = None) -> dict[str, Any]:
     """Predict from (first frame, pose folder) or from the lab's test layout (plus submission.csv).
 
-    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``train.precision``."""
+    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``runtime.precision``."""
     model, cfg = load_model(checkpoint, device)
     precision = rollout_precision(precision, cfg, device)
     size = (cfg.data.frame_H, cfg.data.frame_W)
-    z = z_mode or cfg.train.z_infer
+    z = z_mode or cfg.inference.z_infer
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if test_data is not None:

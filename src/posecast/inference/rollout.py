@@ -14,8 +14,8 @@ from ..perf import autocast, resolve_precision, to_float
 
 def rollout_precision(precision: str | None, cfg: Config, device: str) -> str:
     """The rollout's precision: the one asked for (auto | fp32 | bf16), else the config's
-    ``train.precision``, with ``auto`` resolved for the device."""
-    precision = precision or cfg.train.precision
+    ``runtime.precision``, with ``auto`` resolved for the device."""
+    precision = precision or cfg.runtime.precision
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
     return resolve_precision(precision, device)

@@ -16,7 +16,7 @@ from .checkpoint import check_resumable, describe_config_diff, load_checkpoint, 
 class RunState:
     """What :func:`run_state` found in a run folder."""
 
-    status: str  # "new": no checkpoint yet; "incomplete": short of train.num_epoch; "done"
+    status: str  # "new": no checkpoint yet; "incomplete": short of optim.num_epoch; "done"
     config: Config  # the config to train with
     data: str | None  # the dataset the run was trained on (its data_path.txt), when recorded
 
@@ -36,7 +36,7 @@ def run_state(run_dir: str | Path, cfg: Config | None = None, *, overrides: dict
     ConfigError when there is nothing to resume.
 
     With ``cfg`` (a study's variant) the folder must hold no checkpoint, or one of a run of that
-    very config (the preset's name and budget fields such as ``train.max_time`` aside):
+    very config (the preset's name and budget fields such as ``runtime.max_time`` aside):
     ConfigError otherwise, so that a study never passes a run of other settings off as a variant.
 
     Temporary files that a killed save left in checkpoints/ are removed unless the run is done.
@@ -58,7 +58,7 @@ def run_state(run_dir: str | Path, cfg: Config | None = None, *, overrides: dict
     if state is None:
         status = "new"
     else:
-        status = "done" if int(state.get("epoch", 0)) >= cfg.train.num_epoch else "incomplete"
+        status = "done" if int(state.get("epoch", 0)) >= cfg.optim.num_epoch else "incomplete"
     if status != "done":
         remove_stale_temp_files(run_dir / "checkpoints")
     saved = run_dir / "data_path.txt"

@@ -59,15 +59,15 @@ class Schedules:
     steps_per_epoch: int
 
     def tfr(self, epoch: int) -> float:
-        t = self.cfg.train
-        return teacher_forcing_ratio(epoch, tfr=t.tfr, tfr_sde=t.tfr_sde, tfr_d_step=t.tfr_d_step,
-                                     mode=t.tfr_mode, num_epoch=t.num_epoch)
+        s = self.cfg.schedule
+        return teacher_forcing_ratio(epoch, tfr=s.tfr, tfr_sde=s.tfr_sde, tfr_d_step=s.tfr_d_step,
+                                     mode=s.tfr_mode, num_epoch=self.cfg.optim.num_epoch)
 
     def beta(self, epoch: int, step_in_epoch: int = 0) -> float:
-        t = self.cfg.train
-        if t.kl_anneal_per == "step":
-            progress, total = epoch * self.steps_per_epoch + step_in_epoch, t.num_epoch * self.steps_per_epoch
+        s, num_epoch = self.cfg.schedule, self.cfg.optim.num_epoch
+        if s.kl_anneal_per == "step":
+            progress, total = epoch * self.steps_per_epoch + step_in_epoch, num_epoch * self.steps_per_epoch
         else:
-            progress, total = epoch, t.num_epoch
-        return kl_beta(progress, total, kind=t.kl_anneal_type, n_cycle=t.kl_anneal_cycle,
-                       ratio=t.kl_anneal_ratio)
+            progress, total = epoch, num_epoch
+        return kl_beta(progress, total, kind=s.kl_anneal_type, n_cycle=s.kl_anneal_cycle,
+                       ratio=s.kl_anneal_ratio)

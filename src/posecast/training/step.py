@@ -5,7 +5,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from ..config import TrainConfig
+from ..config import Config, OptimConfig
 from ..data.sampling import Batch
 from ..models import LossOutput
 from ..perf import autocast, to_float
@@ -26,14 +26,14 @@ class Objective(Protocol):
              kl_reduction: str, anchor: torch.Tensor | None = None) -> LossOutput: ...
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """train.optim (Adam or AdamW) over the model's parameters."""
+def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """optim.optim (Adam or AdamW) over the model's parameters."""
     cls = torch.optim.AdamW if cfg.optim == "AdamW" else torch.optim.Adam
     return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.MultiStepLR:
-    """The learning rate times train.gamma at each of train.milestones (stepped once per epoch)."""
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> torch.optim.lr_scheduler.MultiStepLR:
+    """The learning rate times optim.gamma at each of optim.milestones (stepped once per epoch)."""
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
 
 
@@ -53,36 +53,43 @@ def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_schedu
     return fresh
 
 
-def loss_step(model: Objective, batch: Batch, tf_mask: torch.Tensor | None, beta: float,
-              cfg: TrainConfig) -> LossOutput:
-    """The loss of a batch of uint8 clips, the forward under train.precision's autocast (no backward)."""
+def loss_options(cfg: Config) -> dict[str, str]:
+    """loss_step's keyword arguments from a config (runtime.precision, schedule.kl_reduction)."""
+    return {"precision": cfg.runtime.precision, "kl_reduction": cfg.schedule.kl_reduction}
+
+
+def loss_step(model: Objective, batch: Batch, tf_mask: torch.Tensor | None, beta: float, *,
+              precision: str, kl_reduction: str) -> LossOutput:
+    """The loss of a batch of uint8 clips, the forward under ``precision``'s autocast (runtime.precision;
+    no backward); ``kl_reduction``: schedule.kl_reduction."""
     x = to_float(batch.frames)
     anchor = None if batch.anchor is None else to_float(batch.anchor)
-    with autocast(cfg.precision, x.device):
-        return model.loss(x, to_float(batch.poses), tf_mask, beta, kl_reduction=cfg.kl_reduction, anchor=anchor)
+    with autocast(precision, x.device):
+        return model.loss(x, to_float(batch.poses), tf_mask, beta, kl_reduction=kl_reduction, anchor=anchor)
 
 
 def _is_finite(loss: torch.Tensor) -> bool:
     return bool(torch.isfinite(loss.detach()))
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, cfg: TrainConfig) -> None:
-    """Backward, clip to train.grad_clip, step (the gradients were cleared before the forward)."""
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float | None) -> None:
+    """Backward, clip to ``grad_clip`` (optim.grad_clip; None: no clipping), step (the gradients
+    were cleared before the forward)."""
     loss.backward()
-    if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
     optimizer.step()
 
 
 def train_step(model: Objective, optimizer: torch.optim.Optimizer, batch: Batch, tf_mask: torch.Tensor | None,
-               beta: float, cfg: TrainConfig, *,
+               beta: float, *, precision: str, kl_reduction: str, grad_clip: float | None,
                all_finite: Callable[[torch.Tensor], bool] = _is_finite) -> dict[str, float]:
-    """One optimiser step on a batch: loss_step, then optimizer_step. Returns the batch's loss,
-    mse and kl. A loss that is not finite (``all_finite``: on every DDP rank) raises
+    """One optimiser step on a batch: loss_step, then optimizer_step (their keyword arguments).
+    Returns the batch's loss, mse and kl. A loss that is not finite (``all_finite``: on every DDP rank) raises
     NonFiniteLossError before the backward, with the gradients cleared and the weights untouched."""
-    out = loss_step(model, batch, tf_mask, beta, cfg)
+    out = loss_step(model, batch, tf_mask, beta, precision=precision, kl_reduction=kl_reduction)
     optimizer.zero_grad(set_to_none=True)
     if not all_finite(out.loss):
         raise NonFiniteLossError(f"non-finite loss ({out.loss.item()})", out.loss.item())
-    optimizer_step(optimizer, out.loss, cfg)
+    optimizer_step(optimizer, out.loss, grad_clip)
     return {"loss": float(out.loss.detach()), "mse": float(out.mse.detach()), "kl": float(out.kl.detach())}

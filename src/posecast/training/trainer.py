@@ -20,7 +20,7 @@ from ..perf import FastOptions, prepare
 from .distributed import DistInfo
 from .run import Run
 from .schedules import Schedules
-from .step import NonFiniteLossError, loss_step, make_optimizer, make_scheduler, rebase_lr, train_step
+from .step import NonFiniteLossError, loss_options, loss_step, make_optimizer, make_scheduler, rebase_lr, train_step
 
 __all__ = ["NonFiniteLossError", "Trainer"]
 
@@ -34,7 +34,7 @@ class Trainer:
     def __init__(self, cfg: Config, data_root: str | Path | None, run_dir: str | Path, *, device: str = "cpu",
                  progress: bool = True, log: Callable[[str], None] = print,
                  train_seq: VideoSequence | None = None, val_seqs: list[VideoSequence] | None = None) -> None:
-        self.cfg, t = cfg.validate(), cfg.train
+        self.cfg, r = cfg.validate(), cfg.runtime
         self.run = Run(run_dir)
         self.dist = DistInfo.from_env()
         self.device = self.dist.setup(device)
@@ -42,14 +42,15 @@ class Trainer:
         self.log = log if self.dist.main else (lambda _msg: None)
         self.train_seq, self.val_seqs, self.val_len = _load_data(cfg.data, data_root, train_seq, val_seqs)
         where = str(Path(data_root) / "train") if data_root is not None else "<given sequences>/train"
-        self.sampler = ClipSampler.from_config(self.train_seq, cfg.data, t.seed, self.dist.rank, self.dist.world,
+        self.sampler = ClipSampler.from_config(self.train_seq, cfg.data, r.seed, self.dist.rank, self.dist.world,
                                                where=where)  # fails before training
-        torch.manual_seed(t.seed)
+        torch.manual_seed(r.seed)
         self.model = PoseCVAE(cfg.model).to(self.device)
-        prepare(self.model, FastOptions(precision=t.precision, channels_last=t.channels_last, threads=t.threads))
+        prepare(self.model, FastOptions(precision=r.precision, channels_last=r.channels_last, threads=r.threads))
         self.net = self.dist.wrap(self.model, self.device)  # computes the training loss
-        self.optimizer = make_optimizer(self.model, t)
-        self.scheduler = make_scheduler(self.optimizer, t)
+        self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.scheduler = make_scheduler(self.optimizer, cfg.optim)
+        self.loss_options = loss_options(cfg)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimiser steps done
         self.best_psnr = -math.inf
@@ -67,9 +68,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        saved_lr = cfgmod.from_dict(state["config"]).train.lr
-        if self.cfg.train.lr != saved_lr:  # `--resume RUN --lr X`: X replaces the saved rate
-            self.scheduler = rebase_lr(self.optimizer, self.scheduler, saved_lr, self.cfg.train.lr)
+        saved_lr = cfgmod.from_dict(state["config"]).optim.lr
+        if self.cfg.optim.lr != saved_lr:  # `--resume RUN --lr X`: X replaces the saved rate
+            self.scheduler = rebase_lr(self.optimizer, self.scheduler, saved_lr, self.cfg.optim.lr)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_psnr = float(state["best_psnr"])
         self.elapsed = float(state.get("elapsed", 0.0))
@@ -84,11 +85,11 @@ class Trainer:
             self.log(f"resumed from {self.run.last_ckpt} at epoch {self.epoch}")
         if self.dist.main:
             self.run.open(self.cfg, self.epoch)
-        t, row = self.cfg.train, {}
+        r, row = self.cfg.runtime, {}
         try:
-            while self.epoch < t.num_epoch:
-                if t.max_time is not None and self.elapsed >= t.max_time:
-                    self.log(f"time budget of {t.max_time:.0f} s reached after {self.epoch} epochs")
+            while self.epoch < self.cfg.optim.num_epoch:
+                if r.max_time is not None and self.elapsed >= r.max_time:
+                    self.log(f"time budget of {r.max_time:.0f} s reached after {self.epoch} epochs")
                     break
                 row = self._epoch()
         finally:
@@ -97,11 +98,11 @@ class Trainer:
 
     def _epoch(self) -> dict[str, Any]:
         """One epoch: train, validate when due (rank 0), log the row, then checkpoint."""
-        t, e = self.cfg.train, self.epoch
+        r, e, num_epoch = self.cfg.runtime, self.epoch, self.cfg.optim.num_epoch
         t0 = time.perf_counter()
         row = self._train(e)
         self.scheduler.step()
-        if self.dist.main and ((e + 1) % t.val_every == 0 or e + 1 == t.num_epoch):
+        if self.dist.main and ((e + 1) % r.val_every == 0 or e + 1 == num_epoch):
             row.update(self.validate(e))  # validation and checkpoints: once, on rank 0
         self.epoch += 1
         # rank 0's clock: every rank stops at the same epoch under max_time
@@ -112,28 +113,29 @@ class Trainer:
             self.best_psnr = row["val_psnr"]
         if self.dist.main:
             self.run.log_epoch(row)
-            self.run.save(self.state(), per_save=t.per_save, best=best)
+            self.run.save(self.state(), per_save=r.per_save, best=best)
         self.dist.barrier()
-        self.log(_epoch_line(row, t.num_epoch, best))
+        self.log(_epoch_line(row, num_epoch, best))
         return row
 
     def _train(self, e: int) -> dict[str, Any]:
         """The optimiser steps of epoch e; returns the start of its metrics row."""
-        t = self.cfg.train
-        torch.manual_seed(epoch_seed(t.seed, e, NOISE_SALT + 1000 * self.dist.rank))  # noise differs per rank
-        rng = random.Random(epoch_seed(t.seed, e, COIN_SALT))  # teacher-forcing coins: the same on every rank
+        r = self.cfg.runtime
+        torch.manual_seed(epoch_seed(r.seed, e, NOISE_SALT + 1000 * self.dist.rank))  # noise differs per rank
+        rng = random.Random(epoch_seed(r.seed, e, COIN_SALT))  # teacher-forcing coins: the same on every rank
         tfr = self.schedules.tfr(e)
         epoch_flip = rng.random() < tfr
         self.model.train()
         sums, n, forced = {"loss": 0.0, "mse": 0.0, "kl": 0.0}, 0, 0.0
-        bar = tqdm(self.sampler.epoch(e), total=len(self.sampler.batches(e)), desc=f"epoch {e + 1}/{t.num_epoch}",
+        bar = tqdm(self.sampler.epoch(e), total=len(self.sampler.batches(e)), desc=f"epoch {e + 1}/{self.cfg.optim.num_epoch}",
                    leave=False, disable=None if self.progress else True, dynamic_ncols=True)
         for i, batch in enumerate(bar):
-            batch = batch.to(self.device, t.channels_last)
-            mask = tf_mask_for(t.tfr_flip, tfr, batch.frames.shape[1] - 1, rng, epoch_flip)
+            batch = batch.to(self.device, r.channels_last)
+            mask = tf_mask_for(self.cfg.schedule.tfr_flip, tfr, batch.frames.shape[1] - 1, rng, epoch_flip)
             beta = self.schedules.beta(e, i)
             try:
-                out = train_step(self.net, self.optimizer, batch, mask, beta, t, all_finite=self.dist.all_finite)
+                out = train_step(self.net, self.optimizer, batch, mask, beta, **self.loss_options,
+                                 grad_clip=self.cfg.optim.grad_clip, all_finite=self.dist.all_finite)
             except NonFiniteLossError as exc:
                 self._nonfinite(exc, e, i)
                 continue
@@ -149,28 +151,28 @@ class Trainer:
         return row
 
     def _nonfinite(self, exc: NonFiniteLossError, e: int, i: int) -> None:
-        """Skip the batch (train.skip_nonfinite) or stop, saying where and what to do."""
+        """Skip the batch (runtime.skip_nonfinite) or stop, saying where and what to do."""
         msg = f"non-finite loss ({exc.value}) at epoch {e + 1}, batch {i + 1} (step {self.step + 1})"
-        if self.cfg.train.skip_nonfinite:
-            self.log(msg + ": batch skipped (train.skip_nonfinite)")
+        if self.cfg.runtime.skip_nonfinite:
+            self.log(msg + ": batch skipped (runtime.skip_nonfinite)")
             return
         raise NonFiniteLossError(msg + f". The last good checkpoint is kept in {self.run.ckpt_dir}. Remedies: lower "
-                                 "train.lr, set train.grad_clip (e.g. 1.0), or train.skip_nonfinite: true.",
+                                 "optim.lr, set optim.grad_clip (e.g. 1.0), or runtime.skip_nonfinite: true.",
                                  exc.value) from None
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
         """Teacher-forced loss on validation clips (the step function) and the prior rollout."""
-        t, d = self.cfg.train, self.cfg.data
+        r, d = self.cfg.runtime, self.cfg.data
         self.model.eval()
         beta = self.schedules.beta(epoch)
         sums, n = {"loss": 0.0, "mse": 0.0, "kl": 0.0}, 0
         for batch in validation_clips(self.val_seqs, d.train_vi_len, self.val_len, max(d.batch_size, 8)):
-            out = loss_step(self.model, batch.to(self.device, t.channels_last), None, beta, t)
+            out = loss_step(self.model, batch.to(self.device, r.channels_last), None, beta, **self.loss_options)
             sums = {k: v + float(getattr(out, k)) * len(batch) for k, v in sums.items()}
             n += len(batch)
-        ev = evaluate_sequences(self.model, self.val_seqs, length=self.val_len, z_mode=t.z_infer,
-                                seed=t.seed, precision=t.precision)
+        ev = evaluate_sequences(self.model, self.val_seqs, length=self.val_len, z_mode=self.cfg.inference.z_infer,
+                                seed=r.seed, precision=r.precision)
         self.run.write_val_frames(epoch, ev)
         self.model.train()
         res = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
@@ -184,8 +186,6 @@ def _load_data(data: DataConfig, root: str | Path | None, train_seq: VideoSequen
     size = (data.frame_H, data.frame_W)
     train_seq = train_seq if train_seq is not None else load_split(root, "train", size)
     val_seqs = val_seqs if val_seqs is not None else [load_split(root, "val", size)]
-    if data.max_val_sequences:
-        val_seqs = val_seqs[: data.max_val_sequences]
     val_len = min(data.val_vi_len, min(len(s) for s in val_seqs))
     if val_len < 2:
         where = Path(root) if root is not None else Path("<given sequences>")
