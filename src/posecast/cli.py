@@ -301,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .poses import cli as poses_cli
 
     poses_cli.add_parser(sub)
+    from .app import cli as app_cli
+    from .data import prepare_cli
+    from .inference import animate_cli
+
+    for own_video in (prepare_cli, animate_cli, app_cli):  # issue 15: prepare, animate, app
+        own_video.add_parser(sub)
     return p
 
 
