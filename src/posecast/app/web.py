@@ -94,6 +94,7 @@ def run_page(checkpoint: Path | None, first_frame: Path | None, driving: Path | 
     why = _missing(checkpoint, first_frame, driving)
     if why:
         return PageResult(None, None, None, f"error: {why}")
+    Path(work).mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     try:
         driving = _folder_or_file(driving, run_dir, "driving")
