@@ -211,7 +211,7 @@ def _retargeted(first: np.ndarray, d: Driving, size: tuple[int, int], estimator:
 
 def _as_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> uint8 [T, 3, H, W]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).permute(0, 3, 1, 2).contiguous()
 
 
 def _labels_route(first: np.ndarray, d: Driving, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
