@@ -137,3 +137,12 @@ def test_image_folder_with_mixed_sizes(tmp_path) -> None:
     Image.new("RGB", (50, 32)).save(folder / "a1.png")
     with pytest.raises(PoseInputError, match="a0.png is 48x32 but a1.png is 50x32"):
         prepare_dataset(folder, tmp_path / "ds", estimator=lambda image: None, progress=False)
+
+
+def test_a_person_wider_than_the_frame_allows_is_clipped_and_reported() -> None:
+    pose = dancer_keypoints(1)[0]
+    wide = np.repeat(pose[None], 2, axis=0)
+    wide[1, :, 0] += 175  # the dancer crosses the whole 192 px frame (and leaves it)
+    box = crop_box(wide, (192, 96), 2.0)
+    assert box.clipped is True and json.loads(json.dumps(box.to_dict()))["clipped"] is True
+    assert (box.left, box.width, box.height) == (0.0, 192.0, 96.0) and box.top == 0.0

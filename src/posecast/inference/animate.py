@@ -116,21 +116,24 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def _slice(d: Driving, start: int, max_frames: int | None) -> Driving:
+    """Keep driving frames ``start`` .. ``start + max_frames`` (label folders are sliced before
+    they are read, see :func:`_label_folder`)."""
     end = None if max_frames is None else start + max_frames
     if d.keypoints is not None:
         k = d.keypoints
         d.keypoints = PoseSequence(k.keypoints[start:end], k.image_size, k.frame_indices[start:end],
                                    k.frame_names[start:end], k.missing)
-    else:
-        d.labels = d.labels[start:end]
     if len(d) < 2:
         raise AnimateError(f"{d.source}: {len(d)} driving frame(s) from frame {start}; at least 2 are needed")
     return d
 
 
-def _label_folder(folder: Path) -> Driving:
-    """A folder of label images (natural order, one size): the labels route."""
-    images = list_images(folder)
+def _label_folder(folder: Path, start: int = 0, max_frames: int | None = None) -> Driving:
+    """Images ``start`` .. ``start + max_frames`` of a folder of label images (natural order,
+    one size): the labels route."""
+    images = list_images(folder)[start:None if max_frames is None else start + max_frames]
+    if not images:
+        raise AnimateError(f"{folder}: no label images from image {start} on")
     common_size(images)  # PoseInputError naming two files of different sizes
     labels = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8) for p in images])
     return Driving(str(folder), labels=labels)
@@ -157,7 +160,7 @@ def load_driving(driving: str | Path, keypoints: str | Path | None = None, *,
         elif path.is_dir() and (path / KEYPOINTS_FILE).is_file():
             d = Driving(str(path), keypoints=load_keypoints(path / KEYPOINTS_FILE))
         elif path.is_dir():
-            d = _label_folder(path)
+            return _slice(_label_folder(path, start, max_frames), 0, None)
         else:
             d = _video_keypoints(path, holder, progress)
     finally:

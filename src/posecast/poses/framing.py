@@ -77,7 +77,7 @@ def crop_box(keypoints: np.ndarray, image_size: tuple[int, int], aspect: float, 
     w, h = w * shrink, h * shrink
     left = float(np.clip((x0 + x1) / 2 - w / 2, 0.0, W - w))
     top = float(np.clip((y0 + y1) / 2 - h / 2, 0.0, H - h))
-    return CropBox(left, top, float(w), float(h), clipped=shrink < 1.0 - 1e-9)
+    return CropBox(left, top, float(w), float(h), clipped=bool(shrink < 1.0 - 1e-9))
 
 
 def center_box(image_size: tuple[int, int], aspect: float) -> CropBox:
