@@ -12,7 +12,7 @@ def _port(text: str) -> int:
     return value
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``app`` command on an ``add_subparsers()`` object; returns its parser."""
     p = subparsers.add_parser(
         "app", help="a local web page: animate a photo with driving poses (the 'app' extra)",

@@ -151,7 +151,8 @@ def build_app(defaults: Defaults | None = None, work: str | Path | None = None,
     work = Path(work or tempfile.mkdtemp(prefix="posecast-app-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    def on_click(ckpt, ckpt_file, first, first_file, drv, drv_file, truth, truth_file):
+    def on_click(ckpt: str, ckpt_file: str | None, first: str, first_file: str | None, drv: str,
+                 drv_file: str | None, truth: str, truth_file: str | None) -> tuple:
         r = run_page(pick(ckpt, ckpt_file), pick(first, first_file), pick(drv, drv_file),
                      pick(truth, truth_file), work, estimator)
         return r.video, r.gif, r.plot, r.message

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..poses.estimate import PoseEstimator
 
 from ..poses.cli import parse_size
 
@@ -14,7 +18,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``prepare`` command on an ``add_subparsers()`` object; returns its parser."""
     p = subparsers.add_parser(
         "prepare", help="make a dataset in the lab layout from a video of a dancer",
@@ -41,7 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace, estimator=None) -> int:
+def run(args: argparse.Namespace, estimator: PoseEstimator | None = None) -> int:
     """Run the command: print the summary and return 0, or print one ``error: ...`` line and
     return 2. ``estimator`` (tests) replaces MediaPipe."""
     from ..poses.errors import PoseError

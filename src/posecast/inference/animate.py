@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -269,7 +270,8 @@ def _write_outputs(out: Path, panels: list[torch.Tensor], labels: np.ndarray, fp
     return mp4, gif, poses_dir
 
 
-def _load(checkpoint: str | Path, device: str, precision: str | None):
+def _load(checkpoint: str | Path, device: str, precision: str | None) -> tuple[torch.nn.Module, Any, str]:
+    """The model in eval mode, its config and the rollout precision (``auto`` resolved)."""
     from ..evaluation.evaluate import load_model
     from ..perf import resolve_precision
 

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..poses.estimate import PoseEstimator
 
 
 def _non_negative(text: str) -> int:
@@ -12,7 +16,7 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``animate`` command on an ``add_subparsers()`` object; returns its parser."""
     p = subparsers.add_parser(
         "animate", help="make the person of a photo perform the poses of a driving video",
@@ -39,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace, estimator=None) -> int:
+def run(args: argparse.Namespace, estimator: PoseEstimator | None = None) -> int:
     """Run the command: print the summary and return 0, or print one ``error: ...`` line and
     return 2. ``estimator`` (tests) replaces MediaPipe."""
     from ..data.lab import DataError
