@@ -1,7 +1,7 @@
 """`posecast <command>`: one thin module per area over library calls.
 
-``data`` (synth, demo, poses), ``train`` (train, incl. the distributed launch), ``infer``
-(evaluate, predict) and ``analysis`` (plot, report, study) each import only ``common`` and the
+``data`` (synth, demo, poses, prepare), ``train`` (train, incl. the distributed launch), ``infer``
+(evaluate, predict, animate, app) and ``analysis`` (plot, report, study) each import only ``common`` and the
 library. :func:`main` maps what goes wrong to exit codes: 0 done, 2 bad input or usage (a one-line
 ``posecast COMMAND: error: ...``; argparse's usage errors too), 130 interrupted, and 1 for an
 unexpected error (Python's traceback).
@@ -18,7 +18,8 @@ from .common import LAB_ALIASES, ArgumentParser
 
 # the subcommands in the order `posecast -h` lists them
 COMMANDS = (data.add_synth, train.add_train, infer.add_evaluate, infer.add_predict, data.add_demo,
-            analysis.add_plot, analysis.add_report, analysis.add_study, data.add_poses)
+            analysis.add_plot, analysis.add_report, analysis.add_study, data.add_poses, data.add_prepare,
+            infer.add_animate, infer.add_app)
 
 
 def version() -> str:

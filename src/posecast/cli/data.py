@@ -1,4 +1,4 @@
-"""`posecast synth`, `posecast demo` and `posecast poses`: make data (and the demo's run)."""
+"""`posecast synth`, `posecast demo`, `posecast poses` and `posecast prepare`: make data (and the demo's run)."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +32,12 @@ def add_poses(subparsers: Any) -> None:
     from ..poses import cli as poses_cli  # the command's parser and run() live beside the pose code
 
     poses_cli.add_parser(subparsers)
+
+
+def add_prepare(subparsers: Any) -> None:
+    from ..data import prepare_cli  # the command's parser and run() live beside the dataset code
+
+    prepare_cli.add_parser(subparsers)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:

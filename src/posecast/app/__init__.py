@@ -1,0 +1,1 @@
+"""The local web page of posecast (`posecast app`; Gradio, the optional ``app`` extra)."""

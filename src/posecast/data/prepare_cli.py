@@ -1,0 +1,64 @@
+"""`posecast prepare VIDEO --out DATASET [--size WxH] [--val-seconds S] [--test-seconds S]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..poses.estimate import PoseEstimator
+
+from ..poses.cli import parse_size
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``prepare`` command on an ``add_subparsers()`` object; returns its parser."""
+    p = subparsers.add_parser(
+        "prepare", help="make a dataset in the lab layout from a video of a dancer",
+        description="Decode the clip, estimate the dancer's pose in every frame (MediaPipe: the "
+                    "optional 'pose' extra), crop one box of the frame size's aspect around the "
+                    "person, resize, draw the labels, and write train/, val/, test/, gt/ so that "
+                    "`posecast train --data DATASET` runs on it. Frames without a person are left "
+                    "out; prepare_report.json says what was kept, the crop and the splits.")
+    p.add_argument("video", help="a video (MP4, MOV, WebM) or a folder of frames")
+    p.add_argument("--out", required=True, help="the dataset folder to write")
+    p.add_argument("--size", type=parse_size, default=(64, 32), help="frame size WxH (default 64x32)")
+    p.add_argument("--val-seconds", type=_seconds, default=3.0, help="validation: this many seconds "
+                   "before the test part (default 3)")
+    p.add_argument("--test-seconds", type=_seconds, default=3.0, help="test: the clip's last seconds "
+                   "(default 3; 0: no test split)")
+    p.add_argument("--fps", type=float, help="frame rate (default: the video's; 30 for a folder)")
+    p.add_argument("--margin", type=float, default=0.15, help="crop margin around the person, as a "
+                   "fraction of the person's height (default 0.15)")
+    p.add_argument("--min-train-frames", type=int, default=16, help="refuse a clip that leaves fewer "
+                   "training frames (default 16, the default training clip length)")
+    p.add_argument("--no-smooth", dest="smooth", action="store_false", help="no temporal smoothing of the poses")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace, estimator: PoseEstimator | None = None) -> int:
+    """Run the command: print the summary and return 0, or print one ``error: ...`` line and
+    return 2. ``estimator`` (tests) replaces MediaPipe."""
+    from ..poses.errors import PoseError
+    from .lab import DataError
+    from .prepare import prepare_dataset
+
+    try:
+        summary = prepare_dataset(args.video, args.out, size=tuple(args.size), val_seconds=args.val_seconds,
+                                  test_seconds=args.test_seconds, fps=args.fps, estimator=estimator,
+                                  smooth=args.smooth, margin=args.margin, min_train=args.min_train_frames,
+                                  overwrite=args.overwrite, progress=True)
+    except (PoseError, DataError, ValueError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    print(summary.describe())
+    return 0
