@@ -4,12 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli.common import number_arg
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"a TCP port is 1-65535, got {text}")
-    return value
+
+_port = number_arg(int, low=1, high=65535, what="a TCP port (1-65535)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -19,11 +19,22 @@ def bool_arg(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def positive_int_arg(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def number_arg(kind: Callable[[str], Any], *, low: float | None = None, high: float | None = None,
+               what: str = "a number") -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float) of the text, within [low, high]; a message
+    ``must be WHAT, got TEXT`` otherwise."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    return parse
+
+
+positive_int_arg = number_arg(int, low=1, what="a positive integer")
 
 
 def optional_arg(kind: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -35,10 +35,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..poses.draw import draw_label
-from ..poses.errors import PoseInputError
-from ..poses.estimate import MediaPipePose, PoseEstimator
+from ..poses.estimate import PoseEstimator
+from ..poses.extract import estimate_frames, estimator_or_mediapipe, kept_sequence
 from ..poses.framing import CropBox, crop_box, crop_resize, estimate_pose, keypoints_into
-from ..poses.keypoints import PoseSequence, save_keypoints, smooth_keypoints
+from ..poses.keypoints import PoseSequence, save_keypoints
 from ..poses.source import FrameSource, open_source
 from .lab import DataError
 
@@ -91,39 +91,6 @@ def video_fps(source: FrameSource) -> float | None:
     with av.open(str(source.path)) as container:
         rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
     return float(rate) if rate else None
-
-
-def estimate_frames(source: FrameSource, estimator: PoseEstimator,
-                     progress: bool) -> tuple[list[np.ndarray | None], list[str]]:
-    """Pass 1: one pose [18, 3] (or None) and one name per decoded frame of ``source``
-    (:func:`estimate_pose`: small frames are upscaled for the estimator). PoseInputError when
-    nothing decodes or no frame has a person."""
-    poses: list[np.ndarray | None] = []
-    names: list[str] = []
-    with tqdm(total=source.count, desc="poses", unit="frame", disable=not progress) as bar:
-        for frame in source.frames():
-            poses.append(estimate_pose(frame.image, estimator))
-            names.append(frame.name)
-            bar.update(1)
-    if not poses:
-        raise PoseInputError(f"{source.path}: no frames could be decoded")
-    if all(p is None for p in poses):
-        raise PoseInputError(f"{source.path}: no person found in any of the {len(poses)} frames")
-    return poses, names
-
-
-def kept_sequence(poses: list[np.ndarray | None], names: list[str], size: tuple[int, int],
-                   smooth: bool) -> PoseSequence:
-    """The frames with a person as a PoseSequence of source ``size`` = (W, H); the others count
-    as confidence 0 while smoothing (``smooth``: :func:`smooth_keypoints`)."""
-    full = np.zeros((len(poses), 18, 3), np.float32)
-    kept = [i for i, p in enumerate(poses) if p is not None]
-    for i in kept:
-        full[i] = poses[i]
-    if smooth:
-        full = smooth_keypoints(full)
-    missing = [i for i, p in enumerate(poses) if p is None]
-    return PoseSequence(full[kept], size, np.array(kept, np.int64), [names[i] for i in kept], missing)
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
@@ -254,13 +221,8 @@ def prepare_dataset(video: str | Path, out_dir: str | Path, *, size: tuple[int, 
         raise PrepareError(f"--val-seconds {val_seconds} / --test-seconds {test_seconds} at {rate:.2f} fps "
                            "give fewer than 2 frames (a rollout needs its first frame and one more)")
     _check_out_dir(out_dir, overwrite)
-    own = estimator is None
-    estimator = MediaPipePose() if own else estimator
-    try:
-        poses, names = estimate_frames(source, estimator, progress)
-    finally:
-        if own:
-            estimator.close()
+    with estimator_or_mediapipe(estimator) as est:
+        poses, names = estimate_frames(source, lambda image, _name: estimate_pose(image, est), progress)
     seq = kept_sequence(poses, names, source.size, smooth)
     plan = plan_splits(seq.frame_indices, n_val, n_test, min_train, where=str(source.path))
     box = crop_box(seq.keypoints, source.size, size[0] / size[1], margin=margin)

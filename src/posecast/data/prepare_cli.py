@@ -5,17 +5,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ..cli.common import number_arg
+
 if TYPE_CHECKING:
     from ..poses.estimate import PoseEstimator
 
 from ..poses.cli import parse_size
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
-    return value
+_seconds = number_arg(float, low=0, what="0 or more seconds")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

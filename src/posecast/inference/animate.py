@@ -27,7 +27,8 @@ import torch
 from PIL import Image
 
 from ..data.lab import load_pose_folder
-from ..data.prepare import estimate_frames, kept_sequence, video_fps
+from ..data.prepare import video_fps
+from ..poses.extract import estimate_frames, kept_sequence
 from ..poses.draw import draw_label
 from ..poses.estimate import MediaPipePose, PoseEstimator
 from ..poses.framing import center_box, crop_box, crop_resize, estimate_pose, keypoints_into
@@ -141,7 +142,8 @@ def _label_folder(folder: Path, start: int = 0, max_frames: int | None = None) -
 
 def _video_keypoints(path: Path, estimator: _Estimator, progress: bool) -> Driving:
     source = open_source(path)
-    poses, names = estimate_frames(source, estimator.get(), progress)
+    est = estimator.get()
+    poses, names = estimate_frames(source, lambda image, _name: estimate_pose(image, est), progress)
     seq = kept_sequence(poses, names, source.size, smooth=True)
     return Driving(str(path), keypoints=seq, fps=video_fps(source) or 30.0, missing=seq.missing)
 

@@ -5,15 +5,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ..cli.common import number_arg
+
 if TYPE_CHECKING:
     from ..poses.estimate import PoseEstimator
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+_non_negative = number_arg(int, low=0, what="0 or more")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -8,10 +8,12 @@ Output folder::
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -60,24 +62,29 @@ def _check_pose(pose: np.ndarray | None, name: str) -> np.ndarray | None:
     return pose
 
 
-def _estimate_all(source: FrameSource, estimator: PoseEstimator,
-                  progress: bool) -> tuple[list[np.ndarray | None], list[str]]:
-    """Run ``estimator`` on every frame: one pose (or None) and one name per frame."""
+def estimate_frames(source: FrameSource, estimate: Callable[[np.ndarray, str], np.ndarray | None],
+                    progress: bool) -> tuple[list[np.ndarray | None], list[str]]:
+    """One pose [18, 3] (or None) and one name per decoded frame of ``source``; ``estimate(image,
+    name)`` finds the pose of one frame. PoseInputError when nothing decodes or no frame has a
+    person."""
     poses: list[np.ndarray | None] = []
     names: list[str] = []
     with tqdm(total=source.count, desc="poses", unit="frame", disable=not progress) as bar:
         for frame in source.frames():
-            poses.append(_check_pose(estimator(frame.image), frame.name))
+            poses.append(estimate(frame.image, frame.name))
             names.append(frame.name)
             bar.update(1)
     if not poses:
         raise PoseInputError(f"{source.path}: no frames could be decoded")
+    if all(p is None for p in poses):
+        raise PoseInputError(f"{source.path}: no person found in any of the {len(poses)} frames")
     return poses, names
 
 
-def _sequence(poses: list[np.ndarray | None], names: list[str], size: tuple[int, int],
-              smooth: bool) -> PoseSequence:
-    """The kept frames' poses; missing frames count as confidence 0 while smoothing."""
+def kept_sequence(poses: list[np.ndarray | None], names: list[str], size: tuple[int, int],
+                  smooth: bool) -> PoseSequence:
+    """The frames with a person as a PoseSequence of source ``size`` = (W, H); the others count
+    as confidence 0 while smoothing (``smooth``: :func:`smooth_keypoints`)."""
     kept = [i for i, p in enumerate(poses) if p is not None]
     full = np.zeros((len(poses), NUM_KEYPOINTS, 3), np.float32)
     for i in kept:
@@ -86,6 +93,19 @@ def _sequence(poses: list[np.ndarray | None], names: list[str], size: tuple[int,
         full = smooth_keypoints(full)
     missing = [i for i, p in enumerate(poses) if p is None]
     return PoseSequence(full[kept], size, np.array(kept, np.int64), [names[i] for i in kept], missing)
+
+
+@contextlib.contextmanager
+def estimator_or_mediapipe(estimator: PoseEstimator | None) -> Iterator[PoseEstimator]:
+    """The estimator given, or a MediaPipePose opened for the block and closed after it."""
+    if estimator is not None:
+        yield estimator
+        return
+    own = MediaPipePose()
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -118,16 +138,9 @@ def extract_poses(input: str | Path, out_dir: str | Path, size: tuple[int, int] 
     source = open_source(input)
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
-    own = estimator is None
-    estimator = MediaPipePose() if own else estimator
-    try:
-        poses, names = _estimate_all(source, estimator, progress)
-    finally:
-        if own:
-            estimator.close()
-    if all(p is None for p in poses):
-        raise PoseInputError(f"{source.path}: no person found in any of the {len(poses)} frames")
-    seq = _sequence(poses, names, source.size, smooth)
+    with estimator_or_mediapipe(estimator) as est:
+        poses, names = estimate_frames(source, lambda image, name: _check_pose(est(image), name), progress)
+    seq = kept_sequence(poses, names, source.size, smooth)
     path = save_keypoints(out_dir / "keypoints.npz", seq)
     _write_labels(seq, out_dir, size)
     return ExtractSummary(out_dir, path, len(poses), len(seq.keypoints), seq.missing,
