@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from posecast.data.synth import synth_sequence
-from posecast.inference import animate_cli
+from posecast.cli import animate as animate_cli
 from posecast.inference.animate import AnimateError, draw_labels, prepare_inputs
 from posecast.poses.framing import crop_box, crop_resize, keypoints_into
 from posecast.poses.keypoints import PoseSequence, save_keypoints

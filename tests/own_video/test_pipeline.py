@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from posecast import cli
-from posecast.data import prepare_cli
-from posecast.inference import animate_cli
+from posecast.cli import prepare as prepare_cli
+from posecast.cli import animate as animate_cli
 from posecast.poses.draw import label_overlap
 from posecast.poses.framing import CropBox, keypoints_into
 from posecast.poses.keypoints import load_keypoints

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from posecast import cli
-from posecast.data import prepare_cli
+from posecast.cli import prepare as prepare_cli
 from posecast.data.lab import load_split, load_test
 from posecast.data.prepare import PrepareError, plan_splits, prepare_dataset
 from posecast.poses.draw import draw_label, label_overlap

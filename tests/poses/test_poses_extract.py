@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posecast.poses import cli as poses_cli
+from posecast.cli import poses as poses_cli
 from posecast.poses import extract as extract_mod
 from posecast.poses.draw import draw_label
 from posecast.poses.errors import PoseInputError

@@ -1,8 +1,8 @@
 """`posecast <command>`: one thin module per area over library calls.
 
-``data`` (synth, demo, poses, prepare), ``train`` (train, incl. the distributed launch), ``infer``
-(evaluate, predict, animate, app) and ``analysis`` (plot, report, study) each import only ``common`` and the
-library. :func:`main` maps what goes wrong to exit codes: 0 done, 2 bad input or usage (a one-line
+``data`` (synth, demo), ``train`` (train, incl. the distributed launch), ``infer`` (evaluate,
+predict), ``analysis`` (plot, report, study), and for one's own video ``poses``, ``prepare``,
+``animate`` and ``app``: each imports only ``common`` and the library. :func:`main` maps what goes wrong to exit codes: 0 done, 2 bad input or usage (a one-line
 ``posecast COMMAND: error: ...``; argparse's usage errors too), 130 interrupted, and 1 for an
 unexpected error (Python's traceback).
 """
@@ -13,13 +13,13 @@ import sys
 from typing import Sequence
 
 from .. import config as cfgmod
-from . import analysis, data, infer, train
+from . import analysis, animate, app, data, infer, poses, prepare, train
 from .common import LAB_ALIASES, ArgumentParser
 
 # the subcommands in the order `posecast -h` lists them
 COMMANDS = (data.add_synth, train.add_train, infer.add_evaluate, infer.add_predict, data.add_demo,
-            analysis.add_plot, analysis.add_report, analysis.add_study, data.add_poses, data.add_prepare,
-            infer.add_animate, infer.add_app)
+            analysis.add_plot, analysis.add_report, analysis.add_study, poses.add_parser, prepare.add_parser,
+            animate.add_parser, app.add_parser)
 
 
 def version() -> str:

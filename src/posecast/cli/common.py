@@ -37,6 +37,17 @@ def number_arg(kind: Callable[[str], Any], *, low: float | None = None, high: fl
 positive_int_arg = number_arg(int, low=1, what="a positive integer")
 
 
+def size_arg(text: str) -> tuple[int, int]:
+    """'64x32' -> (64, 32): width x height, both positive."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 64x32, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return w, h
+
+
 def optional_arg(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     """``kind``, or None for the words none and null."""
     def parse(text: str) -> Any:

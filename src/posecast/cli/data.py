@@ -1,4 +1,4 @@
-"""`posecast synth`, `posecast demo`, `posecast poses` and `posecast prepare`: make data (and the demo's run)."""
+"""`posecast synth` and `posecast demo`: make data (and the demo's run)."""
 from __future__ import annotations
 
 import argparse
@@ -26,18 +26,6 @@ def add_demo(subparsers: Any) -> None:
     d.add_argument("--minutes", type=float, default=4.0, help="training budget")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
-
-
-def add_poses(subparsers: Any) -> None:
-    from ..poses import cli as poses_cli  # the command's parser and run() live beside the pose code
-
-    poses_cli.add_parser(subparsers)
-
-
-def add_prepare(subparsers: Any) -> None:
-    from ..data import prepare_cli  # the command's parser and run() live beside the dataset code
-
-    prepare_cli.add_parser(subparsers)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:

@@ -69,15 +69,3 @@ def cmd_predict(args: argparse.Namespace) -> None:
     print(f"predicted {', '.join(r['sequences'])} into {r['out_dir']}")
     if "submission" in r:
         print(f"submission: {r['submission']}")
-
-
-def add_animate(subparsers: Any) -> None:
-    from ..inference import animate_cli  # the command's parser and run() live beside the animation code
-
-    animate_cli.add_parser(subparsers)
-
-
-def add_app(subparsers: Any) -> None:
-    from ..app import cli as app_cli  # the local web page (the optional app extra)
-
-    app_cli.add_parser(subparsers)

@@ -5,12 +5,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..cli.common import number_arg
+from .common import number_arg, size_arg
 
 if TYPE_CHECKING:
     from ..poses.estimate import PoseEstimator
 
-from ..poses.cli import parse_size
 
 
 _seconds = number_arg(float, low=0, what="0 or more seconds")
@@ -27,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "out; prepare_report.json says what was kept, the crop and the splits.")
     p.add_argument("video", help="a video (MP4, MOV, WebM) or a folder of frames")
     p.add_argument("--out", required=True, help="the dataset folder to write")
-    p.add_argument("--size", type=parse_size, default=(64, 32), help="frame size WxH (default 64x32)")
+    p.add_argument("--size", type=size_arg, default=(64, 32), help="frame size WxH (default 64x32)")
     p.add_argument("--val-seconds", type=_seconds, default=3.0, help="validation: this many seconds "
                    "before the test part (default 3)")
     p.add_argument("--test-seconds", type=_seconds, default=3.0, help="test: the clip's last seconds "
@@ -47,8 +46,8 @@ def run(args: argparse.Namespace, estimator: PoseEstimator | None = None) -> int
     """Run the command: print the summary and return 0, or print one ``error: ...`` line and
     return 2. ``estimator`` (tests) replaces MediaPipe."""
     from ..poses.errors import PoseError
-    from .lab import DataError
-    from .prepare import prepare_dataset
+    from ..data.lab import DataError
+    from ..data.prepare import prepare_dataset
 
     try:
         summary = prepare_dataset(args.video, args.out, size=tuple(args.size), val_seconds=args.val_seconds,

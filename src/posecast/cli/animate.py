@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..cli.common import number_arg
+from .common import number_arg
 
 if TYPE_CHECKING:
     from ..poses.estimate import PoseEstimator
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, estimator: PoseEstimator | None = None) -> int
     from ..data.lab import DataError
     from ..poses.errors import PoseError
     from ..training.checkpoint import CheckpointError
-    from .animate import animate
+    from ..inference.animate import animate
 
     try:
         result = animate(args.checkpoint, args.first_frame, args.driving, args.out,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli.common import number_arg
+from .common import number_arg
 
 
 _port = number_arg(int, low=1, high=65535, what="a TCP port (1-65535)")
@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; 2 with one ``error: ...`` line when the extra is missing."""
     from ..poses.errors import MissingExtraError
-    from .web import HOST, Defaults, build_app, serve
+    from ..app.web import HOST, Defaults, build_app, serve
 
     try:
         app = build_app(Defaults(args.checkpoint, args.first_frame, args.driving, args.truth), args.workdir)

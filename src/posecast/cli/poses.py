@@ -4,18 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import PoseError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'64x32' -> (64, 32): width x height, both positive."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 64x32, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
-    return w, h
+from ..poses.errors import PoseError
+from .common import size_arg
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,7 +17,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "frame<N>.png per frame with a person (frames without one are listed).")
     p.add_argument("input", help="a video (MP4, MOV, WebM) or a folder of images")
     p.add_argument("--out", required=True, help="output folder for keypoints.npz and the labels")
-    p.add_argument("--size", type=parse_size, default=(64, 32), help="label size WxH (default 64x32)")
+    p.add_argument("--size", type=size_arg, default=(64, 32), help="label size WxH (default 64x32)")
     p.add_argument("--no-smooth", dest="smooth", action="store_false",
                    help="keep the per-frame keypoints (no temporal smoothing)")
     p.add_argument("--overwrite", action="store_true",
@@ -38,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command: print the summary and return 0, or print ``error: ...`` and return 2."""
-    from .extract import extract_poses
+    from ..poses.extract import extract_poses
 
     try:
         summary = extract_poses(args.input, args.out, size=tuple(args.size), smooth=args.smooth,
