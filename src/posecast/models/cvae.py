@@ -12,8 +12,7 @@ from .blocks import GatedConvFFN
 from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
                       PoseEncoder)
 from .objective import LossOutput, elbo_loss
-
-_LOGIT_EPS = 1e-3
+from .outputs import compose_frame, output_channels
 
 # The lab template's VAE_Model attributes -> (PoseCVAE's attribute, the lab's class name): the one
 # table behind reading the lab's checkpoints (posecast.training.checkpoint recognises them by these
@@ -94,8 +93,7 @@ class PoseCVAE(nn.Module):
             self.posterior_net.zero_init()
         fusion_in = F + L + N + (F if cfg.first_frame_cond else 0)
         self.fusion = FusionDecoder(fusion_in, D, lab)
-        out_ch = {"masked": 4, "masked_first": 4, "composite": 6}.get(cfg.output, 3)
-        self.generator = Generator(D, out_ch, cfg.down, lab)
+        self.generator = Generator(D, output_channels(cfg.output), cfg.down, lab)
         self.prior_net = GaussianPredictor(F + L, N, lab) if cfg.prior == "learned" else None
         if cfg.ffn_gate == "sigmoid":
             for m in self.modules():
@@ -113,28 +111,11 @@ class PoseCVAE(nn.Module):
     def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
                z: torch.Tensor, first_feat: torch.Tensor | None,
                first_frame: torch.Tensor | None = None) -> torch.Tensor:
-        """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W].
-
-        Output modes: direct (the lab: sigmoid of the generator), residual (a change of the
-        previous frame in logit space), masked (a mask m blends new pixels with the previous
-        frame: m * rgb + (1 - m) * prev), masked_first (the same with the first frame),
-        composite (softmax weights per pixel over new pixels, the previous and the first frame).
-        """
+        """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W]
+        in the config's output mode (:func:`posecast.models.outputs.compose_frame`)."""
         parts = [prev_feat, pose_feat, z] + ([first_feat] if first_feat is not None else [])
         out = self.generator(self.fusion(*parts))
-        if self.cfg.output.startswith("masked"):
-            base = first_frame if self.cfg.output == "masked_first" else prev_frame
-            rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
-            return mask * rgb + (1 - mask) * base
-        if self.cfg.output == "composite":
-            base = prev_frame if first_frame is None else first_frame
-            w = torch.softmax(out[:, 3:6].float(), dim=1).to(out.dtype)
-            return w[:, 0:1] * torch.sigmoid(out[:, :3]) + w[:, 1:2] * prev_frame + w[:, 2:3] * base
-        if self.cfg.output == "residual":
-            # the generator predicts the change in logit space: out = 0 copies the previous frame
-            base = torch.logit(prev_frame.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS))
-            return torch.sigmoid(base + out)
-        return torch.sigmoid(out)
+        return compose_frame(self.cfg.output, out, prev_frame, first_frame)
 
     def prior(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor) -> Gaussian | None:
         return None if self.prior_net is None else self.prior_net(prev_feat, pose_feat)
@@ -259,18 +240,23 @@ class PoseCVAE(nn.Module):
             if z is not None:
                 z_t = to_channels_last(z[:, t - 1]) if cl else z[:, t - 1]
             else:
-                pri = self.prior(prev_f, p)
-                if pri is None:
-                    mean = prev_f.new_zeros(B, N, *prev_f.shape[-2:])
-                    z_t = mean if z_mode == "zero" else torch.randn(
-                        mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-                    if cl:  # the same numbers as NCHW randn, laid out like the features
-                        z_t = to_channels_last(z_t)
-                else:
-                    z_t = pri.mu if z_mode == "zero" else pri.mu + torch.randn(
-                        pri.mu.shape, generator=generator, device=pri.mu.device,
-                        dtype=pri.mu.dtype) * torch.exp(0.5 * pri.logvar)
+                z_t = _draw_z(self.prior(prev_f, p), prev_f, N, z_mode, generator, cl)
             frame = self.decode(prev, prev_f, p, z_t, first, first_frame)
             out[:, t] = frame
             prev = teacher[:, t] if teacher is not None else frame
         return out
+
+
+def _draw_z(prior: Gaussian | None, feat: torch.Tensor, n_dim: int, z_mode: str,
+            generator: torch.Generator | None, channels_last: bool) -> torch.Tensor:
+    """One rollout step's z [B, N, h, w]: the prior's mean (``zero``) or a sample (``prior``)
+    of N(0, I) (``prior`` None) or of the learned prior; ``feat`` gives the batch, size and device."""
+    if prior is not None:
+        if z_mode == "zero":
+            return prior.mu
+        noise = torch.randn(prior.mu.shape, generator=generator, device=prior.mu.device, dtype=prior.mu.dtype)
+        return prior.mu + noise * torch.exp(0.5 * prior.logvar)
+    z = feat.new_zeros(feat.shape[0], n_dim, *feat.shape[-2:])
+    if z_mode != "zero":
+        z = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    return to_channels_last(z) if channels_last else z  # the same numbers as NCHW randn, laid out like the features
