@@ -136,8 +136,8 @@ def app_server(tiny_checkpoint, synth_root, tmp_path):
 def browser(tmp_path):
     """Headless Chromium with DevTools on a free port; non-local traffic goes to a refusing proxy."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium is not installed")
+    if exe is None:  # .ci/run installs it: a missing browser fails the test, as for the report's
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does)")
     proxy, profile = LoggingProxy(), tmp_path / "profile"
     cmd = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
            f"--user-data-dir={profile}", f"--proxy-server={proxy.url}", "--no-first-run",
