@@ -61,6 +61,11 @@ TINY = dict(train_b=2, train_t=4, roll_seqs=2, roll_len=12, roll_short=4, roll_w
 
 
 # -- inputs --------------------------------------------------------------------------------
+def load_config(name: str) -> cfgmod.Config:
+    """A preset name or a YAML config (``--presets small,configs/best.yaml``: the recipe itself)."""
+    return cfgmod.load(name) if name.endswith((".yaml", ".yml")) else cfgmod.preset(name)
+
+
 def make_clips(cfg: cfgmod.Config, B: int, T: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames and poses [B, T, 3, H, W] (random: speed does not depend on the pixels)."""
     g = torch.Generator().manual_seed(seed)
@@ -264,7 +269,7 @@ def load1() -> float:
 # -- the fresh-process measurements -------------------------------------------------------------
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs in a fresh process: a training step or a rollout with posecast's path; peak memory."""
-    cfg = cfgmod.override(cfgmod.preset(spec["preset"]), precision=spec["precision"])
+    cfg = cfgmod.override(load_config(spec["preset"]), precision=spec["precision"])
     opts = perf.FastOptions(**spec["opts"])
     if opts.allocator:
         tune_allocator()  # before the first big allocation
@@ -358,9 +363,11 @@ def run_worker(spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[
 
 # -- one preset -------------------------------------------------------------------------------
 def bench_preset(name: str, args: argparse.Namespace, opts: perf.FastOptions, log: Callable[[str], None]) -> dict:
-    cfg = cfgmod.override(cfgmod.preset(name), precision=opts.precision)
-    ref_cfg = cfgmod.override(cfgmod.preset(name), precision="fp32")
+    cfg = cfgmod.override(load_config(name), precision=opts.precision)
+    ref_cfg = cfgmod.override(load_config(name), precision="fp32")
     B, T = args.train_b, args.train_t
+    if name.endswith((".yaml", ".yml")):  # a recipe: its own batch of clips (data.batch_size, data.train_vi_len)
+        B, T = cfg.data.batch_size, cfg.data.train_vi_len
     S = B * (T - 1)
     ref_model = build_model(ref_cfg)
     res: dict[str, Any] = {"preset": name, "train_batch": [B, T], "load1_start": load1()}
@@ -531,7 +538,8 @@ def table(results: dict[str, dict], meta: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="lab,small", help="comma-separated presets")
+    ap.add_argument("--presets", default="lab,small",
+                    help="comma-separated presets or YAML configs (e.g. lab,small,configs/best.yaml)")
     ap.add_argument("--tiny", action="store_true", help="CI mode: the tiny preset, short clips and rollouts")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     ap.add_argument("--out", default=None, help="table file (default benchmarks/results/speed[_tiny].md)")

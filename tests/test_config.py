@@ -205,3 +205,19 @@ def test_choices_come_from_the_literal_annotations(field: str, value: str) -> No
     setattr(getattr(built, cfgmod.find_field(field)), field, value)
     with pytest.raises(ConfigError, match=f"^{key}: "):
         built.validate()
+
+
+def test_fields_added_later_compare_as_their_old_behaviour() -> None:
+    """A config saved before model.levels, model.prev_frame_cond and optim.lr_schedule existed ran
+    with their defaults: resuming it or loading its checkpoint sees no difference, unless the
+    current config sets another value."""
+    cfg = cfgmod.preset("tiny")
+    saved = cfg.to_dict()
+    for key in cfgmod.ADDED_FIELDS:
+        section, _, name = key.partition(".")
+        assert cfgmod.flat(cfg)[key] == cfgmod.ADDED_FIELDS[key]  # the recorded value is the default
+        del saved[section][name]
+    assert cfgmod.config_diff(saved, cfg) == {}
+    other = cfgmod.override(cfg, prev_frame_cond=False, lr_schedule="cosine")
+    assert cfgmod.config_diff(saved, other) == {"model.prev_frame_cond": (True, False),
+                                                "optim.lr_schedule": ("multistep", "cosine")}

@@ -60,7 +60,13 @@ class ModelConfig:
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
     pose_input: Literal["raw", "inverted"] = "raw"  # raw (the lab); inverted: the pose encoder reads (1 - pose) * 4
     ffn_gate: Literal["relu", "sigmoid"] = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
-    arch: Literal["posecast", "lab"] = "posecast"  # lab: the lab template's modules layer for layer (loads its checkpoints)
+    # lab: the lab template's modules layer for layer (loads its checkpoints); unet: full-resolution
+    # stems and a U-Net fusion decoder of model.levels halvings (D_dim: its top width), see models/unet.py
+    arch: Literal["posecast", "lab", "unet"] = "posecast"
+    levels: int = 3  # model.arch unet: how many times the U-Net halves the resolution
+    # feed the previous frame's features to the fusion decoder (the lab). false: each frame is drawn
+    # from its pose and the first frame alone, so a rollout cannot accumulate its own errors
+    prev_frame_cond: bool = True
 
 
 @dataclass
@@ -71,6 +77,9 @@ class OptimConfig:
     lr: float = 0.001
     optim: Literal["Adam", "AdamW"] = "Adam"
     weight_decay: float = 0.0  # AdamW's decoupled decay (Adam: L2 in the gradient)
+    # multistep (the lab): the rate times gamma at each milestone; cosine: from lr down to 0 along
+    # half a cosine over num_epoch epochs (milestones and gamma are then not read)
+    lr_schedule: Literal["multistep", "cosine"] = "multistep"
     milestones: list[int] = field(default_factory=lambda: [2, 5])
     gamma: float = 0.1
     grad_clip: float | None = 1.0
@@ -144,6 +153,9 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "sc
 LEGACY_TRAIN_GROUPS = ("optim", "schedule", "runtime", "inference")
 # fields of older configs that had no effect, dropped when read
 REMOVED_FIELDS = {"data": ("max_val_sequences",)}
+# fields added after configs and checkpoints were written: a config that lacks one ran with this
+# value (its default, the behaviour from before the field), so config_diff compares it as such
+ADDED_FIELDS = {"model.levels": 3, "model.prev_frame_cond": True, "optim.lr_schedule": "multistep"}
 
 
 @dataclass(frozen=True)
@@ -376,7 +388,8 @@ def config_diff(a: Config | dict[str, Any], b: Config | dict[str, Any], *, secti
                 ignore: Iterable[str] = (), missing: Any = None) -> dict[str, tuple[Any, Any]]:
     """The fields in which two configs (or their ``to_dict()``) differ: ``{"section.field": (in a,
     in b)}``, in a's field order, then b's. ``sections``: compare only these (default: everything,
-    the preset included); ``ignore``: names left out; ``missing``: the value of a field one lacks."""
+    the preset included); ``ignore``: names left out; ``missing``: the value of a field one lacks
+    (a field of ADDED_FIELDS that one lacks has the value recorded there)."""
     fa, fb = flat(a), flat(b)
     keep = None if sections is None else set(sections)
     skip = set(ignore)
@@ -384,7 +397,8 @@ def config_diff(a: Config | dict[str, Any], b: Config | dict[str, Any], *, secti
     for key in dict.fromkeys([*fa, *fb]):
         if key in skip or (keep is not None and key.partition(".")[0] not in keep):
             continue
-        va, vb = fa.get(key, missing), fb.get(key, missing)
+        absent = ADDED_FIELDS.get(key, missing)
+        va, vb = fa.get(key, absent), fb.get(key, absent)
         if va != vb:
             out[key] = (va, vb)
     return out
@@ -416,10 +430,20 @@ def validate(cfg: Config) -> None:
     _check(d.batch_size >= 1, "data.batch_size", "must be >= 1")
     for name in ("F_dim", "L_dim", "N_dim", "D_dim"):
         _check(getattr(m, name) >= 1, f"model.{name}", "must be >= 1")
-    _check(m.pose_input == "raw" or m.arch == "posecast", "model.pose_input",
-           "inverted needs model.arch: posecast (the lab's label encoder reads the raw image)")
+    _check(m.pose_input == "raw" or m.arch != "lab", "model.pose_input",
+           "inverted needs model.arch posecast or unet (the lab's label encoder reads the raw image)")
     _check(0 <= m.down <= 3, "model.down", f"0 to 3 downsampling stages, got {m.down}")
-    _check(m.arch == "posecast" or m.down == 0, "model.down", "the lab architecture has no downsampling (down: 0)")
+    _check(m.arch == "posecast" or m.down == 0, "model.down",
+           f"the {m.arch} architecture has no downsampling encoders (down: 0)")
+    _check(1 <= m.levels <= 5, "model.levels", f"1 to 5 halvings, got {m.levels}")
+    if m.arch == "unet":
+        for name in ("frame_H", "frame_W"):
+            _check(getattr(d, name) % (2 ** m.levels) == 0, f"data.{name}",
+                   f"{getattr(d, name)} is not divisible by 2**model.levels = {2 ** m.levels} (the U-Net halves it)")
+    if not m.prev_frame_cond:
+        _check(m.output in ("direct", "masked_first"), "model.output",
+               f"{m.output} reads the previous frame; without model.prev_frame_cond use direct or masked_first")
+        _check(m.prior == "standard", "model.prior", "learned reads the previous frame (model.prev_frame_cond)")
     for name in ("frame_H", "frame_W"):
         size = getattr(d, name)
         _check(size % (2 ** m.down) == 0, f"data.{name}",

@@ -83,3 +83,34 @@ def test_a_non_finite_loss_leaves_the_weights_alone() -> None:
                      grad_clip=cfg.optim.grad_clip)
     assert set(out) == {"loss", "mse", "kl"} and out["loss"] == pytest.approx(out["mse"] + 0.5 * out["kl"])
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_cosine_schedule_falls_from_lr_to_zero_and_resumes_rebased() -> None:
+    """optim.lr_schedule cosine: epoch e runs at lr * (1 + cos(pi e / num_epoch)) / 2; a resumed
+    run with another --lr keeps its place on the curve, scaled to the new rate."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    cfg = tiny_config(lr=1e-3, lr_schedule="cosine", num_epoch=8).optim
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg)
+    rates = []
+    for _ in range(8):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    expected = [1e-3 * (1 + math.cos(math.pi * e / 8)) / 2 for e in range(8)]
+    assert rates == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # the end of the curve
+    # resume after epoch 3 with half the rate
+    opt2 = make_optimizer(model, cfg)
+    sched2 = make_scheduler(opt2, cfg)
+    for _ in range(3):
+        opt2.step()
+        sched2.step()
+    sched2 = rebase_lr(opt2, sched2, 1e-3, 5e-4)
+    later = []
+    for _ in range(3):
+        later.append(opt2.param_groups[0]["lr"])
+        opt2.step()
+        sched2.step()
+    assert later == pytest.approx([e / 2 for e in expected[3:6]], rel=1e-9)

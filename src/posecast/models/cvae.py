@@ -13,6 +13,7 @@ from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, 
                       PoseEncoder)
 from .objective import LossOutput, elbo_loss
 from .outputs import compose_frame, output_channels
+from .unet import Head, Stem, UNetFusion
 
 # The lab template's VAE_Model attributes -> (PoseCVAE's attribute, the lab's class name): the one
 # table behind reading the lab's checkpoints (posecast.training.checkpoint recognises them by these
@@ -83,17 +84,25 @@ class PoseCVAE(nn.Module):
         self.cfg = cfg
         F, L, N, D = cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_dim
         lab = cfg.arch == "lab"  # the lab template's modules, layer for layer (loads its checkpoints)
-        self.frame_encoder = FrameEncoder(3, F, cfg.down, lab)
-        self.pose_encoder = (LabLabelEncoder(3, L) if lab else
-                             PoseEncoder(3, L, cfg.down, inverted=cfg.pose_input == "inverted"))
+        inverted = cfg.pose_input == "inverted"
+        fusion_in = (F if cfg.prev_frame_cond else 0) + L + N + (F if cfg.first_frame_cond else 0)
+        if cfg.arch == "unet":  # full-resolution stems, a U-Net fusion decoder, a 3x3 head
+            self.frame_encoder = Stem(3, F)
+            self.pose_encoder = Stem(3, L, inverted)
+        else:
+            self.frame_encoder = FrameEncoder(3, F, cfg.down, lab)
+            self.pose_encoder = LabLabelEncoder(3, L) if lab else PoseEncoder(3, L, cfg.down, inverted)
         self.posterior_net = GaussianPredictor(F + L, N, lab)
         if not lab:
             # q starts as N(0, I), so the KL term starts at 0 instead of dominating the first
             # hundreds of steps (with the lab's summed KL it began ~1e4 times the MSE)
             self.posterior_net.zero_init()
-        fusion_in = F + L + N + (F if cfg.first_frame_cond else 0)
-        self.fusion = FusionDecoder(fusion_in, D, lab)
-        self.generator = Generator(D, output_channels(cfg.output), cfg.down, lab)
+        if cfg.arch == "unet":
+            self.fusion = UNetFusion(fusion_in, D, cfg.levels)
+            self.generator = Head(D, output_channels(cfg.output))
+        else:
+            self.fusion = FusionDecoder(fusion_in, D, lab)
+            self.generator = Generator(D, output_channels(cfg.output), cfg.down, lab)
         self.prior_net = GaussianPredictor(F + L, N, lab) if cfg.prior == "learned" else None
         if cfg.ffn_gate == "sigmoid":
             for m in self.modules():
@@ -104,16 +113,18 @@ class PoseCVAE(nn.Module):
     def channels_last(self) -> bool:
         """Whether the weights are in channels_last (``posecast.perf.use_channels_last``): the
         forward and the rollout then keep every activation NHWC (inputs are converted once)."""
-        w = self.frame_encoder.network[0].conv1.weight
+        w = next(m.weight for m in self.frame_encoder.modules() if isinstance(m, nn.Conv2d))
         return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
 
     # -- one step -----------------------------------------------------------------------
-    def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor, pose_feat: torch.Tensor,
+    def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor | None, pose_feat: torch.Tensor,
                z: torch.Tensor, first_feat: torch.Tensor | None,
                first_frame: torch.Tensor | None = None) -> torch.Tensor:
         """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W]
-        in the config's output mode (:func:`posecast.models.outputs.compose_frame`)."""
-        parts = [prev_feat, pose_feat, z] + ([first_feat] if first_feat is not None else [])
+        in the config's output mode (:func:`posecast.models.outputs.compose_frame`). Without
+        model.prev_frame_cond the previous frame's features are not read (prev_feat may be None)."""
+        parts = ([prev_feat] if self.cfg.prev_frame_cond else []) + [pose_feat, z]
+        parts += [first_feat] if first_feat is not None else []
         out = self.generator(self.fusion(*parts))
         return compose_frame(self.cfg.output, out, prev_frame, first_frame)
 
@@ -150,7 +161,9 @@ class PoseCVAE(nn.Module):
         if self.cfg.first_frame_cond:
             first = feats[:, 0] if anchor is None else self.frame_encoder(anchor)
 
-        pred, prior = self._decode_steps(frames, feats, pose_feat, z, _teacher_forced(tf_mask, S), first, x0)
+        # without the previous frame every step is independent of the others: all run batched
+        tf_idx = _teacher_forced(tf_mask if self.cfg.prev_frame_cond else None, S)
+        pred, prior = self._decode_steps(frames, feats, pose_feat, z, tf_idx, first, x0)
         return CVAEOutput(pred, Gaussian(mu, logvar), prior, z)
 
     def _decode_steps(self, frames: torch.Tensor, feats: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
@@ -236,11 +249,12 @@ class PoseCVAE(nn.Module):
                 chunk = to_channels_last(poses[:, t:end]) if cl else poses[:, t:end]
                 pose_feat = self.pose_encoder(_bt(chunk)).unflatten(0, (B, end - t))
             p = pose_feat[:, c]
-            prev_f = self.frame_encoder(prev)
+            reads_prev = self.cfg.prev_frame_cond or self.prior_net is not None
+            prev_f = self.frame_encoder(prev) if reads_prev else None
             if z is not None:
                 z_t = to_channels_last(z[:, t - 1]) if cl else z[:, t - 1]
             else:
-                z_t = _draw_z(self.prior(prev_f, p), prev_f, N, z_mode, generator, cl)
+                z_t = _draw_z(self.prior(prev_f, p), p, N, z_mode, generator, cl)
             frame = self.decode(prev, prev_f, p, z_t, first, first_frame)
             out[:, t] = frame
             prev = teacher[:, t] if teacher is not None else frame
@@ -250,7 +264,8 @@ class PoseCVAE(nn.Module):
 def _draw_z(prior: Gaussian | None, feat: torch.Tensor, n_dim: int, z_mode: str,
             generator: torch.Generator | None, channels_last: bool) -> torch.Tensor:
     """One rollout step's z [B, N, h, w]: the prior's mean (``zero``) or a sample (``prior``)
-    of N(0, I) (``prior`` None) or of the learned prior; ``feat`` gives the batch, size and device."""
+    of N(0, I) (``prior`` None) or of the learned prior; ``feat`` (the step's pose features) gives
+    the batch, size and device."""
     if prior is not None:
         if z_mode == "zero":
             return prior.mu

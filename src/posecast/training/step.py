@@ -32,20 +32,29 @@ def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Opti
     return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> torch.optim.lr_scheduler.MultiStepLR:
-    """The learning rate times optim.gamma at each of optim.milestones (stepped once per epoch)."""
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> Scheduler:
+    """optim.lr_schedule, stepped once per epoch: multistep, the rate times optim.gamma at each of
+    optim.milestones; cosine, from optim.lr to 0 along half a cosine over optim.num_epoch epochs."""
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.num_epoch, eta_min=0.0)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
 
 
-def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.MultiStepLR,
-              old_lr: float, new_lr: float) -> torch.optim.lr_scheduler.MultiStepLR:
+def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: Scheduler, old_lr: float, new_lr: float) -> Scheduler:
     """Make ``new_lr`` the base rate of a loaded optimizer (`--resume RUN --lr X`): the current
-    rate scales with it, so milestones already passed keep their decay. Returns the scheduler
-    rebuilt on the rescaled optimizer at the same epoch."""
+    rate scales with it, so milestones already passed (or the part of the cosine already run) keep
+    their decay. Returns the scheduler rebuilt on the rescaled optimizer at the same epoch."""
     scale = new_lr / old_lr
     for group in optimizer.param_groups:
         group["lr"] *= scale
         group["initial_lr"] = new_lr
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        # its chained update scales with the current rate (eta_min 0): new base rates suffice
+        scheduler.base_lrs = [new_lr for _ in scheduler.base_lrs]
+        return scheduler
     # a new scheduler takes its base rates from initial_lr and its last rate from the groups;
     # built without milestones, its first step keeps the rate (a milestone 0 would decay it again)
     fresh = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=scheduler.gamma)

@@ -1,0 +1,92 @@
+"""The modules of ``model.arch: unet``: thin full-resolution stems and a U-Net fusion decoder.
+
+The lab's fusion decoder works at one resolution: every layer sees a 3 x 3 neighbourhood, so moving
+the person's appearance from where the first frame shows them to where the pose puts them needs
+many layers, and the lab's full-resolution stacks spend most of their compute on that. A U-Net
+(an encoder that halves the resolution ``levels`` times, a decoder that doubles it back, with the
+features of each resolution carried across) sees the whole 32 x 64 frame at its bottom level for
+little compute, and its skips keep the pose's thin limbs sharp at full resolution.
+Shapes: [B, C, H, W] in and out; H and W must be divisible by 2**levels.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+_SLOPE = 0.1
+
+
+class PreActBlock(nn.Module):
+    """LeakyReLU -> 3x3 conv -> LeakyReLU -> 3x3 conv, plus an identity (or 1x1) shortcut."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.skip is None else self.skip(x)
+        out = self.conv1(F.leaky_relu(x, _SLOPE))
+        return identity + self.conv2(F.leaky_relu(out, _SLOPE))
+
+
+class Stem(nn.Module):
+    """An image [B, 3, H, W] -> features [B, C, H, W] at full resolution: one 3x3 convolution (the
+    U-Net does the rest). ``inverted`` reads (1 - x) * 4, as PoseEncoder does for pose images."""
+
+    GAIN = 4.0
+
+    def __init__(self, in_ch: int, out_ch: int, inverted: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.inverted = inverted
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv((1 - x) * self.GAIN if self.inverted else x)
+
+
+class UNetFusion(nn.Module):
+    """cat(features) [B, in_ch, H, W] -> [B, width, H, W] through a U-Net of ``levels`` halvings.
+
+    Widths per level: width, 2 width, 4 width, 6 width (the bottom level at H/8 x W/8 for 3 levels)."""
+
+    def __init__(self, in_ch: int, width: int, levels: int = 3) -> None:
+        super().__init__()
+        mult = [1, 2, 4, 6, 8, 8][: levels + 1]
+        ch = [width * m for m in mult]
+        self.levels = levels
+        self.inp = nn.Conv2d(in_ch, ch[0], 3, padding=1)
+        self.enc = nn.ModuleList(PreActBlock(c, c) for c in ch)
+        self.down = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1) for i in range(levels))
+        self.mid = PreActBlock(ch[-1], ch[-1])
+        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 4, stride=2, padding=1) for i in range(levels))
+        self.dec = nn.ModuleList(PreActBlock(2 * ch[i], ch[i]) for i in range(levels))
+
+    def forward(self, *features: torch.Tensor) -> torch.Tensor:
+        h = self.inp(torch.cat(features, dim=1))
+        skips = []
+        for i in range(self.levels):
+            h = self.enc[i](h)
+            skips.append(h)
+            h = self.down[i](h)
+        h = self.mid(self.enc[self.levels](h))
+        for i in reversed(range(self.levels)):
+            h = self.dec[i](torch.cat([self.up[i](h), skips[i]], dim=1))
+        return h
+
+
+class Head(nn.Module):
+    """Decoder features [B, C, H, W] -> logits [B, out, H, W]; starts near zero (about a 0.5 mask
+    over 0.5 grey in the masked modes), so the first steps do not push the mask into saturation
+    (weights of std 1e-3 rather than 0, so that the first step's gradients reach the decoder)."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        nn.init.normal_(self.conv.weight, std=1e-3)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.leaky_relu(x, _SLOPE))

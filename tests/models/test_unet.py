@@ -1,0 +1,130 @@
+"""model.arch unet and model.prev_frame_cond: shapes, invariants and the config's checks."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from posecast import config as cfgmod
+from posecast.config import ConfigError
+from posecast.models import PoseCVAE
+from posecast.models.unet import Head, Stem, UNetFusion
+
+B, T, H, W = 2, 5, 16, 24
+
+
+def _model(seed: int = 0, **options) -> PoseCVAE:
+    torch.manual_seed(seed)
+    opts = dict(arch="unet", levels=3, first_frame_cond=True, output="masked_first", pose_input="inverted",
+                frame_H=H, frame_W=W)
+    opts.update(options)
+    cfg = cfgmod.override(cfgmod.preset("tiny"), **opts).validate()
+    return PoseCVAE(cfg.model).eval()
+
+
+def _data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(B, T, 3, H, W, generator=g), torch.rand(B, T, 3, H, W, generator=g)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_unet_fusion_keeps_the_size_and_halves_levels_times(levels: int) -> None:
+    net = UNetFusion(in_ch=7, width=4, levels=levels)
+    x = torch.randn(3, 5, H, W)
+    out = net(x, torch.randn(3, 2, H, W))  # inputs are concatenated on channels
+    assert out.shape == (3, 4, H, W)
+    assert sum(c.stride == (2, 2) for c in net.down) == levels
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_unet_fusion_sees_the_whole_frame() -> None:
+    # the bottom level's receptive field spans the frame: a change in one corner reaches the other
+    torch.manual_seed(0)
+    net = UNetFusion(in_ch=3, width=4, levels=3).eval()
+    x = torch.rand(1, 3, H, W)
+    y = x.clone()
+    y[..., 0, 0] += 1.0
+    with torch.no_grad():
+        diff = (net(x) - net(y)).abs()
+    assert diff[..., H - 1, W - 1].max() > 0
+
+
+def test_head_starts_near_zero_so_masked_first_starts_halfway_to_the_first_frame() -> None:
+    model = _model()
+    assert isinstance(model.generator, Head)
+    frames, poses = _data()
+    with torch.no_grad():
+        roll = model.rollout(frames[:, 0], poses, z_mode="zero")
+    # logits near zero: mask 0.5 over RGB 0.5
+    torch.testing.assert_close(roll[:, 1:], (0.25 + 0.5 * frames[:, :1]).expand(-1, T - 1, -1, -1, -1),
+                               atol=0.02, rtol=0)
+
+
+def test_stem_inverted_reads_one_minus_pose() -> None:
+    torch.manual_seed(0)
+    stem, inv = Stem(3, 4), Stem(3, 4, inverted=True)
+    inv.load_state_dict(stem.state_dict())
+    x = torch.rand(2, 3, H, W)
+    torch.testing.assert_close(inv(x), stem((1 - x) * Stem.GAIN))
+
+
+def _perturbed(model: PoseCVAE) -> PoseCVAE:
+    with torch.no_grad():  # leave the zero start, so the output depends on the inputs
+        for p in model.generator.parameters():
+            p.normal_(0, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("arch", ["unet", "posecast"])
+def test_without_the_previous_frame_the_rollout_ignores_it(arch: str) -> None:
+    model = _perturbed(_model(arch=arch, prev_frame_cond=False)) if arch == "unet" else \
+        _model(arch=arch, prev_frame_cond=False, output="direct")
+    frames, poses = _data()
+    other = torch.rand_like(frames)
+    with torch.no_grad():
+        free = model.rollout(frames[:, 0], poses, z_mode="zero")
+        fed = model.rollout(frames[:, 0], poses, z_mode="zero", teacher=other)
+        single = model.rollout(frames[:, 0], poses[:, [0, 3]], z_mode="zero")  # frame 3 alone
+    torch.testing.assert_close(fed, free)
+    torch.testing.assert_close(single[:, 1], free[:, 3], atol=1e-5, rtol=0)
+    assert _conv_in(model.fusion) == model.cfg.L_dim + model.cfg.N_dim + model.cfg.F_dim  # pose, z, first frame
+
+
+def test_with_the_previous_frame_the_rollout_reads_it() -> None:
+    model = _perturbed(_model(prev_frame_cond=True))
+    frames, poses = _data()
+    with torch.no_grad():
+        free = model.rollout(frames[:, 0], poses, z_mode="zero")
+        fed = model.rollout(frames[:, 0], poses, z_mode="zero", teacher=torch.rand_like(frames))
+    assert not torch.allclose(fed[:, 2:], free[:, 2:], atol=1e-4)
+    assert _conv_in(model.fusion) == model.cfg.F_dim + model.cfg.L_dim + model.cfg.N_dim + model.cfg.F_dim
+
+
+def _conv_in(fusion: torch.nn.Module) -> int:
+    return next(m for m in fusion.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+
+
+def test_a_closed_mask_keeps_the_first_frame_whatever_the_pose() -> None:
+    # masked_first with a closed mask (large negative mask logit) returns the first frame exactly,
+    # whatever the pose: the background the first frame shows is kept
+    model = _model(prev_frame_cond=False)
+    with torch.no_grad():
+        model.generator.conv.bias[3] = -60.0
+    frames, poses = _data()
+    with torch.no_grad():
+        roll = model.rollout(frames[:, 0], poses, z_mode="zero")
+    torch.testing.assert_close(roll, frames[:, :1].expand_as(roll), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("fields,where", [
+    (dict(arch="unet", levels=3, frame_H=20), "data.frame_H"),
+    (dict(arch="unet", down=1), "model.down"),
+    (dict(levels=0), "model.levels"),
+    (dict(prev_frame_cond=False, output="masked"), "model.output"),
+    (dict(prev_frame_cond=False, output="residual"), "model.output"),
+    (dict(prev_frame_cond=False, prior="learned"), "model.prior"),
+])
+def test_config_rejects_what_the_unet_or_a_model_without_the_previous_frame_cannot_do(fields: dict,
+                                                                                     where: str) -> None:
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+        cfgmod.override(cfgmod.preset("tiny"), **fields).validate()
