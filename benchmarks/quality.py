@@ -125,14 +125,16 @@ def main(argv: list[str] | None = None) -> dict:
     ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
                             precision=cfg.runtime.precision)
     base_p, base_s = copy_first_baseline(val, T)
-    best_state = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    best_path = out / "checkpoints" / "best.ckpt"  # absent when no validation ran within the budget
+    best_state = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else None
     res = {
         "config": name, "epochs": trainer.epoch, "train_seconds": round(train_s, 1),
         "budget": f"{args.minutes} min" if args.minutes else f"{cfg.optim.num_epoch} epochs",
         "z": cfg.inference.z_infer, "frames": T - 1,
         "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3), "ssim_mean": round(ev.mean_ssim, 4),
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),
-        "best_val_epoch": int(best_state["epoch"]), "best_val_psnr": round(float(best_state["best_psnr"]), 3),
+        "best_val_epoch": None if best_state is None else int(best_state["epoch"]),
+        "best_val_psnr": None if best_state is None else round(float(best_state["best_psnr"]), 3),
         "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg()[0],
         "cpu": perf.cpu_summary(), "isa": perf.cpu_isa(),
         "precision": perf.resolve_precision(cfg.runtime.precision),
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
     header = "| config | budget | epochs | z | mean PSNR | min PSNR | SSIM | copy-frame-0 PSNR | copy-frame-0 SSIM | best-by-val epoch (PSNR) |"
     row = (f"| {name} | {res['budget']} ({train_s / 60:.1f} min) | {res['epochs']} | {res['z']} | {res['psnr_mean']:.2f} | "
            f"{res['psnr_min']:.2f} | {res['ssim_mean']:.3f} | {res['copy_first_psnr']:.2f} | {res['copy_first_ssim']:.3f} | "
-           f"{res['best_val_epoch']} ({res['best_val_psnr']:.2f}) |")
+           + ("none (no validation ran) |" if best_state is None else f"{res['best_val_epoch']} ({res['best_val_psnr']:.2f}) |"))
     table = "\n".join([header, "|---" * (header.count("|") - 1) + "|", row])
     table += "\n\n" + ttq_table(res)
     print(table)

@@ -4,11 +4,13 @@
     python benchmarks/speed.py --json speed.json  # the same figures as JSON too
     python benchmarks/speed.py --tiny             # the tiny preset, seconds (what CI runs)
     python benchmarks/speed.py --ablation-only    # each speed option on its own (about 10 minutes)
+    python benchmarks/speed.py --presets configs/best.yaml   # a YAML recipe, with its own batch of clips
 
 The reference is the same PoseCVAE (the same weights, its submodules called directly) run the
-way the lab template runs it: fp32, NCHW, the batch of 4 clips of 16 frames advancing one time
-step at a time with every module called at every step (frame encoder on the previous and on the
-current frame, pose encoder, posterior, reparameterisation, fusion, generator), the per-step
+way the lab template runs it: fp32, NCHW, the batch of 4 clips of 16 frames (a YAML recipe: its
+data.batch_size clips of data.train_vi_len frames) advancing one time step at a time with every
+module called at every step (frame encoder on the previous frame, unless the model reads none, and
+on the current frame, pose encoder, posterior, reparameterisation, fusion, generator), the per-step
 losses summed and one backward at the end; its rollout is one sequence frame by frame under
 torch.no_grad with the pose encoded at each step. posecast's path is the project's own code:
 ``posecast.training.step.train_step`` (the Trainer's step), and ``inference.rollout.predict`` for
@@ -23,7 +25,8 @@ tensors (with a fixed count for grouped convolutions' backward). The GEMM peak o
 is measured in the same run, before each preset and at the end, the best kept: the best of
 torch.mm, a 1x1 convolution and a 3x3 convolution. The training step's and the rollout's memory
 are measured in fresh processes: peak RSS (VmHWM), and for the rollout the RSS at three steps,
-so that its growth beyond the output frames shows. The table goes to stdout and to ``--out``
+so that its growth beyond the output frames shows (a model that reads no previous frame decodes
+64 steps at once: the RSS is then read at the first chunk boundary past each step). The table goes to stdout and to ``--out``
 (default benchmarks/results/speed.md).
 """
 from __future__ import annotations
@@ -66,6 +69,15 @@ def load_config(name: str) -> cfgmod.Config:
     return cfgmod.load(name) if name.endswith((".yaml", ".yml")) else cfgmod.preset(name)
 
 
+def recipe_batch(name: str, args: argparse.Namespace) -> tuple[int, int]:
+    """Clips x frames of a training step: a YAML recipe's own (data.batch_size, data.train_vi_len),
+    else --train-b x --train-t."""
+    if name.endswith((".yaml", ".yml")):
+        data = load_config(name).data
+        return data.batch_size, data.train_vi_len
+    return args.train_b, args.train_t
+
+
 def make_clips(cfg: cfgmod.Config, B: int, T: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames and poses [B, T, 3, H, W] (random: speed does not depend on the pixels)."""
     g = torch.Generator().manual_seed(seed)
@@ -80,6 +92,11 @@ def build_model(cfg: cfgmod.Config, seed: int = 0) -> PoseCVAE:
 
 
 # -- the reference: the lab template's way ----------------------------------------------------
+def _reads_prev(model: PoseCVAE) -> bool:
+    """Whether a step reads the previous frame's features (not with model.prev_frame_cond false)."""
+    return model.cfg.prev_frame_cond or model.prior_net is not None
+
+
 def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, teacher_forcing: bool,
                    beta: float, cfg: cfgmod.Config, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One time step after another for the whole batch, every module called at every step.
@@ -98,7 +115,7 @@ def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, t
     for t in range(1, T):
         if teacher_forcing or t == 1:
             prev = x[:, t - 1]
-        h_prev = model.frame_encoder(prev)
+        h_prev = model.frame_encoder(prev) if _reads_prev(model) else None
         h_t = model.frame_encoder(x[:, t])
         pose_f = model.pose_encoder(p[:, t])
         post = model.posterior_net(h_t, pose_f)
@@ -132,14 +149,14 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
     first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
     frames, prev = [x0], x0
     for t in range(1, p.shape[1]):
-        h_prev = model.frame_encoder(prev)
+        h_prev = model.frame_encoder(prev) if _reads_prev(model) else None
         pose_f = model.pose_encoder(p[:, t])
         if z is not None:
             z_t = z[:, t - 1]
         else:
             pri = model.prior(h_prev, pose_f)
             if pri is None:
-                z_t = torch.randn((x0.shape[0], model.cfg.N_dim, *h_prev.shape[-2:]), generator=generator)
+                z_t = torch.randn((x0.shape[0], model.cfg.N_dim, *pose_f.shape[-2:]), generator=generator)
             else:
                 z_t = pri.mu + torch.randn(pri.mu.shape, generator=generator) * torch.exp(0.5 * pri.logvar)
         prev = model.decode(prev, h_prev, pose_f, z_t, first, x0)
@@ -334,10 +351,13 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         marks = {spec["first_read"]: "rss_first_mb", spec["short"]: "rss_short_mb", spec["T"] - 1: "rss_end_mb"}
         steps = [0]
 
-        def sample(*_):  # after the generator of step t: the RSS at step t
-            steps[0] += 1
-            if steps[0] in marks:
-                res[marks[steps[0]]] = vm_rss_mb()
+        def sample(_module, _inputs, output):  # after the generator: the RSS once the rollout passes a mark
+            before = steps[0]
+            steps[0] += output.shape[0] // spec["B"]  # one step per call, or a chunk of steps decoded at once
+            for mark, key in marks.items():
+                if before < mark <= steps[0]:
+                    res[key] = vm_rss_mb()
+                    res[key.replace("_mb", "_step")] = steps[0]  # the step it was read at
 
         hook = model.generator.register_forward_hook(sample)
         t0 = time.perf_counter()
@@ -347,7 +367,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         res["rss_mb"] = vm_hwm_mb()
         res["frames"] = spec["B"] * (spec["T"] - 1)
         # between the two reads, the only memory that must grow: the output frames written
-        res["out_growth_mb"] = spec["B"] * 3 * H * W * 4 * (spec["T"] - 1 - spec["short"]) / 2**20
+        res["out_growth_mb"] = spec["B"] * 3 * H * W * 4 * (spec["T"] - 1 - res["rss_short_step"]) / 2**20
         assert out.shape[1] == spec["T"]
     res["load1"] = load1()
     return res
@@ -365,9 +385,7 @@ def run_worker(spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[
 def bench_preset(name: str, args: argparse.Namespace, opts: perf.FastOptions, log: Callable[[str], None]) -> dict:
     cfg = cfgmod.override(load_config(name), precision=opts.precision)
     ref_cfg = cfgmod.override(load_config(name), precision="fp32")
-    B, T = args.train_b, args.train_t
-    if name.endswith((".yaml", ".yml")):  # a recipe: its own batch of clips (data.batch_size, data.train_vi_len)
-        B, T = cfg.data.batch_size, cfg.data.train_vi_len
+    B, T = recipe_batch(name, args)
     S = B * (T - 1)
     ref_model = build_model(ref_cfg)
     res: dict[str, Any] = {"preset": name, "train_batch": [B, T], "load1_start": load1()}
@@ -474,8 +492,9 @@ def ablation(presets: list[str], args: argparse.Namespace, threads: int, log: Ca
              "rollout frames/s | first rollout (s) | load |", "|---|---|---|---|---|---|---|---|"]
     for name in presets:
         for label, o, env in rows:
-            spec = {"what": "ablation", "preset": name, "precision": o["precision"], "opts": o, "B": args.train_b,
-                    "T": args.train_t, "roll_b": args.roll_seqs, "roll_t": 65, "reps": args.reps,
+            B, T = recipe_batch(name, args)
+            spec = {"what": "ablation", "preset": name, "precision": o["precision"], "opts": o, "B": B,
+                    "T": T, "roll_b": args.roll_seqs, "roll_t": 65, "reps": args.reps,
                     **extra.get(label, {})}
             r = run_worker(spec, env)
             train = (f"{r['train_fps']:.2f} | {r['first_step_s']:.1f} | {r['minflt_per_step']:.0f} / "

@@ -91,12 +91,14 @@ def _conv_input_layouts(model: PoseCVAE) -> tuple[list[str], list]:
             bad.append(name)
 
     handles = [m.register_forward_hook(lambda mod, i, o, name=n: hook(mod, i, o, name))
-               for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+               for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     return bad, handles
 
 
 @pytest.mark.parametrize("tf", list(MASKS))
-@pytest.mark.parametrize("options", [{}, dict(first_frame_cond=True, output="masked_first", ffn_gate="sigmoid")])
+@pytest.mark.parametrize("options", [{}, dict(first_frame_cond=True, output="masked_first", ffn_gate="sigmoid"),
+                                     dict(arch="unet", levels=2, first_frame_cond=True, output="masked_first",
+                                          prev_frame_cond=False, pose_input="inverted")])
 def test_channels_last_model_keeps_every_activation_nhwc(tf: str, options: dict) -> None:
     """With channels_last weights, the forward and the rollout convert their NCHW inputs once and
     every convolution then reads NHWC: no reorder per layer (the clip's time slices, the

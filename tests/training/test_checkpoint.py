@@ -156,6 +156,17 @@ def test_lab_layout_checkpoint_is_mapped(tmp_path: Path) -> None:
     assert torch.equal(predict(model, first, poses, seed=0), predict(loaded, first, poses, seed=0))
 
 
+def test_a_lab_checkpoint_does_not_fit_a_unet_config(tmp_path: Path) -> None:
+    """The lab's modules have no counterpart for the U-Net's layers: a clear CheckpointError."""
+    torch.manual_seed(0)
+    model = PoseCVAE(tiny_config().model)
+    lab_sd = {posecast_key_to_lab(k): v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": lab_sd, "optimizer": {}, "lr": 1e-3, "tfr": 0.5, "last_epoch": 12}, tmp_path / "lab.ckpt")
+    unet = tiny_config(arch="unet", levels=2)
+    with pytest.raises(CheckpointError, match="frame_transformation"):
+        load_model(tmp_path / "lab.ckpt", cfg=unet)
+
+
 def test_load_model_puts_the_model_in_its_configs_layout(tmp_path: Path) -> None:
     """A config trained channels_last rolls out channels_last after loading (the fast layout),
     with the same predictions as the NCHW model in fp32; layout=False keeps NCHW."""

@@ -46,3 +46,30 @@ def test_config_from_the_checkpoint_when_config_yaml_is_empty(trained_run, tmp_p
     assert state.config == tiny_config(num_epoch=3) and state.data == "/some/data"
     assert len(said) == 1 and "missing or unreadable" in said[0]
     assert not stale.exists()
+
+
+def test_a_cosine_run_resumes_to_its_new_end_and_keeps_its_schedule(trained_run, synth_root: Path,
+                                                                      tmp_path: Path) -> None:
+    import torch
+
+    from posecast.training.trainer import Trainer
+
+    state = torch.load(trained_run[1] / "checkpoints" / "last.ckpt", weights_only=True)  # a multistep run
+    cosine = Trainer(tiny_config(lr_schedule="cosine", num_epoch=4), synth_root, tmp_path / "c", progress=False)
+    with pytest.raises(ConfigError, match="optim.lr_schedule: the run was trained with multistep"):
+        cosine.load_state(state)
+    # a cosine run after 2 of 4 epochs, resumed with num_epoch 8: the rate reaches 0 at epoch 8, not 4
+    cosine.scheduler.step()
+    cosine.scheduler.step()
+    saved = {**state, "config": cosine.cfg.to_dict(), "optimizer": cosine.optimizer.state_dict(),
+             "scheduler": cosine.scheduler.state_dict(), "model": cosine.model.state_dict()}
+    longer = Trainer(tiny_config(lr_schedule="cosine", num_epoch=8), synth_root, tmp_path / "l", progress=False)
+    longer.load_state(saved)
+    rates = []
+    for _ in range(6):
+        rates.append(longer.optimizer.param_groups[0]["lr"])
+        longer.optimizer.step()
+        longer.scheduler.step()
+    assert rates[0] == pytest.approx(0.5e-3)  # where the 4-epoch curve was after 2 epochs
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:]))  # falling, not yet 0 at epoch 4
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # 0 at epoch 8

@@ -138,7 +138,11 @@ def map_lab_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[st
     for key, value in ours.items():
         if key not in out and key.partition(".")[0] in to_lab:
             module = to_lab[key.partition(".")[0]]
-            if not any(p.startswith(posecast_key_to_lab(key) + " ") for p in problems[module]):
+            try:
+                lab_name = posecast_key_to_lab(key)
+            except KeyError:  # a layer that no lab module has (model.arch unet's stems and U-Net)
+                lab_name = key
+            if not any(p.startswith(lab_name + " ") for p in problems[module]):
                 problems[module].append(f"posecast's {key} {tuple(value.shape)} is not in the checkpoint")
     other = sorted(set(ours) - set(out) - {k for k in ours if k.partition(".")[0] in to_lab})
     if not problems and not other:

@@ -76,7 +76,8 @@ class PoseCVAE(nn.Module):
     ``forward`` encodes every ground-truth frame and pose of a clip in one batched call, and
     runs the fusion decoder and generator over all teacher-forced steps at once; only the
     steps that feed back their own prediction run one after another. ``rollout`` advances all
-    sequences of a batch together, one frame at a time.
+    sequences of a batch together, one frame at a time (a model that reads no previous frame:
+    a chunk of frames at a time).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -179,11 +180,13 @@ class PoseCVAE(nn.Module):
         prior_lv: list[torch.Tensor | None] = [None] * S
         if tf_idx:  # every teacher-forced step at once: prev = ground truth x_{s}
             k = len(tf_idx)
-            prev_f = _bt(_steps(feats, tf_idx))
+            reads_prev = self.cfg.prev_frame_cond or self.prior_net is not None
+            prev_f = _bt(_steps(feats, tf_idx)) if reads_prev else None
             pose_k = _bt(_steps(pose_feat, tf_idx))
             first_k = None if first is None else _bt(first[:, None].expand(B, k, *first.shape[1:]))
             x0_k = _bt(x0[:, None].expand(B, k, *x0.shape[1:]))
-            out = self.decode(_bt(_steps(frames, tf_idx)), prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k)
+            prev_x = _bt(_steps(frames, tf_idx)) if self.cfg.prev_frame_cond else x0_k  # (an output mode's base)
+            out = self.decode(prev_x, prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k)
             out = out.unflatten(0, (B, k))
             pri = self.prior(prev_f, pose_k)
             if not fed_idx:  # every step teacher-forced: no per-step split and stack
@@ -241,6 +244,8 @@ class PoseCVAE(nn.Module):
         prev = first_frame
         first = self.frame_encoder(first_frame) if self.cfg.first_frame_cond else None
         N = self.cfg.N_dim
+        if not (self.cfg.prev_frame_cond or self.prior_net is not None):  # no step reads the one before
+            return self._rollout_independent(out, first_frame, first, poses, z_mode, z, generator, pose_chunk)
         pose_feat = None
         for t in range(1, T):
             c = (t - 1) % pose_chunk
@@ -249,8 +254,7 @@ class PoseCVAE(nn.Module):
                 chunk = to_channels_last(poses[:, t:end]) if cl else poses[:, t:end]
                 pose_feat = self.pose_encoder(_bt(chunk)).unflatten(0, (B, end - t))
             p = pose_feat[:, c]
-            reads_prev = self.cfg.prev_frame_cond or self.prior_net is not None
-            prev_f = self.frame_encoder(prev) if reads_prev else None
+            prev_f = self.frame_encoder(prev)
             if z is not None:
                 z_t = to_channels_last(z[:, t - 1]) if cl else z[:, t - 1]
             else:
@@ -258,6 +262,31 @@ class PoseCVAE(nn.Module):
             frame = self.decode(prev, prev_f, p, z_t, first, first_frame)
             out[:, t] = frame
             prev = teacher[:, t] if teacher is not None else frame
+        return out
+
+    def _rollout_independent(self, out: torch.Tensor, first_frame: torch.Tensor, first: torch.Tensor | None,
+                             poses: torch.Tensor, z_mode: str, z: torch.Tensor | None,
+                             generator: torch.Generator | None, chunk: int) -> torch.Tensor:
+        """``rollout`` of a model that reads no previous frame (model.prev_frame_cond false, the
+        standard prior): a step depends on its pose, z and the first frame only, so ``chunk`` steps
+        are decoded in one batched call. The frames, and the z drawn from ``generator`` (one step
+        after another), are those of a rollout one step at a time; a teacher changes nothing."""
+        B, T = poses.shape[:2]
+        cl, N = self.channels_last, self.cfg.N_dim
+        for t in range(1, T, chunk):
+            end = min(T, t + chunk)
+            k = end - t
+            steps = poses[:, t:end]
+            pose_f = self.pose_encoder(_bt(to_channels_last(steps) if cl else steps))  # [B*k, L, h, w]
+            if z is not None:
+                z_k = _bt(to_channels_last(z[:, t - 1:end - 1]) if cl else z[:, t - 1:end - 1])
+            else:
+                per_step = pose_f.unflatten(0, (B, k))
+                zs = torch.stack([_draw_z(None, per_step[:, j], N, z_mode, generator, False) for j in range(k)], 1)
+                z_k = _bt(to_channels_last(zs) if cl else zs)  # the same numbers, laid out like the features
+            first_k = None if first is None else _bt(first[:, None].expand(B, k, *first.shape[1:]))
+            x0_k = _bt(first_frame[:, None].expand(B, k, *first_frame.shape[1:]))
+            out[:, t:end] = self.decode(x0_k, None, pose_f, z_k, first_k, x0_k).unflatten(0, (B, k))
         return out
 
 

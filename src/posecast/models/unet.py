@@ -50,7 +50,8 @@ class Stem(nn.Module):
 class UNetFusion(nn.Module):
     """cat(features) [B, in_ch, H, W] -> [B, width, H, W] through a U-Net of ``levels`` halvings.
 
-    Widths per level: width, 2 width, 4 width, 6 width (the bottom level at H/8 x W/8 for 3 levels)."""
+    Widths per level: width, 2 width, 4 width, 6 width, then 8 width (the bottom level at H/8 x W/8
+    for 3 levels)."""
 
     def __init__(self, in_ch: int, width: int, levels: int = 3) -> None:
         super().__init__()

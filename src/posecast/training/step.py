@@ -54,6 +54,7 @@ def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: Scheduler, old_lr: fl
     if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
         # its chained update scales with the current rate (eta_min 0): new base rates suffice
         scheduler.base_lrs = [new_lr for _ in scheduler.base_lrs]
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr reports
         return scheduler
     # a new scheduler takes its base rates from initial_lr and its last rate from the groups;
     # built without milestones, its first step keeps the rate (a milestone 0 would decay it again)

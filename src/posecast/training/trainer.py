@@ -67,8 +67,14 @@ class Trainer:
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        saved_optim = cfgmod.from_dict(state["config"]).optim
+        if saved_optim.lr_schedule != self.cfg.optim.lr_schedule:
+            raise cfgmod.ConfigError(f"optim.lr_schedule: the run was trained with {saved_optim.lr_schedule}; resume it "
+                                     f"with the same schedule (not {self.cfg.optim.lr_schedule})")
         self.scheduler.load_state_dict(state["scheduler"])
-        saved_lr = cfgmod.from_dict(state["config"]).optim.lr
+        if self.cfg.optim.lr_schedule == "cosine":  # `--resume RUN --num_epoch N`: the rest of the curve ends at N
+            self.scheduler.T_max = self.cfg.optim.num_epoch
+        saved_lr = saved_optim.lr
         if self.cfg.optim.lr != saved_lr:  # `--resume RUN --lr X`: X replaces the saved rate
             self.scheduler = rebase_lr(self.optimizer, self.scheduler, saved_lr, self.cfg.optim.lr)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
