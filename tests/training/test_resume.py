@@ -59,8 +59,9 @@ def test_a_cosine_run_resumes_to_its_new_end_and_keeps_its_schedule(trained_run,
     with pytest.raises(ConfigError, match="optim.lr_schedule: the run was trained with multistep"):
         cosine.load_state(state)
     # a cosine run after 2 of 4 epochs, resumed with num_epoch 8: the rate reaches 0 at epoch 8, not 4
-    cosine.scheduler.step()
-    cosine.scheduler.step()
+    for _ in range(2):
+        cosine.optimizer.step()
+        cosine.scheduler.step()
     saved = {**state, "config": cosine.cfg.to_dict(), "optimizer": cosine.optimizer.state_dict(),
              "scheduler": cosine.scheduler.state_dict(), "model": cosine.model.state_dict()}
     longer = Trainer(tiny_config(lr_schedule="cosine", num_epoch=8), synth_root, tmp_path / "l", progress=False)
