@@ -39,6 +39,11 @@ class DataConfig:
     # cannot teach copying the previous frame); mixed: each clip one or the other (p = 1/2)
     clip_order: Literal["consecutive", "random", "mixed"] = "consecutive"
     anchor_range: int = 0
+    # augmentation of training samples (clip, poses and anchor moved alike, so what the model must
+    # copy from the first frame stays where it is): a horizontal shift of up to shift_x pixels
+    # (edges repeated) and, with flip, a mirror image half of the time
+    shift_x: int = 0
+    flip: bool = False
     partial: float = 1.0
     fast_train: bool = False
     fast_partial: float = 0.4
@@ -155,7 +160,7 @@ LEGACY_TRAIN_GROUPS = ("optim", "schedule", "runtime", "inference")
 REMOVED_FIELDS = {"data": ("max_val_sequences",)}
 # fields added after configs and checkpoints were written: a config that lacks one ran with this
 # value (its default, the behaviour from before the field), so config_diff compares it as such
-ADDED_FIELDS = {"model.levels": 3, "model.prev_frame_cond": True, "optim.lr_schedule": "multistep"}
+ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "model.levels": 3, "model.prev_frame_cond": True, "optim.lr_schedule": "multistep"}
 
 
 @dataclass(frozen=True)
@@ -468,6 +473,7 @@ def validate(cfg: Config) -> None:
     _check(d.anchor_range == 0 or d.clip_order == "consecutive", "data.anchor_range",
            f"is measured from a clip's start, which random or mixed clip orders do not keep (use 0 with "
            f"data.clip_order {d.clip_order})")
+    _check(0 <= d.shift_x < d.frame_W, "data.shift_x", f"pixels in [0, data.frame_W), got {d.shift_x}")
     _check(r.threads is None or r.threads == "auto" or (isinstance(r.threads, int) and r.threads >= 1),
            "runtime.threads", f"a number >= 1, auto or null, got {r.threads!r}")
     _check(r.max_time is None or r.max_time > 0, "runtime.max_time", "must be > 0 or null")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from posecast.data.lab import DataError, load_split
-from posecast.data.sampling import ClipSampler, clip_starts, gather_clips, rank_share, tf_mask_for
+from posecast.data.sampling import Batch, ClipSampler, augment, clip_starts, gather_clips, rank_share, tf_mask_for
 from posecast_testing import tiny_config
 
 
@@ -100,3 +100,45 @@ def test_clip_order_draws_frames_with_their_own_poses(synth_root: Path, order: s
         assert consecutive > 0
     plain, _ = gather_clips(seq, starts, T, order)  # validation: no generator, always consecutive
     assert torch.equal(plain, seq.frames[starts[:, None] + torch.arange(frames.shape[1])])
+
+
+def _moves(src: torch.Tensor, dst: torch.Tensor, shift_x: int) -> list[tuple[int, bool]]:
+    """The (dx, mirror) that turn src into dst: shifted right by dx, the edge column repeated."""
+    W = src.shape[-1]
+    found = []
+    for dx in range(-shift_x, shift_x + 1):
+        cols = (torch.arange(W) - dx).clamp(0, W - 1)
+        for mirror in (False, True):
+            if torch.equal(dst, src[..., cols.flip(0) if mirror else cols]):
+                found.append((dx, mirror))
+    return found
+
+
+def test_augment_moves_clip_poses_and_anchor_alike() -> None:
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (64, 3, 3, 4, 10), dtype=torch.uint8, generator=g)
+    batch = Batch(frames, frames.clone(), frames[:, 1].clone())
+    out = augment(batch, 3, True, torch.Generator().manual_seed(1))
+    assert out.frames.shape == frames.shape and out.frames.dtype == torch.uint8
+    assert torch.equal(out.frames, out.poses) and torch.equal(out.anchor, out.frames[:, 1])  # one move per sample
+    moves = [_moves(frames[b], out.frames[b], 3) for b in range(len(frames))]
+    assert all(len(m) == 1 for m in moves), moves  # exactly one shift within the range, maybe mirrored
+    assert len({m[0][0] for m in moves}) >= 5 and 16 < sum(m[0][1] for m in moves) < 48  # random, ~half mirrored
+    plain = augment(Batch(frames, frames, None), 0, False, torch.Generator().manual_seed(1))
+    assert torch.equal(plain.frames, frames) and plain.anchor is None  # nothing to do: unchanged
+    again = augment(batch, 3, True, torch.Generator().manual_seed(1))
+    assert torch.equal(again.frames, out.frames)  # seeded
+
+
+def test_the_sampler_augments_only_when_asked(synth_root: Path) -> None:
+    seq = load_split(synth_root, "train")
+    plain = list(_sampler(seq, anchor="random", first_frame_cond=True).epoch(1))
+    moved = list(_sampler(seq, anchor="random", first_frame_cond=True, shift_x=4, flip=True).epoch(1))
+    assert [len(b) for b in plain] == [len(b) for b in moved]
+    assert any(not torch.equal(a.frames, b.frames) for a, b in zip(plain, moved))
+    for a, b in zip(plain, moved):  # the same clips and anchors, each sample moved as a whole
+        for i in range(len(a)):
+            assert _moves(torch.cat([a.frames[i], a.poses[i], a.anchor[i, None]]),
+                          torch.cat([b.frames[i], b.poses[i], b.anchor[i, None]]), 4)
+    again = list(_sampler(seq, anchor="random", first_frame_cond=True, shift_x=4, flip=True).epoch(1))
+    assert all(torch.equal(a.frames, b.frames) for a, b in zip(moved, again))  # seeded by (seed, epoch)

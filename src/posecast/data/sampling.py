@@ -17,7 +17,7 @@ from .lab import DataError, VideoSequence
 
 # salts of the per-epoch streams (see epoch_seed): the trainer seeds the model's noise with
 # NOISE_SALT + 1000 * rank and the teacher-forcing coins with COIN_SALT
-ORDER_SALT, NOISE_SALT, COIN_SALT, ANCHOR_SALT, CLIP_SALT = 1, 2, 3, 4, 5
+ORDER_SALT, NOISE_SALT, COIN_SALT, ANCHOR_SALT, CLIP_SALT, AUGMENT_SALT = 1, 2, 3, 4, 5, 6
 
 
 def epoch_seed(seed: int, epoch: int, salt: int) -> int:
@@ -99,6 +99,26 @@ def draw_anchors(seq: VideoSequence, starts: torch.Tensor, anchor_range: int, ge
     return seq.frames[idx]
 
 
+def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator) -> Batch:
+    """Each sample of the batch (its frames, poses and anchor alike) shifted right by a random
+    dx in [-shift_x, shift_x] pixels, the edge column repeated into the gap, then mirrored left to
+    right with probability 1/2 when ``flip``. A missing anchor stays missing: it is the clip's
+    frame 0, moved with the clip."""
+    B, W = len(batch), batch.frames.shape[-1]
+    dx = torch.randint(-shift_x, shift_x + 1, (B,), generator=gen)
+    mirror = torch.rand(B, generator=gen) < 0.5 if flip else torch.zeros(B, dtype=torch.bool)
+    cols = (torch.arange(W)[None, :] - dx[:, None]).clamp(0, W - 1)  # [B, W] source column per column
+    cols = torch.where(mirror[:, None], cols.flip(1), cols)
+
+    def move(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None:
+            return None
+        idx = cols.view(B, *([1] * (x.dim() - 2)), W).expand(x.shape)
+        return x.gather(-1, idx)
+
+    return Batch(move(batch.frames), move(batch.poses), move(batch.anchor))
+
+
 def rank_share(batches: list[torch.Tensor], rank: int, world: int) -> list[torch.Tensor]:
     """This DDP rank's part of each global batch (batches smaller than the world are dropped)."""
     if world == 1:
@@ -136,6 +156,8 @@ class ClipSampler:
     clip_order: str = "consecutive"
     anchor: str = "clip"  # clip: the clip's first frame; random: see draw_anchors
     anchor_range: int = 0
+    shift_x: int = 0  # augmentation: see augment
+    flip: bool = False
     rank: int = 0
     world: int = 1
 
@@ -146,7 +168,7 @@ class ClipSampler:
         clip_starts(len(seq), data.train_vi_len, data.clip_stride, where=where)
         return cls(seq, data.train_vi_len, data.batch_size, seed, data.clip_stride, data.partial,
                    data.fast_partial, data.fast_train_epoch if data.fast_train else 0, data.clip_order,
-                   data.anchor, data.anchor_range, rank, world)
+                   data.anchor, data.anchor_range, data.shift_x, data.flip, rank, world)
 
     def starts(self, epoch: int) -> list[int]:
         """Start indices of the clips of this epoch, in time order."""
@@ -168,7 +190,9 @@ class ClipSampler:
         # per rank, like the model's noise: DDP ranks must not draw the same random clips and anchors
         anchor_gen = _generator(self.seed, epoch, ANCHOR_SALT + 1000 * self.rank)
         clip_gen = _generator(self.seed, epoch, CLIP_SALT + 1000 * self.rank)
+        aug_gen = _generator(self.seed, epoch, AUGMENT_SALT + 1000 * self.rank)
         for starts in self.batches(epoch):
             frames, poses = gather_clips(self.seq, starts, self.clip_len, self.clip_order, clip_gen)
             anchor = None if self.anchor == "clip" else draw_anchors(self.seq, starts, self.anchor_range, anchor_gen)
-            yield Batch(frames, poses, anchor)
+            batch = Batch(frames, poses, anchor)
+            yield augment(batch, self.shift_x, self.flip, aug_gen) if self.shift_x or self.flip else batch
