@@ -6,7 +6,7 @@ import torch
 
 from posecast import config as cfgmod
 from posecast.config import ConfigError
-from posecast.models import PoseCVAE
+from posecast.models import PoseCVAE, cvae
 from posecast.models.unet import Head, Stem, UNetFusion
 
 B, T, H, W = 2, 5, 16, 24
@@ -131,7 +131,7 @@ def test_config_rejects_what_the_unet_or_a_model_without_the_previous_frame_cann
 
 
 @pytest.mark.parametrize("z_mode", ["zero", "prior"])
-def test_the_batched_rollout_without_the_previous_frame_equals_one_step_at_a_time(z_mode: str) -> None:
+def test_the_batched_rollout_without_the_previous_frame_equals_one_step_at_a_time(z_mode: str, monkeypatch) -> None:
     # pose_chunk 1 decodes one step per call; 3 decodes three at once (and a last chunk of one)
     model = _perturbed(_model(prev_frame_cond=False))
     frames, poses = _data()
@@ -139,6 +139,19 @@ def test_the_batched_rollout_without_the_previous_frame_equals_one_step_at_a_tim
         one = model.rollout(frames[:, 0], poses, z_mode=z_mode, generator=torch.Generator().manual_seed(3), pose_chunk=1)
         many = model.rollout(frames[:, 0], poses, z_mode=z_mode, generator=torch.Generator().manual_seed(3), pose_chunk=3)
     torch.testing.assert_close(many, one, atol=1e-5, rtol=0)
+    # many sequences: fewer steps per call, the same frames
+    calls = []
+    hook = model.generator.register_forward_hook(lambda mod, args, res: calls.append(len(res)))
+    try:
+        with torch.no_grad():
+            monkeypatch.setattr(cvae, "ROLLOUT_PIXELS_PER_CALL", 5 * frames.shape[-2] * frames.shape[-1])
+            capped = model.rollout(frames[:, 0], poses, z_mode=z_mode, generator=torch.Generator().manual_seed(3),
+                                   pose_chunk=3)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(capped, one, atol=1e-5, rtol=0)
+    B, T = poses.shape[:2]
+    assert max(calls) <= 5 and sum(calls) == B * (T - 1), calls  # at most 5 frames per decode
     if z_mode == "prior":  # the draws matter: another seed gives other frames
         with torch.no_grad():
             other = model.rollout(frames[:, 0], poses, z_mode=z_mode, generator=torch.Generator().manual_seed(4))

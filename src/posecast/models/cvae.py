@@ -61,6 +61,12 @@ def _steps(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     return x[:, idx]
 
 
+# the most pixels (sequences x steps x H x W) one batched decode of a model without the previous
+# frame takes: 320 frames of 64 x 32 (5 sequences x 64 steps, what the rollout speed was measured
+# at), so that many sequences or large frames do not grow the peak memory of a rollout
+ROLLOUT_PIXELS_PER_CALL = 320 * 64 * 32
+
+
 def _teacher_forced(tf_mask: torch.Tensor | None, steps: int) -> list[int]:
     """The steps that take the ground truth as their previous frame (step 0 always does)."""
     if tf_mask is None:
@@ -269,10 +275,12 @@ class PoseCVAE(nn.Module):
                              generator: torch.Generator | None, chunk: int) -> torch.Tensor:
         """``rollout`` of a model that reads no previous frame (model.prev_frame_cond false, the
         standard prior): a step depends on its pose, z and the first frame only, so ``chunk`` steps
-        are decoded in one batched call. The frames, and the z drawn from ``generator`` (one step
-        after another), are those of a rollout one step at a time; a teacher changes nothing."""
+        are decoded in one batched call (fewer where B x chunk frames would pass
+        ROLLOUT_PIXELS_PER_CALL). The frames, and the z drawn from ``generator`` (one step after
+        another), are those of a rollout one step at a time; a teacher changes nothing."""
         B, T = poses.shape[:2]
         cl, N = self.channels_last, self.cfg.N_dim
+        chunk = max(1, min(chunk, ROLLOUT_PIXELS_PER_CALL // (B * poses.shape[-2] * poses.shape[-1])))
         for t in range(1, T, chunk):
             end = min(T, t + chunk)
             k = end - t
