@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("--jobs must be at least 1")
+    try:  # the config and the data folder, checked before any run starts (one line, not a traceback)
+        quality.prepare(argparse.Namespace(config=args.config, set=[], minutes=None, epochs=args.epochs, seed=None,
+                                           val_len=630, data=args.data))
+    except (ValueError, OSError) as exc:
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     picked = [(k, v) for k, v in enumerate(VARIANTS) if not args.only or k in args.only]
     tasks = [(k, seed) for k, _ in picked for seed in args.seeds]
     threads = 1 if args.jobs > 1 else None

@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--radius", type=int, default=5)
     args = ap.parse_args(argv)
-    model, cfg = load_model(args.checkpoint)
-    val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
+    try:  # a missing or wrong checkpoint or data folder: one line, not a traceback
+        model, cfg = load_model(args.checkpoint)
+        val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
+    except (ValueError, OSError) as exc:  # CheckpointError, DataError and ConfigError are ValueErrors
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     truth, poses = to_float(val.frames), to_float(val.poses)
     with torch.inference_mode():
         pred = model.rollout(truth[:1], poses[None], z_mode=cfg.inference.z_infer,

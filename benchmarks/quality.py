@@ -23,7 +23,7 @@ from posecast.analysis.baselines import median_frame
 from posecast.analysis.metrics import psnr, ssim
 from posecast.analysis.plots import plot_psnr_per_frame
 from posecast.analysis.video import side_by_side, write_gif
-from posecast.data.lab import load_split
+from posecast.data.lab import DataError, VideoSequence, load_split
 from posecast.inference.load import load_model
 from posecast.inference.rollout import evaluate_sequences
 from posecast.perf import to_float
@@ -78,6 +78,30 @@ def ttq_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def prepare(args: argparse.Namespace) -> tuple[cfgmod.Config, VideoSequence]:
+    """The benchmark's config (--config, --set and the budget flags) and the val sequence; fails
+    with ConfigError, DataError, another ValueError or OSError before any training."""
+    import yaml
+
+    cfg = cfgmod.load(args.config) if args.config.endswith((".yaml", ".yml")) else cfgmod.preset(args.config)
+    sets = [s.split("=", 1) for s in args.set]
+    bad = [s for s, kv in zip(args.set, sets) if len(kv) != 2]
+    if bad:
+        raise ValueError(f"--set takes FIELD=VALUE, got {bad[0]!r}")
+    over = {k: yaml.safe_load(v) for k, v in sets}
+    if args.minutes is not None:
+        over["max_time"] = args.minutes * 60
+    if args.epochs is not None:
+        over["num_epoch"] = args.epochs
+    if args.seed is not None:
+        over["seed"] = args.seed
+    over["val_vi_len"] = args.val_len
+    over["per_save"] = 1  # a checkpoint per epoch, each with its training time: the time-to-quality curve
+    cfg = cfgmod.override(cfg, **over).validate()
+    load_split(args.data, "train", (cfg.data.frame_H, cfg.data.frame_W))  # both splits readable
+    return cfg, load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="small", help="a YAML file or a preset name")
@@ -94,20 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
                     help="training minutes at which the time-to-quality table scores the run (comma-separated)")
     args = ap.parse_args(argv)
 
-    import yaml
-
-    cfg = cfgmod.load(args.config) if args.config.endswith((".yaml", ".yml")) else cfgmod.preset(args.config)
+    try:  # a wrong config, set or data folder: one line, not a traceback
+        cfg, val = prepare(args)
+    except (ValueError, OSError) as exc:  # ConfigError and DataError are ValueErrors
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     name = Path(args.config).stem
-    over = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-    if args.minutes is not None:
-        over["max_time"] = args.minutes * 60
-    if args.epochs is not None:
-        over["num_epoch"] = args.epochs
-    if args.seed is not None:
-        over["seed"] = args.seed
-    over["val_vi_len"] = args.val_len
-    over["per_save"] = 1  # a checkpoint per epoch, each with its training time: the time-to-quality curve
-    cfg = cfgmod.override(cfg, **over).validate()
     if args.set:
         name += "+" + ",".join(args.set)
     out = Path(args.out) if args.out else Path(args.results) / "quality_runs" / name.replace("/", "_")
@@ -119,7 +134,6 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.fit()
     train_s = time.perf_counter() - t0
 
-    val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
     T = min(args.val_len, len(val))
     model, _ = load_model(out / "checkpoints" / "last.ckpt")
     ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,

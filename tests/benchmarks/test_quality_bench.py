@@ -104,3 +104,22 @@ def test_error_regions_put_the_error_where_it_is() -> None:
     assert error_regions.error_regions(pred2, truth, poses, radius=2)["error_share"]["first"] == 1.0
     masks = error_regions.skeleton_regions(poses, 2)
     assert masks[0, 0, 8, 18:23].eq(1).all() and masks[0, 0, 8, 17] == 0 and masks[0, 0, 8, 23] == 0
+
+
+@pytest.mark.parametrize("name,argv,says", [
+    ("quality", ["--data", "{tmp}/none"], "dataset folder not found"),
+    ("quality", ["--config", "{tmp}/none.yaml"], "config file not found"),
+    ("quality", ["--set", "no_such_field=1"], "unknown config field"),
+    ("quality", ["--set", "lr"], "--set takes FIELD=VALUE"),
+    ("ablation", ["--data", "{tmp}/none"], "dataset folder not found"),
+    ("error_regions", ["--checkpoint", "{tmp}/none.ckpt"], "checkpoint not found"),
+])
+def test_benchmarks_stop_with_one_line_on_bad_input(tmp_path: Path, capsys, name: str, argv: list[str],
+                                                    says: str) -> None:
+    with pytest.raises(SystemExit) as info:  # before any training
+        load_benchmark(name).main([a.format(tmp=tmp_path) for a in argv] + ["--results", str(tmp_path)]
+                                  if name != "error_regions" else [a.format(tmp=tmp_path) for a in argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert not any(tmp_path.glob("**/*.ckpt"))
