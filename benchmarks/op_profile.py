@@ -132,7 +132,8 @@ def report(title: str, wall: float, timer: OpTimer, peak: float, top: int) -> st
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="lab")
+    ap.add_argument("--preset", default="lab", help="a preset name or a YAML recipe (configs/best.yaml: its own "
+                    "batch of clips, as benchmarks/speed.py takes it)")
     ap.add_argument("--threads", default="auto", type=threads_arg,
                     help="a number, auto or none (as benchmarks/speed.py)")
     ap.add_argument("--warm", type=int, default=4, help="warm-up steps (the heap stops growing after ~3)")
@@ -143,10 +144,11 @@ def main(argv: list[str] | None = None) -> str:
 
     precision = "bf16" if perf.bf16_supported() else "fp32"
     threads = perf.set_threads(args.threads)
-    cfg = cfgmod.override(cfgmod.preset(args.preset), precision=precision)
+    cfg = cfgmod.override(speed.load_config(args.preset), precision=precision)
+    B, T = speed.recipe_batch(args.preset, argparse.Namespace(train_b=speed.TRAIN_B, train_t=speed.TRAIN_T))
     model = perf.prepare(speed.build_model(cfg), perf.FastOptions(precision=precision, channels_last=True))
     opt = make_optimizer(model, cfg.optim)
-    frames, poses = speed.make_clips(cfg, speed.TRAIN_B, speed.TRAIN_T)
+    frames, poses = speed.make_clips(cfg, B, T)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     peak = max(speed.gemm_peak(dtype).values()) * 1e9
     load = speed.load1()
@@ -155,8 +157,8 @@ def main(argv: list[str] | None = None) -> str:
             f"(the best of benchmarks/speed.py's three, measured now)\nCPU: {perf.cpu_summary()}\n\n")
 
     wall, timer = profile(lambda: speed.fast_train_step(model, opt, frames, poses, True, cfg), args.warm)
-    n = speed.TRAIN_B * (speed.TRAIN_T - 1)
-    text = head + report(f"training step, {speed.TRAIN_B} clips x {speed.TRAIN_T - 1} predicted frames, "
+    n = B * (T - 1)
+    text = head + report(f"training step, {B} clips x {T - 1} predicted frames, "
                          f"teacher forcing on", wall, timer, peak, args.top)
     roll_first, roll_poses = speed.make_clips(cfg, speed.ROLL_SEQS, args.roll_len, seed=1)
     roll = lambda: speed.fast_rollout(model, roll_first[:, 0], roll_poses, precision)  # noqa: E731

@@ -158,6 +158,18 @@ def test_op_profile_tables(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_op_profile_takes_a_yaml_recipe_with_its_own_batch(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("preset: tiny\ndata: {batch_size: 2, train_vi_len: 3, frame_H: 16, frame_W: 24}\n"
+                      "model: {arch: unet, levels: 2, prev_frame_cond: false, output: masked_first, "
+                      "first_frame_cond: true}\n")
+    text = load_benchmark("op_profile").main(["--preset", str(recipe), "--threads", "1", "--warm", "1",
+                                              "--roll-len", "4", "--top", "3"])
+    assert "training step, 2 clips x 2 predicted frames" in text and "rollout, " in text
+    assert "| convolution |" in text
+
+
+@pytest.mark.slow
 def test_options_worker_runs_with_onednn_off(speed) -> None:
     """The options table's "oneDNN off" row: the worker honours POSECAST_BENCH_ONEDNN=0 and gives
     the same training loss as with oneDNN (the same model and batch; only the kernels differ)."""
