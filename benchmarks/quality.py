@@ -88,7 +88,10 @@ def prepare(args: argparse.Namespace) -> tuple[cfgmod.Config, VideoSequence]:
     bad = [s for s, kv in zip(args.set, sets) if len(kv) != 2]
     if bad:
         raise ValueError(f"--set takes FIELD=VALUE, got {bad[0]!r}")
-    over = {k: yaml.safe_load(v) for k, v in sets}
+    try:
+        over = {k: yaml.safe_load(v) for k, v in sets}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--set: a value is not YAML: {exc}".replace("\n", " ")) from exc
     if args.minutes is not None:
         over["max_time"] = args.minutes * 60
     if args.epochs is not None:

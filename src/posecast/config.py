@@ -473,7 +473,8 @@ def validate(cfg: Config) -> None:
     _check(d.anchor_range == 0 or d.clip_order == "consecutive", "data.anchor_range",
            f"is measured from a clip's start, which random or mixed clip orders do not keep (use 0 with "
            f"data.clip_order {d.clip_order})")
-    _check(0 <= d.shift_x < d.frame_W, "data.shift_x", f"pixels in [0, data.frame_W), got {d.shift_x}")
+    _check(0 <= d.shift_x <= d.frame_W // 2, "data.shift_x",
+           f"pixels in [0, data.frame_W / 2] (at most half the frame), got {d.shift_x}")
     _check(r.threads is None or r.threads == "auto" or (isinstance(r.threads, int) and r.threads >= 1),
            "runtime.threads", f"a number >= 1, auto or null, got {r.threads!r}")
     _check(r.max_time is None or r.max_time > 0, "runtime.max_time", "must be > 0 or null")

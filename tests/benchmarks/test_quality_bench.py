@@ -111,6 +111,7 @@ def test_error_regions_put_the_error_where_it_is() -> None:
     ("quality", ["--config", "{tmp}/none.yaml"], "config file not found"),
     ("quality", ["--set", "no_such_field=1"], "unknown config field"),
     ("quality", ["--set", "lr"], "--set takes FIELD=VALUE"),
+    ("quality", ["--set", "lr=["], "a value is not YAML"),
     ("ablation", ["--data", "{tmp}/none"], "dataset folder not found"),
     ("error_regions", ["--checkpoint", "{tmp}/none.ckpt"], "checkpoint not found"),
 ])

@@ -142,3 +142,12 @@ def test_the_sampler_augments_only_when_asked(synth_root: Path) -> None:
                           torch.cat([b.frames[i], b.poses[i], b.anchor[i, None]]), 4)
     again = list(_sampler(seq, anchor="random", first_frame_cond=True, shift_x=4, flip=True).epoch(1))
     assert all(torch.equal(a.frames, b.frames) for a, b in zip(moved, again))  # seeded by (seed, epoch)
+
+    def draws(epoch: int, rank: int) -> list:  # the moves of one rank's epoch, read against its plain clips
+        plain = tiny_config(anchor="random", first_frame_cond=True)
+        aug = tiny_config(anchor="random", first_frame_cond=True, shift_x=4, flip=True)
+        a = ClipSampler.from_config(seq, plain.data, plain.runtime.seed, rank, 2).epoch(epoch)
+        b = ClipSampler.from_config(seq, aug.data, aug.runtime.seed, rank, 2).epoch(epoch)
+        return [_moves(x.frames[i], y.frames[i], 4) for x, y in zip(a, b) for i in range(len(x))]
+
+    assert all(draws(1, 0)) and draws(1, 0) != draws(2, 0) and draws(1, 0) != draws(1, 1)  # per epoch and rank

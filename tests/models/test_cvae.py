@@ -8,7 +8,7 @@ import torch
 
 from posecast import config as cfgmod
 from posecast.inference.rollout import predict
-from posecast.models import PoseCVAE
+from posecast.models import PoseCVAE, cvae
 from posecast.data.sampling import Batch
 from posecast.training.step import loss_options, loss_step
 
@@ -112,7 +112,7 @@ def test_mixed_teacher_forcing_mask(options: dict) -> None:
         torch.testing.assert_close(forced.pred, out.pred, atol=ATOL, rtol=0)
 
 
-def test_rollout_pose_chunks_and_batch_independence() -> None:
+def test_rollout_pose_chunks_and_batch_independence(monkeypatch) -> None:
     model = _model()
     frames, poses = _data(t=7)
     z = torch.randn(B, 6, model.cfg.N_dim, H, W)
@@ -122,6 +122,17 @@ def test_rollout_pose_chunks_and_batch_independence() -> None:
         alone = model.rollout(frames[1:, 0], poses[1:], z=z[1:])
     torch.testing.assert_close(chunked, full, atol=ATOL, rtol=0)
     torch.testing.assert_close(alone, full[1:], atol=ATOL, rtol=0)
+    # many sequences or large frames: the pose encoder takes at most ROLLOUT_PIXELS_PER_CALL at once
+    calls = []
+    hook = model.pose_encoder.register_forward_hook(lambda mod, args, res: calls.append(len(res)))
+    monkeypatch.setattr(cvae, "ROLLOUT_PIXELS_PER_CALL", 5 * H * W)
+    try:
+        with torch.no_grad():
+            capped = model.rollout(frames[:, 0], poses, z=z)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(capped, full, atol=ATOL, rtol=0)
+    assert max(calls) <= 5 and sum(calls) == B * 6, calls
 
 
 @pytest.mark.parametrize("prior", ["standard", "learned"])

@@ -61,8 +61,8 @@ def _steps(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     return x[:, idx]
 
 
-# the most pixels (sequences x steps x H x W) one batched decode of a model without the previous
-# frame takes: 320 frames of 64 x 32 (5 sequences x 64 steps, what the rollout speed was measured
+# the most pixels (sequences x steps x H x W) one batched call of a rollout takes (the decode of a
+# model without the previous frame, the pose encoder's chunk of one with it): 320 frames of 64 x 32 (5 sequences x 64 steps, what the rollout speed was measured
 # at), so that many sequences or large frames do not grow the peak memory of a rollout
 ROLLOUT_PIXELS_PER_CALL = 320 * 64 * 32
 
@@ -253,6 +253,7 @@ class PoseCVAE(nn.Module):
         if not (self.cfg.prev_frame_cond or self.prior_net is not None):  # no step reads the one before
             return self._rollout_independent(out, first_frame, first, poses, z_mode, z, generator, pose_chunk)
         pose_feat = None
+        pose_chunk = max(1, min(pose_chunk, ROLLOUT_PIXELS_PER_CALL // (B * H * W)))  # bounded memory, as below
         for t in range(1, T):
             c = (t - 1) % pose_chunk
             if c == 0:  # encode the poses of the next chunk of steps in one batched call
