@@ -35,6 +35,7 @@ VARIANTS = [
     ("first frame = the clip's frame 0 in training (data.anchor: clip)", ["anchor=clip"]),
     ("raw pose images (model.pose_input: raw)", ["pose_input=raw"]),
     ("direct output, no mask over the first frame (model.output: direct)", ["output=direct"]),
+    ("no augmentation (data.shift_x: 0, data.flip: false)", ["shift_x=0", "flip=false"]),
 ]
 # evaluated on the recipe rows' checkpoints (no training): z at inference
 Z_PRIOR = "z sampled from N(0, I) at inference instead of z = 0 (the recipe rows' checkpoints)"
