@@ -160,7 +160,8 @@ LEGACY_TRAIN_GROUPS = ("optim", "schedule", "runtime", "inference")
 REMOVED_FIELDS = {"data": ("max_val_sequences",)}
 # fields added after configs and checkpoints were written: a config that lacks one ran with this
 # value (its default, the behaviour from before the field), so config_diff compares it as such
-ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "model.levels": 3, "model.prev_frame_cond": True, "optim.lr_schedule": "multistep"}
+ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "model.levels": 3, "model.prev_frame_cond": True,
+                "optim.lr_schedule": "multistep"}
 
 
 @dataclass(frozen=True)

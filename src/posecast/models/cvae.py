@@ -62,8 +62,9 @@ def _steps(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
 
 
 # the most pixels (sequences x steps x H x W) one batched call of a rollout takes (the decode of a
-# model without the previous frame, the pose encoder's chunk of one with it): 320 frames of 64 x 32 (5 sequences x 64 steps, what the rollout speed was measured
-# at), so that many sequences or large frames do not grow the peak memory of a rollout
+# model without the previous frame, the pose encoder's chunk of one with it): 320 frames of
+# 64 x 32 (5 sequences x 64 steps, what the rollout speed was measured at), so that many
+# sequences or large frames do not grow the peak memory of a rollout
 ROLLOUT_PIXELS_PER_CALL = 320 * 64 * 32
 
 
