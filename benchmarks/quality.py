@@ -78,8 +78,9 @@ def ttq_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def prepare(args: argparse.Namespace) -> tuple[cfgmod.Config, VideoSequence]:
-    """The benchmark's config (--config, --set and the budget flags) and the val sequence; fails
+def prepare(args: argparse.Namespace) -> tuple[cfgmod.Config, VideoSequence, VideoSequence]:
+    """The benchmark's config (--config, --set and the budget flags), the train and the val
+    sequence (read once, the Trainer takes them); fails
     with ConfigError, DataError, another ValueError or OSError before any training."""
     import yaml
 
@@ -101,8 +102,8 @@ def prepare(args: argparse.Namespace) -> tuple[cfgmod.Config, VideoSequence]:
     over["val_vi_len"] = args.val_len
     over["per_save"] = 1  # a checkpoint per epoch, each with its training time: the time-to-quality curve
     cfg = cfgmod.override(cfg, **over).validate()
-    load_split(args.data, "train", (cfg.data.frame_H, cfg.data.frame_W))  # both splits readable
-    return cfg, load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
+    size = (cfg.data.frame_H, cfg.data.frame_W)
+    return cfg, load_split(args.data, "train", size), load_split(args.data, "val", size)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     try:  # a wrong config, set or data folder: one line, not a traceback
-        cfg, val = prepare(args)
+        cfg, train, val = prepare(args)
     except (ValueError, OSError) as exc:  # ConfigError and DataError are ValueErrors
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
     name = Path(args.config).stem
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"{out} exists: remove it or give --out (a benchmark trains from scratch)")
 
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, args.data, out, progress=not args.quiet, log=(lambda s: None) if args.quiet else print)
+    trainer = Trainer(cfg, args.data, out, progress=not args.quiet, log=(lambda s: None) if args.quiet else print,
+                      train_seq=train, val_seqs=[val])
     trainer.fit()
     train_s = time.perf_counter() - t0
 
