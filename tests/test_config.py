@@ -88,7 +88,7 @@ def test_override_flat_and_dotted() -> None:
     ("kl_anneal_cycle", 3), ("kl_anneal_ratio", 0.0), ("kl_anneal_ratio", 1.5), ("kl_anneal_per", "batch"),
     ("kl_reduction", "sum"), ("z_infer", "mean"), ("precision", "fp16"), ("max_time", 0.0), ("val_every", 0),
     ("clip_order", "shuffled"), ("anchor", "far"), ("anchor", "random"), ("anchor_range", -1),
-    ("shift_x", -1), ("shift_x", 33), ("pose_input", "negated"), ("threads", 0),
+    ("shift_x", -1), ("shift_x", 33), ("shift_mask", True), ("pose_input", "negated"), ("threads", 0),
 ])
 def test_validation_names_the_field(field: str, value) -> None:
     with pytest.raises(ConfigError) as info:  # choices fail when read, the rest in validate()

@@ -41,9 +41,11 @@ class DataConfig:
     anchor_range: int = 0
     # augmentation of training samples (clip, poses and anchor moved alike, so what the model must
     # copy from the first frame stays where it is): a horizontal shift of up to shift_x pixels
-    # (edges repeated) and, with flip, a mirror image half of the time
+    # (edges repeated) and, with flip, a mirror image half of the time; with shift_mask the
+    # columns the shift filled in are left out of the reconstruction loss
     shift_x: int = 0
     flip: bool = False
+    shift_mask: bool = False
     partial: float = 1.0
     fast_train: bool = False
     fast_partial: float = 0.4
@@ -160,7 +162,7 @@ LEGACY_TRAIN_GROUPS = ("optim", "schedule", "runtime", "inference")
 REMOVED_FIELDS = {"data": ("max_val_sequences",)}
 # fields added after configs and checkpoints were written: a config that lacks one ran with this
 # value (its default, the behaviour from before the field), so config_diff compares it as such
-ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "model.levels": 3, "model.prev_frame_cond": True,
+ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "data.shift_mask": False, "model.levels": 3, "model.prev_frame_cond": True,
                 "optim.lr_schedule": "multistep"}
 
 
@@ -476,6 +478,8 @@ def validate(cfg: Config) -> None:
            f"data.clip_order {d.clip_order})")
     _check(0 <= d.shift_x <= d.frame_W // 2, "data.shift_x",
            f"pixels in [0, data.frame_W / 2] (at most half the frame), got {d.shift_x}")
+    _check(not d.shift_mask or d.shift_x > 0, "data.shift_mask",
+           "leaves out of the loss the columns a shift filled in: it needs data.shift_x > 0")
     _check(r.threads is None or r.threads == "auto" or (isinstance(r.threads, int) and r.threads >= 1),
            "runtime.threads", f"a number >= 1, auto or null, got {r.threads!r}")
     _check(r.max_time is None or r.max_time > 0, "runtime.max_time", "must be > 0 or null")

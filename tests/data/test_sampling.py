@@ -130,6 +130,36 @@ def test_augment_moves_clip_poses_and_anchor_alike() -> None:
     assert torch.equal(again.frames, out.frames)  # seeded
 
 
+def test_mask_fill_marks_exactly_the_columns_the_shift_filled_in() -> None:
+    """mask_fill: ``valid`` is false where a column holds the repeated edge, not a pixel of the
+    sample; the counted columns hold the sample's own pixels, moved; the draws are unchanged."""
+    g = torch.Generator().manual_seed(0)
+    W = 10
+    frames = torch.randint(0, 256, (64, 3, 3, 4, W), dtype=torch.uint8, generator=g)
+    batch = Batch(frames, frames.clone(), frames[:, 1].clone())
+    out = augment(batch, 3, True, torch.Generator().manual_seed(1), mask_fill=True)
+    assert augment(batch, 3, True, torch.Generator().manual_seed(1)).valid is None  # asked only
+    assert torch.equal(out.frames, augment(batch, 3, True, torch.Generator().manual_seed(1)).frames)
+    assert out.valid.shape == (64, W) and out.valid.dtype == torch.bool
+    filled = set()
+    for b in range(len(frames)):
+        (dx, mirror), = _moves(frames[b], out.frames[b], 3)
+        src = torch.arange(W) - dx  # shifted right by dx: column c shows the sample's column c - dx
+        inside = (src >= 0) & (src < W)
+        expected = inside.flip(0) if mirror else inside
+        assert torch.equal(out.valid[b], expected), (b, dx, mirror)
+        assert int((~out.valid[b]).sum()) == abs(dx)
+        seen = out.frames[b].flip(-1) if mirror else out.frames[b]  # undo the mirror
+        assert torch.equal(seen[..., inside], frames[b][..., src[inside]])  # counted: real pixels
+        filled.add(abs(dx))
+    assert filled == {0, 1, 2, 3}
+    still = augment(batch, 0, True, torch.Generator().manual_seed(1), mask_fill=True)
+    assert still.valid.all()  # a mirror alone fills nothing in
+    again = augment(out, 3, False, torch.Generator().manual_seed(2), mask_fill=True)
+    assert int((~again.valid).sum()) >= int((~out.valid).sum())  # a filled column stays left out
+    assert out.to("cpu").valid is not None
+
+
 def test_the_sampler_augments_only_when_asked(synth_root: Path) -> None:
     seq = load_split(synth_root, "train")
     plain = list(_sampler(seq, anchor="random", first_frame_cond=True).epoch(1))
@@ -151,3 +181,9 @@ def test_the_sampler_augments_only_when_asked(synth_root: Path) -> None:
         return [_moves(x.frames[i], y.frames[i], 4) for x, y in zip(a, b) for i in range(len(x))]
 
     assert all(draws(1, 0)) and draws(1, 0) != draws(2, 0) and draws(1, 0) != draws(1, 1)  # per epoch and rank
+    assert all(b.valid is None for b in moved)  # data.shift_mask off: every column counts
+    masked = list(_sampler(seq, anchor="random", first_frame_cond=True, shift_x=4, flip=True,
+                           shift_mask=True).epoch(1))
+    assert all(torch.equal(a.frames, b.frames) for a, b in zip(moved, masked))  # the same moves
+    assert all(b.valid is not None and b.valid.shape == (len(b), b.frames.shape[-1]) for b in masked)
+    assert any(not b.valid.all() for b in masked)

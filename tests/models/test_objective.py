@@ -82,6 +82,27 @@ def test_reconstruction_is_mse_per_step() -> None:
     assert torch.allclose(reconstruction(pred, target), torch.tensor([0.0, 0.25, 1 / 6]))
 
 
+def test_reconstruction_counts_only_the_valid_columns() -> None:
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 3, 3, 4, 5, generator=g), torch.rand(2, 3, 3, 4, 5, generator=g)
+    everything = torch.ones(2, 5, dtype=torch.bool)
+    assert torch.allclose(reconstruction(pred, target, everything), reconstruction(pred, target))
+    valid = everything.clone()
+    valid[0, :2] = False  # sample 0's two left columns were filled in
+    valid[1, 4] = False
+    err = (pred - target).pow(2)
+    expected = torch.stack([(err[0, s][..., 2:].sum() + err[1, s][..., :4].sum()) / (3 * 4 * 7)
+                            for s in range(3)])  # the mean over the 7 counted columns
+    assert torch.allclose(reconstruction(pred, target, valid), expected)
+    wrong = pred.clone()
+    wrong[0, ..., :2] += 5.0
+    wrong[1, ..., 4] -= 5.0  # what the left-out columns predict does not matter
+    assert torch.equal(reconstruction(wrong, target, valid), reconstruction(pred, target, valid))
+    pred.requires_grad_(True)
+    reconstruction(pred, target, valid).sum().backward()
+    assert (pred.grad[0, ..., :2] == 0).all() and (pred.grad[0, ..., 2:] != 0).all()
+
+
 def test_beta_zero_keeps_the_kl_out_of_the_loss() -> None:
     """0 * inf is NaN: with beta 0 the loss is the MSE alone, whatever the KL (in fp32 from bf16)."""
     target = torch.zeros(B, S, 3, 4, 4)

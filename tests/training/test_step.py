@@ -31,6 +31,25 @@ def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
     assert torch.allclose(out.kl, kl_divergence(cvae.posterior).sum())
 
 
+def test_loss_step_counts_the_valid_columns_of_the_batch() -> None:
+    """A batch's ``valid`` (shift augmentation with data.shift_mask) reaches the MSE."""
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    model = PoseCVAE(cfg.model)
+    frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    poses = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    valid = torch.ones(2, 8, dtype=torch.bool)
+    valid[0, :3] = False
+    torch.manual_seed(1)
+    out = loss_step(model, Batch(frames, poses, valid=valid), None, 0.3, **loss_options(cfg))
+    torch.manual_seed(1)
+    plain = loss_step(model, Batch(frames, poses), None, 0.3, **loss_options(cfg))
+    assert torch.equal(out.pred, plain.pred) and torch.equal(out.kl, plain.kl)
+    target = frames[:, 1:].float() / 255
+    assert torch.allclose(out.mse, reconstruction(out.pred, target, valid).sum())
+    assert not torch.allclose(out.mse, plain.mse)
+
+
 def _stepped(milestones: list[int], epochs: int, lr: float = 1e-3) -> tuple[torch.nn.Linear, dict, dict]:
     torch.manual_seed(0)
     model = torch.nn.Linear(2, 1)

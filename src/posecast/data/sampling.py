@@ -32,11 +32,13 @@ def _generator(seed: int, epoch: int, salt: int) -> torch.Generator:
 @dataclass
 class Batch:
     """Clips of a batch, uint8: frames and poses [B, T, 3, H, W]; anchor [B, 3, H, W] or None
-    (None: the clips' own first frames)."""
+    (None: the clips' own first frames); valid [B, W] bool or None: the columns of each sample
+    that the reconstruction loss counts (None: all; see augment's ``mask_fill``)."""
 
     frames: torch.Tensor
     poses: torch.Tensor
     anchor: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -49,7 +51,8 @@ class Batch:
             x = x.to(device)
             return to_channels_last(x) if channels_last else x
 
-        return Batch(move(self.frames), move(self.poses), move(self.anchor))
+        valid = None if self.valid is None else self.valid.to(device)
+        return Batch(move(self.frames), move(self.poses), move(self.anchor), valid)
 
 
 def clip_starts(length: int, clip_len: int, stride: int | None, fraction: float = 1.0,
@@ -99,16 +102,25 @@ def draw_anchors(seq: VideoSequence, starts: torch.Tensor, anchor_range: int, ge
     return seq.frames[idx]
 
 
-def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator) -> Batch:
+def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator, mask_fill: bool = False) -> Batch:
     """Each sample of the batch (its frames, poses and anchor alike) shifted right by a random
     dx in [-shift_x, shift_x] pixels, the edge column repeated into the gap, then mirrored left to
     right with probability 1/2 when ``flip``. A missing anchor stays missing: it is the clip's
-    frame 0, moved with the clip."""
+    frame 0, moved with the clip. With ``mask_fill`` the batch's ``valid`` marks the columns the
+    shift filled in as not counted by the loss (the repeated edge is not what the camera saw: a
+    dancer at the edge would become a smear to learn); the draws are the same either way."""
     B, W = len(batch), batch.frames.shape[-1]
     dx = torch.randint(-shift_x, shift_x + 1, (B,), generator=gen)
     mirror = torch.rand(B, generator=gen) < 0.5 if flip else torch.zeros(B, dtype=torch.bool)
-    cols = (torch.arange(W)[None, :] - dx[:, None]).clamp(0, W - 1)  # [B, W] source column per column
+    src = torch.arange(W)[None, :] - dx[:, None]  # [B, W] source column per column, before clamping
+    cols = src.clamp(0, W - 1)
     cols = torch.where(mirror[:, None], cols.flip(1), cols)
+    valid = None
+    if mask_fill:
+        inside = (src >= 0) & (src < W)
+        valid = torch.where(mirror[:, None], inside.flip(1), inside)
+        if batch.valid is not None:  # a mask from before moves with the pixels
+            valid &= batch.valid.gather(-1, cols)
 
     def move(x: torch.Tensor | None) -> torch.Tensor | None:
         if x is None:
@@ -116,7 +128,7 @@ def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator) -> Bat
         idx = cols.view(B, *([1] * (x.dim() - 2)), W).expand(x.shape)
         return x.gather(-1, idx)
 
-    return Batch(move(batch.frames), move(batch.poses), move(batch.anchor))
+    return Batch(move(batch.frames), move(batch.poses), move(batch.anchor), valid)
 
 
 def rank_share(batches: list[torch.Tensor], rank: int, world: int) -> list[torch.Tensor]:
@@ -158,6 +170,7 @@ class ClipSampler:
     anchor_range: int = 0
     shift_x: int = 0  # augmentation: see augment
     flip: bool = False
+    shift_mask: bool = False  # augment's mask_fill
     rank: int = 0
     world: int = 1
 
@@ -168,7 +181,7 @@ class ClipSampler:
         clip_starts(len(seq), data.train_vi_len, data.clip_stride, where=where)
         return cls(seq, data.train_vi_len, data.batch_size, seed, data.clip_stride, data.partial,
                    data.fast_partial, data.fast_train_epoch if data.fast_train else 0, data.clip_order,
-                   data.anchor, data.anchor_range, data.shift_x, data.flip, rank, world)
+                   data.anchor, data.anchor_range, data.shift_x, data.flip, data.shift_mask, rank, world)
 
     def starts(self, epoch: int) -> list[int]:
         """Start indices of the clips of this epoch, in time order."""
@@ -195,4 +208,6 @@ class ClipSampler:
             frames, poses = gather_clips(self.seq, starts, self.clip_len, self.clip_order, clip_gen)
             anchor = None if self.anchor == "clip" else draw_anchors(self.seq, starts, self.anchor_range, anchor_gen)
             batch = Batch(frames, poses, anchor)
-            yield augment(batch, self.shift_x, self.flip, aug_gen) if self.shift_x or self.flip else batch
+            if self.shift_x or self.flip:
+                batch = augment(batch, self.shift_x, self.flip, aug_gen, mask_fill=self.shift_mask)
+            yield batch

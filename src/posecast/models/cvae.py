@@ -218,15 +218,16 @@ class PoseCVAE(nn.Module):
 
     def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
              kl_reduction: str, anchor: torch.Tensor | None = None,
-             eps: torch.Tensor | None = None) -> LossOutput:
+             eps: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> LossOutput:
         """The training objective of a batch of clips: sum over steps of MSE + beta * KL(q || p).
 
-        frames, poses: [B, T, 3, H, W] in [0, 1]; tf_mask, anchor, eps: as in ``forward``.
+        frames, poses: [B, T, 3, H, W] in [0, 1]; tf_mask, anchor, eps: as in ``forward``;
+        valid: [B, W] bool or None, the columns the MSE counts (``objective.reconstruction``).
         kl_reduction: ``lab`` or ``mean`` (see ``objective.kl_divergence``). Under autocast the
         forward may run in bf16; the loss itself is computed in fp32.
         """
         out = self(frames, poses, tf_mask, eps=eps, anchor=anchor)
-        return elbo_loss(out.pred, frames[:, 1:], out.posterior, out.prior, beta, kl_reduction)
+        return elbo_loss(out.pred, frames[:, 1:], out.posterior, out.prior, beta, kl_reduction, valid)
 
     # -- inference ----------------------------------------------------------------------
     def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor, *, z_mode: str = "prior",

@@ -37,19 +37,25 @@ def kl_divergence(q: Gaussian, p: Gaussian | None = None, *, reduction: str = "l
     raise ValueError(f"unknown KL reduction {reduction!r}")
 
 
-def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE per time step, [S], averaged over batch and pixels (the lab's nn.MSELoss per step)."""
-    return F.mse_loss(pred, target, reduction="none").mean(dim=(0, 2, 3, 4))
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """MSE per time step, [S], averaged over batch and pixels (the lab's nn.MSELoss per step).
+    valid: [B, W] bool or None: only these columns of each sample count (the average is over them)."""
+    err = F.mse_loss(pred, target, reduction="none")
+    if valid is None:
+        return err.mean(dim=(0, 2, 3, 4))
+    m = valid[:, None, None, None, :].to(err.dtype)  # [B, 1, 1, 1, W]
+    count = m.sum() * err.shape[2] * err.shape[3]  # the counted pixels of one step
+    return (err * m).sum(dim=(0, 2, 3, 4)) / count.clamp_min(1)
 
 
 def elbo_loss(pred: torch.Tensor, target: torch.Tensor, posterior: Gaussian, prior: Gaussian | None,
-              beta: float, kl_reduction: str) -> LossOutput:
+              beta: float, kl_reduction: str, valid: torch.Tensor | None = None) -> LossOutput:
     """Sum over steps of MSE + beta * KL, computed in fp32 (pred, mu and logvar are upcast, so a
-    bf16 forward gives an fp32 loss). pred, target: [B, S, 3, H, W]."""
+    bf16 forward gives an fp32 loss). pred, target: [B, S, 3, H, W]; valid: see ``reconstruction``."""
     def fp32(g: Gaussian | None) -> Gaussian | None:
         return None if g is None else Gaussian(g.mu.float(), g.logvar.float())
 
-    mse = reconstruction(pred.float(), target)  # [S]
+    mse = reconstruction(pred.float(), target, valid)  # [S]
     kl = kl_divergence(fp32(posterior), fp32(prior), reduction=kl_reduction)  # [S]
     # beta = 0 leaves the posterior unconstrained: keep its KL out of the graph, since 0 * inf is NaN
     total = mse.sum() + beta * kl.sum() if beta > 0 else mse.sum()

@@ -23,7 +23,8 @@ class Objective(Protocol):
     """A PoseCVAE, or a wrapper that runs its ``loss`` (DDP: ``distributed.DistInfo.wrap``)."""
 
     def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
-             kl_reduction: str, anchor: torch.Tensor | None = None) -> LossOutput: ...
+             kl_reduction: str, anchor: torch.Tensor | None = None,
+             valid: torch.Tensor | None = None) -> LossOutput: ...
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -71,11 +72,14 @@ def loss_options(cfg: Config) -> dict[str, str]:
 def loss_step(model: Objective, batch: Batch, tf_mask: torch.Tensor | None, beta: float, *,
               precision: str, kl_reduction: str) -> LossOutput:
     """The loss of a batch of uint8 clips, the forward under ``precision``'s autocast (runtime.precision;
-    no backward); ``kl_reduction``: schedule.kl_reduction."""
+    no backward); ``kl_reduction``: schedule.kl_reduction. A batch's ``valid`` columns (shift
+    augmentation with data.shift_mask) are the only ones the MSE counts."""
     x = to_float(batch.frames)
     anchor = None if batch.anchor is None else to_float(batch.anchor)
+    extra = {} if batch.valid is None else {"valid": batch.valid}  # wrappers without it keep working
     with autocast(precision, x.device):
-        return model.loss(x, to_float(batch.poses), tf_mask, beta, kl_reduction=kl_reduction, anchor=anchor)
+        return model.loss(x, to_float(batch.poses), tf_mask, beta, kl_reduction=kl_reduction, anchor=anchor,
+                          **extra)
 
 
 def _is_finite(loss: torch.Tensor) -> bool:
