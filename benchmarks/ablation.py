@@ -35,7 +35,8 @@ VARIANTS = [
     ("first frame = the clip's frame 0 in training (data.anchor: clip)", ["anchor=clip"]),
     ("raw pose images (model.pose_input: raw)", ["pose_input=raw"]),
     ("direct output, no mask over the first frame (model.output: direct)", ["output=direct"]),
-    ("no augmentation (data.shift_x: 0, data.flip: false)", ["shift_x=0", "flip=false"]),
+    ("no augmentation (data.shift_x: 0, data.flip: false)", ["shift_x=0", "flip=false", "shift_mask=false"]),
+    ("the columns a shift filled in counted by the loss (data.shift_mask: false)", ["shift_mask=false"]),
 ]
 # evaluated on the recipe rows' checkpoints (no training): z at inference
 Z_PRIOR = "z sampled from N(0, I) at inference instead of z = 0 (the recipe rows' checkpoints)"
@@ -78,12 +79,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("--jobs must be at least 1")
-    try:  # the config and the data folder, checked before any run starts (one line, not a traceback)
-        quality.prepare(argparse.Namespace(config=args.config, set=[], minutes=None, epochs=args.epochs, seed=None,
-                                           val_len=630, data=args.data))
-    except (ValueError, OSError) as exc:
-        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     picked = [(k, v) for k, v in enumerate(VARIANTS) if not args.only or k in args.only]
+    # every variant's config, then the data folder, checked before any run starts (one line, not a traceback)
+    checks = [(f"variant {k} ({' '.join(sets)}): ", sets) for k, (_, sets) in picked] + [("", [])]
+    for where, sets in checks:
+        ns = argparse.Namespace(config=args.config, set=[*sets, "val_every=1000"], minutes=None,
+                                epochs=args.epochs, seed=None, val_len=630, data=args.data)
+        try:
+            quality.configure(ns) if where else quality.prepare(ns)
+        except (ValueError, OSError) as exc:
+            ap.exit(2, f"{ap.prog}: error: {where}{exc}\n")
     tasks = [(k, seed) for k, _ in picked for seed in args.seeds]
     threads = 1 if args.jobs > 1 else None
     t0 = time.perf_counter()

@@ -79,9 +79,17 @@ def ttq_table(res: dict) -> str:
 
 
 def prepare(args: argparse.Namespace) -> tuple[cfgmod.Config, VideoSequence, VideoSequence]:
-    """The benchmark's config (--config, --set and the budget flags), the train and the val
-    sequence (read once, the Trainer takes them); fails
-    with ConfigError, DataError, another ValueError or OSError before any training."""
+    """The benchmark's config (``configure``), the train and the val sequence (read once, the
+    Trainer takes them); fails with ConfigError, DataError, another ValueError or OSError before
+    any training."""
+    cfg = configure(args)
+    size = (cfg.data.frame_H, cfg.data.frame_W)
+    return cfg, load_split(args.data, "train", size), load_split(args.data, "val", size)
+
+
+def configure(args: argparse.Namespace) -> cfgmod.Config:
+    """The benchmark's config: --config, --set and the budget flags, validated (ConfigError or
+    another ValueError, OSError for a missing file); reads no data."""
     import yaml
 
     cfg = cfgmod.load(args.config) if args.config.endswith((".yaml", ".yml")) else cfgmod.preset(args.config)
@@ -101,9 +109,7 @@ def prepare(args: argparse.Namespace) -> tuple[cfgmod.Config, VideoSequence, Vid
         over["seed"] = args.seed
     over["val_vi_len"] = args.val_len
     over["per_save"] = 1  # a checkpoint per epoch, each with its training time: the time-to-quality curve
-    cfg = cfgmod.override(cfg, **over).validate()
-    size = (cfg.data.frame_H, cfg.data.frame_W)
-    return cfg, load_split(args.data, "train", size), load_split(args.data, "val", size)
+    return cfgmod.override(cfg, **over).validate()
 
 
 def main(argv: list[str] | None = None) -> dict:
