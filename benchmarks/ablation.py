@@ -38,8 +38,12 @@ VARIANTS = [
     ("no augmentation (data.shift_x: 0, data.flip: false)", ["shift_x=0", "flip=false", "shift_mask=false"]),
     ("the columns a shift filled in counted by the loss (data.shift_mask: false)", ["shift_mask=false"]),
 ]
-# evaluated on the recipe rows' checkpoints (no training): z at inference
-Z_PRIOR = "z sampled from N(0, I) at inference instead of z = 0 (the recipe rows' checkpoints)"
+# evaluated on the recipe rows' checkpoints (no training): (label, z at inference, mirror averaging)
+EVAL_ONLY = [
+    ("z sampled from N(0, I) at inference instead of z = 0 (the recipe rows' checkpoints)", "prior", None),
+    ("one rollout, not averaged with the mirrored one (inference.mirror_average: false; the recipe rows' "
+     "checkpoints)", None, False),
+]
 
 
 def _train(config: str, data: str, epochs: int, seed: int, out: Path, sets: list[str], threads: int | None) -> dict:
@@ -110,8 +114,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             done[(k, seed)]["seed"] = seed
         rows.append(summarise(label, sets, [done[(k, seed)] for seed in args.seeds]))
         print(f"{label}: {rows[-1]['psnr_mean']:.2f} dB (seeds {rows[-1]['psnr_runs']})", flush=True)
-    if picked and picked[0][0] == 0:  # the same weights, z drawn from the prior (seeded) instead of its mean
-        rows.append(z_prior_row(rows[0], args))
+    if picked and picked[0][0] == 0:  # the same weights, evaluated otherwise
+        rows += [eval_only_row(rows[0], args, *spec) for spec in EVAL_ONLY]
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     meta = {"epochs": args.epochs, "seeds": args.seeds, "jobs": args.jobs, "wall_s": round(time.perf_counter() - t0, 1),
@@ -127,7 +131,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-def z_prior_row(base: dict, args: argparse.Namespace) -> dict:
+def eval_only_row(base: dict, args: argparse.Namespace, label: str, z_mode: str | None, mirror: bool | None) -> dict:
+    """A row of the recipe rows' checkpoints rolled out with ``z_mode`` and ``mirror`` (None: as
+    the recipe states), the seed's noise where z is sampled."""
     from posecast.data.lab import load_split
     from posecast.inference.load import load_model
     from posecast.inference.rollout import evaluate_sequences
@@ -136,11 +142,13 @@ def z_prior_row(base: dict, args: argparse.Namespace) -> dict:
     for seed in args.seeds:
         model, cfg = load_model(Path(args.runs) / f"v0_seed{seed}" / "run" / "checkpoints" / "last.ckpt")
         val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
-        ev = evaluate_sequences(model, [val], length=len(val), z_mode="prior", seed=seed, precision=cfg.runtime.precision)
+        ev = evaluate_sequences(model, [val], length=len(val), z_mode=z_mode or cfg.inference.z_infer, seed=seed,
+                                precision=cfg.runtime.precision,
+                                mirror=cfg.inference.mirror_average if mirror is None else mirror)
         runs.append({"seed": seed, "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
                      "ssim_mean": round(ev.mean_ssim, 4), "train_seconds": 0.0, "copy_first_psnr": base["copy_first_psnr"],
                      "copy_first_ssim": base["copy_first_ssim"], "cpu": base["cpu"], "precision": base["precision"]})
-    return summarise(Z_PRIOR, ["(evaluation only)"], runs)
+    return summarise(label, ["(evaluation only)"], runs)
 
 
 def resolved(row: dict, base: dict) -> str:

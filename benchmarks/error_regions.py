@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from posecast.analysis.metrics import psnr
 from posecast.data.lab import load_split
 from posecast.inference.load import load_model
+from posecast.inference.rollout import predict
 from posecast.perf import to_float
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dance"
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--radius", type=int, default=5)
+    ap.add_argument("--mirror", choices=["on", "off"],
+                    help="average the rollout with the mirrored one (default: the config's inference.mirror_average)")
     args = ap.parse_args(argv)
     try:  # a missing or wrong checkpoint or data folder: one line, not a traceback
         model, cfg = load_model(args.checkpoint)
@@ -62,10 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, OSError) as exc:  # CheckpointError, DataError and ConfigError are ValueErrors
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
     truth, poses = to_float(val.frames), to_float(val.poses)
-    with torch.inference_mode():
-        pred = model.rollout(truth[:1], poses[None], z_mode=cfg.inference.z_infer,
-                             generator=torch.Generator().manual_seed(cfg.runtime.seed))[0]
-    res = error_regions(pred, truth, poses, args.radius)
+    mirror = cfg.inference.mirror_average if args.mirror is None else args.mirror == "on"
+    pred = predict(model, truth[:1], poses[None], z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
+                   precision="fp32", mirror=mirror)[0]
+    res = {**error_regions(pred, truth, poses, args.radius), "mirror_average": mirror}
     print(json.dumps(res))
     return res
 

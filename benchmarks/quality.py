@@ -6,6 +6,11 @@ sequence (629 predicted frames from frame 0 and the poses) and compare with copy
 Prints one table and writes it (and JSON) to benchmarks/results/, with the PSNR-per-frame plot and
 the GIF. The figure reported is the *last* checkpoint (no selection on the val sequence); the
 best-by-val epoch is shown beside it, labelled as such.
+
+    python benchmarks/quality.py --config configs/best.yaml --minutes 60 --out RUN --rescore
+
+scores the finished run in RUN again, without training: its training fields must be those of the
+config given, its inference fields (inference.*) may differ.
 """
 from __future__ import annotations
 
@@ -56,11 +61,25 @@ def time_to_quality(ckpt_dir: Path, val, T: int, cfg, marks: list[float]) -> lis
         if path not in scores:  # two marks may land on the same checkpoint
             model, _ = load_model(path)
             ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
-                                    precision=cfg.runtime.precision)
+                                    precision=cfg.runtime.precision, mirror=cfg.inference.mirror_average)
             scores[path] = {"psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
                             "ssim_mean": round(ev.mean_ssim, 4)}
         rows.append({"minutes": mark, "epoch": epoch, "train_minutes": round(elapsed / 60, 2), **scores[path]})
     return rows
+
+
+def finished_run(out: Path, cfg: cfgmod.Config) -> tuple[float, int]:
+    """The training time (s, the last checkpoint's) and epochs of the finished run in ``out``, whose
+    config must equal ``cfg`` but for its inference fields (ValueError otherwise)."""
+    last = out / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        raise ValueError(f"{out}: no finished run to rescore (no checkpoints/last.ckpt)")
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    differ = cfgmod.config_diff(cfgmod.from_dict(state["config"]), cfg, sections=("data", "model", "optim", "schedule"))
+    if differ:
+        raise ValueError(f"{out} was trained otherwise than the config given: "
+                         + ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in differ.items()))
+    return float(state["elapsed"]), int(state["epoch"])
 
 
 def ttq_table(res: dict) -> str:
@@ -126,7 +145,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--marks", type=lambda v: [float(x) for x in v.split(",")], default=[10.0, 20.0, 30.0, 60.0],
                     help="training minutes at which the time-to-quality table scores the run (comma-separated)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="no training: score the finished run in --out again (the config's inference fields may differ)")
     args = ap.parse_args(argv)
+    if args.rescore and not args.out:
+        ap.error("--rescore needs --out (the finished run)")
+    load_start = os.getloadavg()[0]  # before the data is read and the training starts
 
     try:  # a wrong config, set or data folder: one line, not a traceback
         cfg, train, val = prepare(args)
@@ -136,31 +160,36 @@ def main(argv: list[str] | None = None) -> dict:
     if args.set:
         name += "+" + ",".join(args.set)
     out = Path(args.out) if args.out else Path(args.results) / "quality_runs" / name.replace("/", "_")
-    if (out / "checkpoints").exists():
-        raise SystemExit(f"{out} exists: remove it or give --out (a benchmark trains from scratch)")
-
-    t0 = time.perf_counter()
-    trainer = Trainer(cfg, args.data, out, progress=not args.quiet, log=(lambda s: None) if args.quiet else print,
-                      train_seq=train, val_seqs=[val])
-    trainer.fit()
-    train_s = time.perf_counter() - t0
+    if args.rescore:
+        try:
+            train_s, epochs = finished_run(out, cfg)
+        except (ValueError, OSError) as exc:
+            ap.exit(2, f"{ap.prog}: error: {exc}\n")
+    else:
+        if (out / "checkpoints").exists():
+            raise SystemExit(f"{out} exists: remove it or give --out (a benchmark trains from scratch)")
+        t0 = time.perf_counter()
+        trainer = Trainer(cfg, args.data, out, progress=not args.quiet,
+                          log=(lambda s: None) if args.quiet else print, train_seq=train, val_seqs=[val])
+        trainer.fit()
+        train_s, epochs = time.perf_counter() - t0, trainer.epoch
 
     T = min(args.val_len, len(val))
     model, _ = load_model(out / "checkpoints" / "last.ckpt")
     ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
-                            precision=cfg.runtime.precision)
+                            precision=cfg.runtime.precision, mirror=cfg.inference.mirror_average)
     base_p, base_s = copy_first_baseline(val, T)
     best_path = out / "checkpoints" / "best.ckpt"  # absent when no validation ran within the budget
     best_state = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else None
     res = {
-        "config": name, "epochs": trainer.epoch, "train_seconds": round(train_s, 1),
+        "config": name, "epochs": epochs, "train_seconds": round(train_s, 1),
         "budget": f"{args.minutes} min" if args.minutes else f"{cfg.optim.num_epoch} epochs",
-        "z": cfg.inference.z_infer, "frames": T - 1,
+        "z": cfg.inference.z_infer, "mirror_average": cfg.inference.mirror_average, "frames": T - 1,
         "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3), "ssim_mean": round(ev.mean_ssim, 4),
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),
         "best_val_epoch": None if best_state is None else int(best_state["epoch"]),
         "best_val_psnr": None if best_state is None else round(float(best_state["best_psnr"]), 3),
-        "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg()[0],
+        "torch_threads": torch.get_num_threads(), "load_avg_start": load_start, "rescored": args.rescore,
         "cpu": perf.cpu_summary(), "isa": perf.cpu_isa(),
         "precision": perf.resolve_precision(cfg.runtime.precision),
     }
@@ -180,9 +209,12 @@ def main(argv: list[str] | None = None) -> dict:
     table = "\n".join([header, "|---" * (header.count("|") - 1) + "|", row])
     table += "\n\n" + ttq_table(res)
     print(table)
+    when = ("when it was rescored (the training's load is not recorded here; its time is the last checkpoint's)"
+            if args.rescore else "at the start")
     head = (f"`python benchmarks/quality.py {' '.join(argv or sys.argv[1:])}`\n\n"
             f"CPU: {res['cpu']}; {res['precision']}, {res['torch_threads']} threads, 1-min load "
-            f"{res['load_avg_start']:.2f} at the start\n")
+            f"{res['load_avg_start']:.2f} {when}; inference: z {res['z']}, mirror averaging "
+            f"{'on' if res['mirror_average'] else 'off'}\n")
     print(head)
     (results / f"{stem}.md").write_text(f"{head}\n{table}\n")
     (results / f"{stem}.json").write_text(json.dumps(res, indent=2))

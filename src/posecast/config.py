@@ -126,6 +126,9 @@ class RuntimeConfig:
 @dataclass
 class InferenceConfig:
     z_infer: Literal["prior", "zero"] = "prior"  # prior: sample p(z); zero: the prior's mean
+    # the rollout averaged with that of the mirrored first frame and poses, mirrored back (test-time
+    # flip averaging, for a model trained with data.flip: two rollouts' cost)
+    mirror_average: bool = False
 
 
 @dataclass
@@ -162,7 +165,7 @@ LEGACY_TRAIN_GROUPS = ("optim", "schedule", "runtime", "inference")
 REMOVED_FIELDS = {"data": ("max_val_sequences",)}
 # fields added after configs and checkpoints were written: a config that lacks one ran with this
 # value (its default, the behaviour from before the field), so config_diff compares it as such
-ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "data.shift_mask": False, "model.levels": 3, "model.prev_frame_cond": True,
+ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "data.shift_mask": False, "inference.mirror_average": False, "model.levels": 3, "model.prev_frame_cond": True,
                 "optim.lr_schedule": "multistep"}
 
 

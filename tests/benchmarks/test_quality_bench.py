@@ -131,3 +131,32 @@ def test_benchmarks_stop_with_one_line_on_bad_input(tmp_path: Path, capsys, monk
     err = capsys.readouterr().err.strip()
     assert says in err and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert not any(tmp_path.glob("**/*.ckpt"))
+
+
+def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, tmp_path: Path, capsys) -> None:
+    """--rescore: the same run's checkpoints, scored with other inference fields; a run trained
+    otherwise, or no run, is refused with one line."""
+    quality = load_benchmark("quality")
+    run = tmp_path / "run"
+    common = ["--config", "tiny", "--data", str(synth_root), "--epochs", "2", "--val-len", "12", "--quiet",
+              "--out", str(run), "--marks", "1000"]
+    first = quality.main([*common, "--results", str(tmp_path / "a"), "--set", "val_every=1000"])
+    assert first["mirror_average"] is False and first["rescored"] is False
+    stamp = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    again = quality.main([*common, "--results", str(tmp_path / "b"), "--set", "val_every=1000", "--rescore"])
+    assert again["psnr_mean"] == first["psnr_mean"] and again["epochs"] == first["epochs"] == 2
+    assert again["rescored"] is True and (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+    mirrored = quality.main([*common, "--results", str(tmp_path / "c"), "--rescore",
+                             "--set", "val_every=1000", "mirror_average=true", "z_infer=zero"])
+    assert mirrored["mirror_average"] is True and mirrored["psnr_mean"] != first["psnr_mean"]
+    assert "mirror averaging on" in next((tmp_path / "c").glob("quality_*.md")).read_text()
+    base = common[: common.index("--out")]
+    for out, sets, says in ((run, ["lr=0.5"], "trained otherwise than the config given: optim.lr"),
+                            (tmp_path / "none", [], "no finished run to rescore")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            quality.main([*base, "--out", str(out), "--rescore", "--results", str(tmp_path / "d"),
+                          "--set", "val_every=1000", *sets])
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 2 and says in err and len(err.splitlines()) == 1, err
+    assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp

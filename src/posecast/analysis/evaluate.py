@@ -33,10 +33,12 @@ def _sequences(data: str | Path, split: str, cfg: Config) -> list[VideoSequence]
 
 def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, split: str = "val",
              length: int | None = None, samples: int = 1, z_mode: str | None = None, seed: int = 0,
-             device: str = "cpu", video: bool = True, precision: str | None = None) -> dict[str, Any]:
+             device: str = "cpu", video: bool = True, precision: str | None = None,
+             mirror: bool | None = None) -> dict[str, Any]:
     """Per-frame PSNR/SSIM of every sequence of a split, as CSV, a plot, GIF/MP4 and summary.json.
 
-    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``runtime.precision``."""
+    ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``runtime.precision``,
+    ``mirror`` its ``inference.mirror_average``."""
     model, cfg = load_model(checkpoint, device)
     precision = rollout_precision(precision, cfg, device)
     seqs = _sequences(data, split, cfg)
@@ -45,14 +47,17 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
         raise DataError(f"{Path(data) / split}: {T} frame(s) to evaluate; at least 2 are needed "
                         "(frame 0 is given, frames 1.. are predicted)")
     ev = evaluate_sequences(model, seqs, length=T, z_mode=z_mode or cfg.inference.z_infer, seed=seed,
-                            samples=samples, precision=precision)
+                            samples=samples, precision=precision,
+                            mirror=cfg.inference.mirror_average if mirror is None else mirror)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_frame_csv(out / "psnr_per_frame.csv", ev)
     mean_curves = {n: ev.psnr.mean(0)[b].numpy() for b, n in enumerate(ev.names)}
     plot_psnr_per_frame(mean_curves, out / "psnr_per_frame.png",
                         title=f"PSNR per frame ({split}, {samples} sample(s), z: {z_mode or cfg.inference.z_infer})")
-    summary = {**_summary(ev, T), "precision": precision, "baselines": _baselines(seqs, T)}
+    summary = {**_summary(ev, T), "precision": precision,
+               "mirror_average": cfg.inference.mirror_average if mirror is None else mirror,
+               "baselines": _baselines(seqs, T)}
     if video:
         for b, s in enumerate(seqs):
             panel = side_by_side(ev.pred[0, b], to_float(s.frames[:T]), to_float(s.poses[:T]),

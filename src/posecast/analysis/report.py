@@ -161,7 +161,7 @@ def _render_media(ckpt: Path, root: Path, cfg: cfgmod.Config, folder: Path, *, d
     T = min(len(seq), mcfg.data.val_vi_len)  # as the trainer's validation
     # the same call, seed and settings as the trainer's validation: this is the logged rollout
     ev = evaluate_sequences(model, [seq], length=T, z_mode=mcfg.inference.z_infer, seed=mcfg.runtime.seed,
-                            precision=mcfg.runtime.precision)
+                            precision=mcfg.runtime.precision, mirror=mcfg.inference.mirror_average)
     panel = side_by_side(ev.pred[0, 0], to_float(seq.frames[:T]), to_float(seq.poses[:T]),
                          labels=["prediction", "ground truth", "pose"])
     folder.mkdir(parents=True, exist_ok=True)

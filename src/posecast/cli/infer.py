@@ -21,6 +21,8 @@ def add_evaluate(subparsers: Any) -> None:
     e.add_argument("--length", type=positive_int_arg, help="frames per sequence (default the config's val_vi_len)")
     e.add_argument("--samples", type=positive_int_arg, default=1, help="rollouts per sequence with different z")
     e.add_argument("--z", choices=["prior", "zero"], help="z at inference (default: the config's z_infer)")
+    e.add_argument("--mirror", choices=["on", "off"],
+                   help="average each rollout with the mirrored one (default: the config's inference.mirror_average)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--precision", choices=PRECISIONS, help=_PRECISION_HELP)
@@ -48,7 +50,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     out = args.out or str(Path(args.checkpoint).resolve().parent.parent / f"eval_{args.split}")
     s = evaluate(args.checkpoint, args.data, out, split=args.split, length=args.length, samples=args.samples,
                  z_mode=args.z, seed=args.seed, device=args.device, video=not args.no_video,
-                 precision=args.precision)
+                 precision=args.precision, mirror=None if args.mirror is None else args.mirror == "on")
     print(f"{args.split}: mean PSNR {s['mean_psnr']:.2f} dB (min frame {s['min_psnr']:.2f}), "
           f"SSIM {s['mean_ssim']:.4f} over {s['frames'] - 1} predicted frames x {len(s['sequences'])} sequence(s)")
     b = s["baselines"]

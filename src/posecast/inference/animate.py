@@ -318,7 +318,8 @@ def animate(checkpoint: str | Path, first_frame: str | Path, driving: str | Path
                                                   estimator=estimator, start=start, max_frames=max_frames,
                                                   progress=progress)
     pred = predict(model, _as_tensor(first[None]), _as_tensor(labels)[None],
-                   z_mode=z_mode or cfg.inference.z_infer, seed=seed, precision=prec)[0].cpu()  # [T, 3, H, W]
+                   z_mode=z_mode or cfg.inference.z_infer, seed=seed, precision=prec,
+                   mirror=cfg.inference.mirror_average)[0].cpu()  # [T, 3, H, W]
     out.parent.mkdir(parents=True, exist_ok=True)
     panels = [_as_tensor(drv_labels), _as_tensor(labels), pred]
     mp4, gif, poses_dir = _write_outputs(out, panels, labels, fps or d.fps)

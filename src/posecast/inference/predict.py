@@ -33,7 +33,8 @@ def predict_files(checkpoint: str | Path, out_dir: str | Path, *, first_frame: s
         raise ValueError("give --first-frame and --poses, or --test-data")
     preds = []
     for s in seqs:  # sequences may differ in length: one rollout each
-        pred = predict(model, s.frames[:1], s.poses[None], z_mode=z, seed=seed, precision=precision)[0].cpu()
+        pred = predict(model, s.frames[:1], s.poses[None], z_mode=z, seed=seed, precision=precision,
+                       mirror=cfg.inference.mirror_average)[0].cpu()
         preds.append(pred)
         write_png_folder(out / s.name, pred)
         write_gif(out / f"{s.name}.gif", side_by_side(pred, to_float(s.poses), labels=["prediction", "pose"]))

@@ -23,9 +23,12 @@ def rollout_precision(precision: str | None, cfg: Config, device: str) -> str:
 
 @torch.inference_mode()
 def predict(model: PoseCVAE, first_frames: torch.Tensor, poses: torch.Tensor, *, z_mode: str = "prior",
-            seed: int | None = 0, precision: str = "fp32") -> torch.Tensor:
+            seed: int | None = 0, precision: str = "fp32", mirror: bool = False) -> torch.Tensor:
     """Roll out all sequences together. first_frames [B, 3, H, W], poses [B, T, 3, H, W] (uint8 or
-    float). Returns float32 [B, T, 3, H, W] in [0, 1] with frame 0 = the given first frame."""
+    float). Returns float32 [B, T, 3, H, W] in [0, 1] with frame 0 = the given first frame.
+
+    mirror (inference.mirror_average): each sequence is also rolled out mirrored left to right, in
+    the same batched call, and the two rollouts (the mirrored one mirrored back) are averaged."""
     was_training = model.training
     model.eval()  # BatchNorm/Dropout-free today, but never roll out in training mode
     device = next(model.parameters()).device
@@ -33,13 +36,20 @@ def predict(model: PoseCVAE, first_frames: torch.Tensor, poses: torch.Tensor, *,
     if seed is not None:
         gen = torch.Generator(device=device)
         gen.manual_seed(seed)
+    first, pose = to_float(first_frames).to(device), to_float(poses).to(device)
+    B = first.shape[0]
+    if mirror:
+        first, pose = torch.cat([first, first.flip(-1)]), torch.cat([pose, pose.flip(-1)])
     try:
         with autocast(precision, device):
-            out = model.rollout(to_float(first_frames).to(device), to_float(poses).to(device),
-                                z_mode=z_mode, generator=gen)
+            out = model.rollout(first, pose, z_mode=z_mode, generator=gen)
     finally:
         model.train(was_training)
-    return out.float().clamp_(0, 1)
+    out = out.float().clamp_(0, 1)
+    if mirror:
+        out = (out[:B] + out[B:].flip(-1)) / 2
+        out[:, 0] = first[:B].float()  # exactly the given frame (the mean of x and x mirrored twice)
+    return out
 
 
 @dataclass
@@ -67,8 +77,9 @@ class SequenceEval:
 
 def evaluate_sequences(model: PoseCVAE, seqs: list[VideoSequence], *, length: int | None = None,
                        z_mode: str = "prior", seed: int = 0, samples: int = 1,
-                       precision: str = "fp32", with_ssim: bool = True) -> SequenceEval:
+                       precision: str = "fp32", with_ssim: bool = True, mirror: bool = False) -> SequenceEval:
     """Roll out every sequence (all at once) from its frame 0 and poses; score against the truth.
+    ``mirror``: see ``predict`` (inference.mirror_average).
 
     ``length`` truncates every sequence to that many frames. All sequences must then have the
     same length. ``samples`` rollouts with different z are drawn (seeds seed, seed+1, ...).
@@ -86,7 +97,7 @@ def evaluate_sequences(model: PoseCVAE, seqs: list[VideoSequence], *, length: in
     truth = to_float(torch.stack([s.frames[:T] for s in seqs]))
     preds, ps, ss = [], [], []
     for k in range(samples):
-        pred = predict(model, first, poses, z_mode=z_mode, seed=seed + k, precision=precision).cpu()
+        pred = predict(model, first, poses, z_mode=z_mode, seed=seed + k, precision=precision, mirror=mirror).cpu()
         preds.append(pred)
         ps.append(psnr(pred[:, 1:], truth[:, 1:]))
         ss.append(ssim(pred[:, 1:], truth[:, 1:]) if with_ssim else torch.full_like(ps[-1], float("nan")))

@@ -178,7 +178,7 @@ class Trainer:
             sums = {k: v + float(getattr(out, k)) * len(batch) for k, v in sums.items()}
             n += len(batch)
         ev = evaluate_sequences(self.model, self.val_seqs, length=self.val_len, z_mode=self.cfg.inference.z_infer,
-                                seed=r.seed, precision=r.precision)
+                                seed=r.seed, precision=r.precision, mirror=self.cfg.inference.mirror_average)
         self.run.write_val_frames(epoch, ev)
         self.model.train()
         res = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
