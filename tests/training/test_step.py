@@ -15,12 +15,18 @@ from posecast.training.step import (NonFiniteLossError, loss_options, loss_step,
 from posecast_testing import tiny_config
 
 
-def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
+def _tiny_model_and_clips():
+    """The tiny preset's model (seed 0) and a batch of 2 random uint8 clips of 4 frames and poses."""
     torch.manual_seed(0)
     cfg = tiny_config()
     model = PoseCVAE(cfg.model)
     frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
     poses = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    return cfg, model, frames, poses
+
+
+def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
+    cfg, model, frames, poses = _tiny_model_and_clips()
     torch.manual_seed(1)
     out = loss_step(model, Batch(frames, poses), None, 0.3, **loss_options(cfg))
     assert torch.allclose(out.loss, out.mse + 0.3 * out.kl)
@@ -33,11 +39,7 @@ def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
 
 def test_loss_step_counts_the_valid_columns_of_the_batch() -> None:
     """A batch's ``valid`` (shift augmentation with data.shift_mask) reaches the MSE."""
-    torch.manual_seed(0)
-    cfg = tiny_config()
-    model = PoseCVAE(cfg.model)
-    frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
-    poses = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
+    cfg, model, frames, poses = _tiny_model_and_clips()
     valid = torch.ones(2, 8, dtype=torch.bool)
     valid[0, :3] = False
     torch.manual_seed(1)
