@@ -70,12 +70,14 @@ def time_to_quality(ckpt_dir: Path, val, T: int, cfg, marks: list[float]) -> lis
 
 def finished_run(out: Path, cfg: cfgmod.Config) -> tuple[float, int]:
     """The training time (s, the last checkpoint's) and epochs of the finished run in ``out``, whose
-    config must equal ``cfg`` but for its inference fields (ValueError otherwise)."""
+    config must equal ``cfg`` in its data, model, optim and schedule fields (ValueError otherwise);
+    inference.*, runtime.* and data.val_vi_len (what is scored, how) may differ."""
     last = out / "checkpoints" / "last.ckpt"
     if not last.exists():
         raise ValueError(f"{out}: no finished run to rescore (no checkpoints/last.ckpt)")
     state = torch.load(last, map_location="cpu", weights_only=True)
-    differ = cfgmod.config_diff(cfgmod.from_dict(state["config"]), cfg, sections=("data", "model", "optim", "schedule"))
+    differ = cfgmod.config_diff(cfgmod.from_dict(state["config"]), cfg, sections=("data", "model", "optim", "schedule"),
+                                ignore=("data.val_vi_len",))  # how much of val is scored: not training
     if differ:
         raise ValueError(f"{out} was trained otherwise than the config given: "
                          + ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in differ.items()))

@@ -150,6 +150,8 @@ def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, 
                              "--set", "val_every=1000", "mirror_average=true", "z_infer=zero"])
     assert mirrored["mirror_average"] is True and mirrored["psnr_mean"] != first["psnr_mean"]
     assert "mirror averaging on" in next((tmp_path / "c").glob("quality_*.md")).read_text()
+    shorter = [*common[: common.index("--val-len")], "--val-len", "8", *common[common.index("--val-len") + 2:]]
+    assert quality.main([*shorter, "--results", str(tmp_path / "e"), "--rescore"])["frames"] == 7  # less of val
     base = common[: common.index("--out")]
     for out, sets, says in ((run, ["lr=0.5"], "trained otherwise than the config given: optim.lr"),
                             (tmp_path / "none", [], "no finished run to rescore")):
