@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # every variant's config, then the data folder, checked before any run starts (one line, not a traceback)
     checks = [(f"variant {k} ({' '.join(sets)}): ", sets) for k, (_, sets) in picked] + [("", [])]
     for where, sets in checks:
-        ns = argparse.Namespace(config=args.config, set=[*sets, "val_every=1000"], minutes=None,
+        ns = argparse.Namespace(config=args.config, set=["val_every=1000", *sets], minutes=None,
                                 epochs=args.epochs, seed=None, val_len=630, data=args.data)
         try:
             quality.configure(ns) if where else quality.prepare(ns)

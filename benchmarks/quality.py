@@ -68,16 +68,24 @@ def time_to_quality(ckpt_dir: Path, val, T: int, cfg, marks: list[float]) -> lis
     return rows
 
 
+# the runtime fields that change what a run learns (or its budget)
+TRAINING_RUNTIME = ("runtime.seed", "runtime.max_time", "runtime.precision", "runtime.channels_last")
+
+
 def finished_run(out: Path, cfg: cfgmod.Config) -> tuple[float, int]:
     """The training time (s, the last checkpoint's) and epochs of the finished run in ``out``, whose
-    config must equal ``cfg`` in its data, model, optim and schedule fields (ValueError otherwise);
-    inference.*, runtime.* and data.val_vi_len (what is scored, how) may differ."""
+    config must equal ``cfg`` in its data, model and optim and schedule fields and in TRAINING_RUNTIME
+    (ValueError otherwise); inference.*, data.val_vi_len and the other runtime fields (threads,
+    saving, validation) may differ."""
     last = out / "checkpoints" / "last.ckpt"
     if not last.exists():
         raise ValueError(f"{out}: no finished run to rescore (no checkpoints/last.ckpt)")
     state = torch.load(last, map_location="cpu", weights_only=True)
-    differ = cfgmod.config_diff(cfgmod.from_dict(state["config"]), cfg, sections=("data", "model", "optim", "schedule"),
+    ran = cfgmod.from_dict(state["config"])
+    differ = cfgmod.config_diff(ran, cfg, sections=("data", "model", "optim", "schedule"),
                                 ignore=("data.val_vi_len",))  # how much of val is scored: not training
+    differ.update({k: v for k, v in cfgmod.config_diff(ran, cfg, sections=("runtime",)).items()
+                   if k in TRAINING_RUNTIME})
     if differ:
         raise ValueError(f"{out} was trained otherwise than the config given: "
                          + ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in differ.items()))
@@ -207,7 +215,8 @@ def main(argv: list[str] | None = None) -> dict:
     header = "| config | budget | epochs | z | mean PSNR | min PSNR | SSIM | copy-frame-0 PSNR | copy-frame-0 SSIM | best-by-val epoch (PSNR) |"
     row = (f"| {name} | {res['budget']} ({train_s / 60:.1f} min) | {res['epochs']} | {res['z']} | {res['psnr_mean']:.2f} | "
            f"{res['psnr_min']:.2f} | {res['ssim_mean']:.3f} | {res['copy_first_psnr']:.2f} | {res['copy_first_ssim']:.3f} | "
-           + ("none (no validation ran) |" if best_state is None else f"{res['best_val_epoch']} ({res['best_val_psnr']:.2f}) |"))
+           + ("none (no validation ran) |" if best_state is None else
+              f"{res['best_val_epoch']} ({res['best_val_psnr']:.2f}{', as scored in training' if args.rescore else ''}) |"))
     table = "\n".join([header, "|---" * (header.count("|") - 1) + "|", row])
     table += "\n\n" + ttq_table(res)
     print(table)

@@ -140,10 +140,11 @@ def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, 
     run = tmp_path / "run"
     common = ["--config", "tiny", "--data", str(synth_root), "--epochs", "2", "--val-len", "12", "--quiet",
               "--out", str(run), "--marks", "1000"]
-    first = quality.main([*common, "--results", str(tmp_path / "a"), "--set", "val_every=1000"])
+    first = quality.main([*common, "--results", str(tmp_path / "a"), "--set", "val_every=1000", "z_infer=zero"])
     assert first["mirror_average"] is False and first["rescored"] is False
     stamp = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
-    again = quality.main([*common, "--results", str(tmp_path / "b"), "--set", "val_every=1000", "--rescore"])
+    again = quality.main([*common, "--results", str(tmp_path / "b"), "--set", "val_every=1000", "z_infer=zero",
+                          "--rescore"])
     assert again["psnr_mean"] == first["psnr_mean"] and again["epochs"] == first["epochs"] == 2
     assert again["rescored"] is True and (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
     mirrored = quality.main([*common, "--results", str(tmp_path / "c"), "--rescore",
@@ -151,9 +152,10 @@ def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, 
     assert mirrored["mirror_average"] is True and mirrored["psnr_mean"] != first["psnr_mean"]
     assert "mirror averaging on" in next((tmp_path / "c").glob("quality_*.md")).read_text()
     shorter = [*common[: common.index("--val-len")], "--val-len", "8", *common[common.index("--val-len") + 2:]]
-    assert quality.main([*shorter, "--results", str(tmp_path / "e"), "--rescore"])["frames"] == 7  # less of val
+    assert quality.main([*shorter, "--results", str(tmp_path / "e"), "--rescore", "--set", "threads=1"])["frames"] == 7
     base = common[: common.index("--out")]
     for out, sets, says in ((run, ["lr=0.5"], "trained otherwise than the config given: optim.lr"),
+                            (run, ["seed=1"], "trained otherwise than the config given: runtime.seed"),
                             (tmp_path / "none", [], "no finished run to rescore")):
         capsys.readouterr()
         with pytest.raises(SystemExit) as info:

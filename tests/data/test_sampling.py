@@ -157,6 +157,10 @@ def test_mask_fill_marks_exactly_the_columns_the_shift_filled_in() -> None:
     assert still.valid.all()  # a mirror alone fills nothing in
     again = augment(out, 3, False, torch.Generator().manual_seed(2), mask_fill=True)
     assert int((~again.valid).sum()) >= int((~out.valid).sum())  # a filled column stays left out
+    kept = augment(out, 0, True, torch.Generator().manual_seed(2))  # mirrored, no new mask: the old one moves
+    for b in range(len(frames)):
+        (_, mirror), = _moves(out.frames[b], kept.frames[b], 0)
+        assert torch.equal(kept.valid[b], out.valid[b].flip(0) if mirror else out.valid[b])
     assert out.to("cpu").valid is not None
 
 

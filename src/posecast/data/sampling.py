@@ -115,11 +115,11 @@ def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator, mask_f
     src = torch.arange(W)[None, :] - dx[:, None]  # [B, W] source column per column, before clamping
     cols = src.clamp(0, W - 1)
     cols = torch.where(mirror[:, None], cols.flip(1), cols)
-    valid = None
+    valid = None if batch.valid is None else batch.valid.gather(-1, cols)  # a mask from before moves too
     if mask_fill:
         inside = (src >= 0) & (src < W)
         valid = torch.where(mirror[:, None], inside.flip(1), inside)
-        if batch.valid is not None:  # a mask from before moves with the pixels
+        if batch.valid is not None:
             valid &= batch.valid.gather(-1, cols)
 
     def move(x: torch.Tensor | None) -> torch.Tensor | None:
