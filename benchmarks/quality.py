@@ -32,6 +32,7 @@ from posecast.data.lab import DataError, VideoSequence, load_split
 from posecast.inference.load import load_model
 from posecast.inference.rollout import evaluate_sequences
 from posecast.perf import to_float
+from posecast.training.checkpoint import load_checkpoint
 from posecast.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,9 @@ def finished_run(out: Path, cfg: cfgmod.Config) -> tuple[float, int]:
     last = out / "checkpoints" / "last.ckpt"
     if not last.exists():
         raise ValueError(f"{out}: no finished run to rescore (no checkpoints/last.ckpt)")
-    state = torch.load(last, map_location="cpu", weights_only=True)
+    state = load_checkpoint(last)  # CheckpointError (a ValueError) for an unreadable file
+    if state.get("config") is None or "elapsed" not in state:
+        raise ValueError(f"{last}: not a checkpoint of a posecast run (no config or training time)")
     ran = cfgmod.from_dict(state["config"])
     differ = cfgmod.config_diff(ran, cfg, sections=("data", "model", "optim", "schedule"),
                                 ignore=("data.val_vi_len",))  # how much of val is scored: not training

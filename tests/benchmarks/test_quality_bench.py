@@ -164,3 +164,10 @@ def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, 
         err = capsys.readouterr().err.strip()
         assert info.value.code == 2 and says in err and len(err.splitlines()) == 1, err
     assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+    broken = tmp_path / "broken"
+    (broken / "checkpoints").mkdir(parents=True)
+    (broken / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as info:
+        quality.main([*base, "--out", str(broken), "--rescore", "--results", str(tmp_path / "d")])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "cannot load checkpoint" in err and len(err.splitlines()) == 1, err
