@@ -136,15 +136,14 @@ def eval_only_row(base: dict, args: argparse.Namespace, label: str, z_mode: str 
     the recipe states), the seed's noise where z is sampled."""
     from posecast.data.lab import load_split
     from posecast.inference.load import load_model
-    from posecast.inference.rollout import evaluate_sequences
+    from posecast.rollout import validation_rollout
+    from posecast.training.run import Run
 
     runs = []
     for seed in args.seeds:
-        model, cfg = load_model(Path(args.runs) / f"v0_seed{seed}" / "run" / "checkpoints" / "last.ckpt")
+        model, cfg = load_model(Run(Path(args.runs) / f"v0_seed{seed}" / "run").last_ckpt)
         val = load_split(args.data, "val", (cfg.data.frame_H, cfg.data.frame_W))
-        ev = evaluate_sequences(model, [val], length=len(val), z_mode=z_mode or cfg.inference.z_infer, seed=seed,
-                                precision=cfg.runtime.precision,
-                                mirror=cfg.inference.mirror_average if mirror is None else mirror)
+        ev = validation_rollout(model, [val], cfg, length=len(val), seed=seed, z_mode=z_mode, mirror=mirror)
         runs.append({"seed": seed, "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
                      "ssim_mean": round(ev.mean_ssim, 4), "train_seconds": 0.0, "copy_first_psnr": base["copy_first_psnr"],
                      "copy_first_ssim": base["copy_first_ssim"], "cpu": base["cpu"], "precision": base["precision"]})

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from posecast.analysis.metrics import psnr
 from posecast.data.lab import load_split
 from posecast.inference.load import load_model
-from posecast.inference.rollout import predict
+from posecast.metrics import psnr
 from posecast.perf import to_float
+from posecast.rollout import predict
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dance"
 

@@ -23,15 +23,15 @@ from typing import Any
 import torch
 
 from posecast import perf
-from posecast.analysis.metrics import psnr, ssim
 from posecast.analysis.plots import plot_psnr_per_frame
 from posecast.cli.common import threads_arg
 from posecast.data.lab import DataError, load_split
 from posecast.inference.load import load_model
-from posecast.inference.rollout import predict
+from posecast.io.checkpoint import CheckpointError
+from posecast.metrics import psnr, ssim
 from posecast.perf import to_float
+from posecast.rollout import predict
 from posecast.runtime import tune_allocator
-from posecast.training.checkpoint import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dance"

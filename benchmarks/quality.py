@@ -25,14 +25,15 @@ import torch
 
 from posecast import config as cfgmod, perf
 from posecast.analysis.baselines import median_frame
-from posecast.analysis.metrics import psnr, ssim
 from posecast.analysis.plots import plot_psnr_per_frame
-from posecast.analysis.video import side_by_side, write_gif
 from posecast.data.lab import DataError, VideoSequence, load_split
 from posecast.inference.load import load_model
-from posecast.inference.rollout import evaluate_sequences
+from posecast.io.checkpoint import load_checkpoint
+from posecast.io.video import side_by_side, write_gif
+from posecast.metrics import psnr, ssim
 from posecast.perf import to_float
-from posecast.training.checkpoint import load_checkpoint
+from posecast.rollout import validation_rollout
+from posecast.training.run import Run
 from posecast.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,11 +46,11 @@ def copy_first_baseline(seq, T: int) -> tuple[torch.Tensor, torch.Tensor]:
     return psnr(first, truth), ssim(first, truth)
 
 
-def time_to_quality(ckpt_dir: Path, val, T: int, cfg, marks: list[float]) -> list[dict]:
+def time_to_quality(run: Run, val, T: int, cfg, marks: list[float]) -> list[dict]:
     """For each mark (minutes of training), the val rollout of the last epoch checkpoint whose
     training time was within it (one run's checkpoints, ``per_save: 1``)."""
     stamps = []
-    for path in sorted(ckpt_dir.glob("epoch_*.ckpt")):
+    for path in run.epoch_ckpts():
         state = torch.load(path, map_location="cpu", weights_only=True)
         stamps.append((float(state["elapsed"]), int(state["epoch"]), path))
     rows, scores = [], {}
@@ -61,8 +62,7 @@ def time_to_quality(ckpt_dir: Path, val, T: int, cfg, marks: list[float]) -> lis
         elapsed, epoch, path = max(within)
         if path not in scores:  # two marks may land on the same checkpoint
             model, _ = load_model(path)
-            ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
-                                    precision=cfg.runtime.precision, mirror=cfg.inference.mirror_average)
+            ev = validation_rollout(model, [val], cfg, length=T)
             scores[path] = {"psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
                             "ssim_mean": round(ev.mean_ssim, 4)}
         rows.append({"minutes": mark, "epoch": epoch, "train_minutes": round(elapsed / 60, 2), **scores[path]})
@@ -78,7 +78,7 @@ def finished_run(out: Path, cfg: cfgmod.Config) -> tuple[float, int]:
     config must equal ``cfg`` in its data, model and optim and schedule fields and in TRAINING_RUNTIME
     (ValueError otherwise); inference.*, data.val_vi_len and the other runtime fields (threads,
     saving, validation) may differ."""
-    last = out / "checkpoints" / "last.ckpt"
+    last = Run(out).last_ckpt
     if not last.exists():
         raise ValueError(f"{out}: no finished run to rescore (no checkpoints/last.ckpt)")
     state = load_checkpoint(last)  # CheckpointError (a ValueError) for an unreadable file
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         except (ValueError, OSError) as exc:
             ap.exit(2, f"{ap.prog}: error: {exc}\n")
     else:
-        if (out / "checkpoints").exists():
+        if Run(out).ckpt_dir.exists():
             raise SystemExit(f"{out} exists: remove it or give --out (a benchmark trains from scratch)")
         t0 = time.perf_counter()
         trainer = Trainer(cfg, args.data, out, progress=not args.quiet,
@@ -188,11 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
         train_s, epochs = time.perf_counter() - t0, trainer.epoch
 
     T = min(args.val_len, len(val))
-    model, _ = load_model(out / "checkpoints" / "last.ckpt")
-    ev = evaluate_sequences(model, [val], length=T, z_mode=cfg.inference.z_infer, seed=cfg.runtime.seed,
-                            precision=cfg.runtime.precision, mirror=cfg.inference.mirror_average)
+    run = Run(out)
+    model, _ = load_model(run.last_ckpt)
+    ev = validation_rollout(model, [val], cfg, length=T)
     base_p, base_s = copy_first_baseline(val, T)
-    best_path = out / "checkpoints" / "best.ckpt"  # absent when no validation ran within the budget
+    best_path = run.best_ckpt  # absent when no validation ran within the budget
     best_state = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else None
     res = {
         "config": name, "epochs": epochs, "train_seconds": round(train_s, 1),
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": perf.resolve_precision(cfg.runtime.precision),
     }
     res["median_frame_psnr"] = round(float(median_frame(to_float(val.frames[:T])).mean()), 3)
-    res["time_to_quality"] = time_to_quality(out / "checkpoints", val, T, cfg, args.marks)
+    res["time_to_quality"] = time_to_quality(run, val, T, cfg, args.marks)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     stem = f"quality_{name.replace('/', '_')}"

@@ -13,7 +13,7 @@ module called at every step (frame encoder on the previous frame, unless the mod
 on the current frame, pose encoder, posterior, reparameterisation, fusion, generator), the per-step
 losses summed and one backward at the end; its rollout is one sequence frame by frame under
 torch.no_grad with the pose encoded at each step. posecast's path is the project's own code:
-``posecast.training.step.train_step`` (the Trainer's step), and ``inference.rollout.predict`` for
+``posecast.training.step.train_step`` (the Trainer's step), and ``posecast.rollout.predict`` for
 5 sequences at once, with the speed options of ``posecast.perf`` (see --help). The training
 steps of each run in a fresh process of their own (one after the other), both with the same
 threads and the same (tuned) allocator: the ratio is the execution strategy's.
@@ -47,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from posecast import config as cfgmod
 from posecast import perf
-from posecast.inference.rollout import predict
+from posecast.rollout import predict
 from posecast.models import PoseCVAE
 from posecast.models.modules import Gaussian
 from posecast.perf import to_float

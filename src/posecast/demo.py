@@ -17,6 +17,7 @@ from typing import Any
 from . import config as cfgmod
 from .data.synth import write_synthetic_dataset
 from .analysis.evaluate import evaluate
+from .training.run import Run
 from .training.trainer import Trainer
 
 # small sizes, one stride-2 stage: an epoch of the demo's data takes seconds on either CPU
@@ -46,11 +47,11 @@ def run_demo(out: Path, *, minutes: float = 4.0, seed: int = 0) -> dict:
                                    val_len=120, test_sequences=1, test_len=120)
     print(f"synthetic dancer dataset: {data}")
     cfg = demo_config(minutes, seed)
-    trainer = Trainer(cfg, data, out / "run")
+    trainer = Trainer(cfg, data, out / "run")  # trainer.run: the run folder's files
     print(f"training the demo recipe for up to {minutes:g} min (or {cfg.optim.num_epoch} epochs) ...")
     trainer.fit()
-    summary = evaluate(out / "run" / "checkpoints" / "last.ckpt", data, out / "eval", split="val")
-    _print_summary(summary, out)
+    summary = evaluate(trainer.run.last_ckpt, data, out / "eval", split="val")
+    _print_summary(summary, out, trainer.run)
     from .analysis.report import write_report
 
     index = write_report([out / "run"], out / "report", data=data, title="posecast demo",
@@ -59,8 +60,8 @@ def run_demo(out: Path, *, minutes: float = 4.0, seed: int = 0) -> dict:
     return summary
 
 
-def _print_summary(summary: dict, out: Path) -> None:
-    with open(out / "run" / "metrics.csv") as f:
+def _print_summary(summary: dict, out: Path, run: Run) -> None:
+    with open(run.metrics_path) as f:
         epochs = len(list(csv.DictReader(f)))
     b = summary["baselines"]
     print()
@@ -72,8 +73,8 @@ def _print_summary(summary: dict, out: Path) -> None:
     margin = summary["mean_psnr"] - max(b.values())
     verdict = "beats both baselines" if margin >= MARGIN_DB else "does NOT beat both baselines"
     print(f"  -> {verdict} by {margin:+.2f} dB (the demo expects {MARGIN_DB:g} dB or more)")
-    print(f"  checkpoints:         {out / 'run' / 'checkpoints'}")
-    print(f"  metrics per epoch:   {out / 'run' / 'metrics.csv'}")
+    print(f"  checkpoints:         {run.ckpt_dir}")
+    print(f"  metrics per epoch:   {run.metrics_path}")
     print(f"  PSNR per frame plot: {out / 'eval' / 'psnr_per_frame.png'}")
     print(f"  prediction GIF/MP4:  {out / 'eval' / 'val.gif'}  {out / 'eval' / 'val.mp4'}")
     print(f"  TensorBoard:         tensorboard --logdir {out / 'run' / 'tensorboard'}")

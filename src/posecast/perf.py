@@ -137,11 +137,10 @@ def physical_cores() -> int:
         return os.cpu_count() or 1
 
 
-def auto_threads(load: float | None = None, own: int = 0) -> int:
+def auto_threads(load: float | None = None) -> int:
     """Intra-op threads for this machine as it is now: one per CPU that other processes leave
-    idle by the 1-minute load average (at least 1, at most every usable CPU). ``own``: the
-    threads this process has kept busy over the last minute (they are in the load average too),
-    e.g. ``torch.get_num_threads()`` when re-deciding between epochs of a training run.
+    idle by the 1-minute load average (at least 1, at most every usable CPU). The load average
+    counts this process's own busy threads too: decide before this process starts its work.
 
     On a shared 2-core machine with other busy jobs, two OpenMP threads wait at every barrier
     for the one the scheduler has parked (libgomp spins, then sleeps): measured 2-4x slower
@@ -152,7 +151,7 @@ def auto_threads(load: float | None = None, own: int = 0) -> int:
             load = os.getloadavg()[0]
         except (AttributeError, OSError):
             return cpus
-    return max(1, min(cpus, int(cpus - max(0.0, load - own) + 0.5)))
+    return max(1, min(cpus, int(cpus - max(0.0, load) + 0.5)))
 
 
 def set_threads(n: int | str | None) -> int:

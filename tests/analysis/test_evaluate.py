@@ -10,7 +10,7 @@ import torch
 
 from posecast.analysis.evaluate import _summary, evaluate
 from posecast.data.lab import DataError
-from posecast.inference.rollout import SequenceEval
+from posecast.rollout import SequenceEval
 from posecast_testing import SYNTH, write_split
 
 

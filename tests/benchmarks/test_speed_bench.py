@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.inference.rollout import predict
+from posecast.rollout import predict
 from posecast_testing import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]

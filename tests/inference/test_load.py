@@ -8,7 +8,7 @@ import torch
 from posecast import config as cfgmod
 from posecast.inference.load import load_model
 from posecast.models import PoseCVAE
-from posecast.training.checkpoint import FORMAT, FORMAT_VERSION
+from posecast.io.checkpoint import FORMAT, FORMAT_VERSION
 from posecast_testing import OLD_LAYOUT
 
 

@@ -26,7 +26,7 @@ import torch
 from posecast import config as cfgmod
 from posecast.analysis.evaluate import evaluate
 from posecast.data.lab import load_split, load_test
-from posecast.inference.rollout import evaluate_sequences
+from posecast.rollout import evaluate_sequences
 from posecast.training.trainer import Trainer
 from posecast_testing import dance_root
 

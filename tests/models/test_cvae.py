@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.inference.rollout import predict
+from posecast.rollout import predict
 from posecast.models import PoseCVAE, cvae
 from posecast.data.sampling import Batch
 from posecast.training.step import loss_options, loss_step

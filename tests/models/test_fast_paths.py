@@ -10,8 +10,8 @@ import torch
 
 from posecast import config as cfgmod
 from posecast import perf
-from posecast.analysis.metrics import psnr
-from posecast.inference.rollout import evaluate_sequences, predict
+from posecast.metrics import psnr
+from posecast.rollout import evaluate_sequences, predict
 from posecast.models import PoseCVAE
 from posecast.runtime import tune_allocator
 from posecast.data.sampling import Batch

@@ -36,7 +36,7 @@ import io, os, signal, sys
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-import posecast.training.checkpoint as ck
+import posecast.io.checkpoint as ck
 import posecast.training.run as run_mod
 from posecast import cli
 
@@ -122,7 +122,7 @@ def without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 def assert_log_matches_checkpoint(run_dir: Path) -> int:
     """Every epoch in last.ckpt has its metrics row, once; rows past it (an epoch logged but not
     checkpointed) are allowed: a resume drops them. Returns the checkpoint's epoch."""
-    from posecast.training.checkpoint import load_checkpoint
+    from posecast.io.checkpoint import load_checkpoint
 
     done = load_checkpoint(Path(run_dir) / "checkpoints" / "last.ckpt")["epoch"]
     epochs = [int(r["epoch"]) for r in metrics_rows(run_dir)]

@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-import posecast.training.checkpoint as ckmod
+import posecast.io.checkpoint as ckmod
 from posecast.data.lab import load_split
-from posecast.training.checkpoint import load_checkpoint
+from posecast.io.checkpoint import load_checkpoint
 from robustness_support import (assert_log_matches_checkpoint, child_env, metrics_rows, run_cli, snapshot,
                                 without_timing)
 
@@ -263,11 +263,13 @@ def _fail_writes(monkeypatch, exc_errno: int, name: str, at: int = 1, partial: b
         return orig(path, write)
 
     import posecast.analysis.evaluate as evmod
-    import posecast.analysis.frame_csv as fcmod
-    import posecast.analysis.video as vimod
-    import posecast.training.run as runmod
+    import posecast.analysis.plots as plmod
+    import posecast.io.atomic as atmod
+    import posecast.io.video as vimod
+    import posecast.rollout as romod
 
-    for module in (ckmod, evmod, fcmod, vimod, runmod):  # every module that imported it by name
+    # every module that imported it by name; io.atomic's own name serves atomic_write_text
+    for module in (atmod, ckmod, evmod, plmod, romod, vimod):
         monkeypatch.setattr(module, "atomic_write_bytes", atomic)
 
 
@@ -345,7 +347,7 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 from posecast import cli
-from posecast.training.checkpoint import load_checkpoint
+from posecast.io.checkpoint import load_checkpoint
 import contextlib, io
 
 def run(args):

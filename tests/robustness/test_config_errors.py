@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from posecast.training.checkpoint import load_checkpoint
+from posecast.io.checkpoint import load_checkpoint
 from robustness_support import run_cli, snapshot
 
 BAD = [

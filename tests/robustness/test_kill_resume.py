@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from posecast.data.synth import write_synthetic_dataset
-from posecast.training.checkpoint import load_checkpoint
+from posecast.io.checkpoint import load_checkpoint
 from posecast_testing import tensorboard_scalars
 from robustness_support import (TIMING, assert_log_matches_checkpoint, metrics_rows, run_child, run_cli,
                                 start_child, without_timing)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import posecast.training.step as step_mod
-from posecast.training.checkpoint import load_checkpoint
+from posecast.io.checkpoint import load_checkpoint
 from robustness_support import metrics_rows, run_cli
 
 STEPS = 3  # the shared synthetic dataset: 24 frames, clips of 4, batches of 2

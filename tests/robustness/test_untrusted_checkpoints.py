@@ -14,7 +14,7 @@ from posecast import config as cfgmod
 from posecast.inference.load import (lab_config, lab_dims, lab_key_to_posecast, map_lab_state_dict,
                                             posecast_key_to_lab)
 from posecast.models import PoseCVAE
-from posecast.training.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,
+from posecast.io.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,
                                           save_checkpoint)
 from robustness_support import lab_layout, lab_state_dict, run_cli, save_like_the_lab, snapshot
 

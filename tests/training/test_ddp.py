@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from posecast import config as cfgmod
 from posecast.data.synth import write_synthetic_dataset
-from posecast.training.checkpoint import load_checkpoint
+from posecast.io.checkpoint import load_checkpoint
 from posecast.training.trainer import Trainer
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from posecast.config import ConfigError
-from posecast.training.checkpoint import CheckpointError
+from posecast.io.checkpoint import CheckpointError
 from posecast.training.resume import run_state
 from posecast_testing import copy_tree, tiny_config
 

@@ -14,7 +14,7 @@ import torch
 import posecast.training.step as step_mod
 from posecast import config as cfgmod
 from posecast.data.lab import DataError
-from posecast.training.checkpoint import load_checkpoint
+from posecast.io.checkpoint import load_checkpoint
 from posecast.training.schedules import kl_beta, teacher_forcing_ratio
 from posecast.training.run import METRIC_FIELDS, tensorboard_writer
 from posecast.training.trainer import NonFiniteLossError, Trainer

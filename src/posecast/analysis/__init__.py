@@ -1,3 +1,4 @@
-"""Analysis: metrics, baselines, per-frame tables, plots, reports, videos, the evaluate command's
-outputs and studies. Loading and rolling out models is :mod:`posecast.inference`.
+"""Analysis: baselines, plots, reports, the evaluate command's outputs and studies, from run
+folders (:class:`posecast.training.run.Run`) and checkpoints. PSNR/SSIM are :mod:`posecast.metrics`,
+the rollout :mod:`posecast.rollout`, frames out :mod:`posecast.io.video`.
 """

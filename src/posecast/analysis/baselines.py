@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .metrics import psnr
+from ..metrics import psnr
 
 
 def copy_first(frames: torch.Tensor) -> torch.Tensor:

@@ -10,13 +10,12 @@ import torch
 from ..config import Config
 from ..data.lab import DataError, VideoSequence, load_split, load_test
 from ..inference.load import load_model
-from ..inference.rollout import SequenceEval, evaluate_sequences, rollout_precision
+from ..io.atomic import atomic_write_bytes
+from ..io.video import side_by_side, write_gif, write_mp4
 from ..perf import to_float
-from ..training.checkpoint import atomic_write_bytes
+from ..rollout import SequenceEval, rollout_precision, validation_rollout, write_frame_csv
 from .baselines import baseline_psnrs
-from .frame_csv import write_frame_csv
 from .plots import plot_psnr_per_frame
-from .video import side_by_side, write_gif, write_mp4
 
 
 def _sequences(data: str | Path, split: str, cfg: Config) -> list[VideoSequence]:
@@ -46,9 +45,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
     if T < 2:  # frame 0 is given: nothing would be predicted or scored
         raise DataError(f"{Path(data) / split}: {T} frame(s) to evaluate; at least 2 are needed "
                         "(frame 0 is given, frames 1.. are predicted)")
-    ev = evaluate_sequences(model, seqs, length=T, z_mode=z_mode or cfg.inference.z_infer, seed=seed,
-                            samples=samples, precision=precision,
-                            mirror=cfg.inference.mirror_average if mirror is None else mirror)
+    ev = validation_rollout(model, seqs, cfg, length=T, samples=samples, seed=seed, z_mode=z_mode,
+                            precision=precision, mirror=mirror)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_frame_csv(out / "psnr_per_frame.csv", ev)

@@ -11,7 +11,7 @@ them all for a set of runs.
 """
 from __future__ import annotations
 
-import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +23,10 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .. import config as cfgmod  # noqa: E402
 from ..config import Config  # noqa: E402
 from ..data.lab import DataError  # noqa: E402
-
-from ..training.run import METRIC_FIELDS  # noqa: E402  (the columns of metrics.csv)
+from ..io.atomic import atomic_write_bytes  # noqa: E402
+from ..training.run import METRIC_FIELDS, Run  # noqa: E402  (the run folder and the columns of metrics.csv)
 from ..training.schedules import Schedules  # noqa: E402
 
 DPI = 120
@@ -106,7 +105,7 @@ class RunLog:
         if epoch is None:
             return None
         if epoch not in self._frames:
-            self._frames[epoch] = _read_frame_csv(self.path / "val" / f"epoch_{epoch:03d}.csv", epoch)
+            self._frames[epoch] = _frame_metrics(Run(self.path).read_val_frames(epoch), epoch)
         return self._frames[epoch]
 
     @property
@@ -145,26 +144,21 @@ def _float(text: str | None) -> float:
         return math.nan
 
 
-def _read_metrics(path: Path) -> dict[str, np.ndarray]:
-    with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if (r.get("epoch") or "").strip().isdigit()]
+def _metric_arrays(rows: list[dict[str, str]], where: Path) -> dict[str, np.ndarray]:
     if not rows:
-        raise DataError(f"{path}: no epoch logged yet")
+        raise DataError(f"{where}: no epoch logged yet")
     return {k: np.asarray([_float(r.get(k)) for r in rows], dtype=float) for k in METRIC_FIELDS}
 
 
-def _read_frame_csv(path: Path, epoch: int) -> FrameMetrics | None:
-    if not path.exists():
-        return None
+def _frame_metrics(rows: list[dict[str, str]] | None, epoch: int) -> FrameMetrics | None:
     frames: dict[str, list[float]] = {}
     psnr: dict[str, list[float]] = {}
     ssim: dict[str, list[float]] = {}
-    with path.open(newline="") as f:
-        for r in csv.DictReader(f):
-            name = r["sequence"]
-            frames.setdefault(name, []).append(_float(r["frame"]))
-            psnr.setdefault(name, []).append(_float(r["psnr"]))
-            ssim.setdefault(name, []).append(_float(r.get("ssim")))
+    for r in rows or []:
+        name = r["sequence"]
+        frames.setdefault(name, []).append(_float(r["frame"]))
+        psnr.setdefault(name, []).append(_float(r["psnr"]))
+        ssim.setdefault(name, []).append(_float(r.get("ssim")))
     if not frames:
         return None
     arr = lambda d: {k: np.asarray(v, dtype=float) for k, v in d.items()}  # noqa: E731
@@ -173,15 +167,9 @@ def _read_frame_csv(path: Path, epoch: int) -> FrameMetrics | None:
 
 def load_run(path: str | Path, name: str | None = None) -> RunLog:
     """Read a run folder (config.yaml and metrics.csv; val/ CSVs are read when asked for)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"run folder not found: {path}")
-    if not (path / "metrics.csv").exists():
-        raise DataError(f"{path} is not a posecast run folder (no metrics.csv; train with `posecast train`)")
-    if not (path / "config.yaml").exists():
-        raise DataError(f"{path} is not a posecast run folder (no config.yaml)")
-    cfg = cfgmod.load(path / "config.yaml")
-    return RunLog(path, name or path.resolve().name, cfg, _read_metrics(path / "metrics.csv"))
+    run = Run(path)
+    cfg, rows = run.read_log()
+    return RunLog(run.path, name or run.path.resolve().name, cfg, _metric_arrays(rows, run.metrics_path))
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[RunLog]:
@@ -204,10 +192,6 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
 # -- figure helpers -----------------------------------------------------------------------------
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write a figure as PNG (parent folders created)."""
-    import io
-
-    from ..training.checkpoint import atomic_write_bytes
-
     path = Path(path)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # "tight": legends outside the axes

@@ -26,7 +26,14 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from .. import config as cfgmod
-from ..data.lab import DataError
+from ..data.lab import DataError, load_split
+from ..inference.load import load_model
+from ..io.atomic import atomic_write_text
+from ..io.checkpoint import load_checkpoint
+from ..io.video import side_by_side, write_gif, write_mp4
+from ..perf import to_float
+from ..rollout import validation_rollout
+from ..training.run import Run
 from .plots import RunLog, describe_tfr, load_runs, plot_runs, safe_name
 
 MEDIA_DIR = "report_media"
@@ -104,11 +111,8 @@ class Media:
 def _data_path(run: RunLog, data: str | Path | None) -> Path | None:
     if data is not None:
         return Path(data).resolve()
-    saved = run.path / "data_path.txt"
-    if saved.exists():
-        text = saved.read_text().strip()
-        return Path(text) if text else None
-    return None
+    saved = Run(run.path).data_path()
+    return Path(saved) if saved else None
 
 
 def rollout_media(run: RunLog, data: str | Path | None = None, *, device: str = "cpu", mp4: bool = True,
@@ -116,12 +120,13 @@ def rollout_media(run: RunLog, data: str | Path | None = None, *, device: str = 
     """The validation rollout of the run's best checkpoint beside ground truth and pose, as GIF
     (and MP4), computed once and cached in RUN/report_media/ (keyed by the checkpoint's size and
     modification time, the dataset and the rollout settings)."""
-    ckpt = run.path / "checkpoints" / "best.ckpt"
+    ckpt = Run(run.path).best_ckpt
     if not ckpt.exists():
         return Media(note=f"no rollout video: {ckpt} does not exist (no validated epoch yet)")
     root = _data_path(run, data)
     if root is None:
-        return Media(note="no rollout video: the run's dataset is unknown (no data_path.txt; pass --data)")
+        return Media(note=f"no rollout video: the run's dataset is unknown (no {Run(run.path).data_file.name}; "
+                          "pass --data)")
     if not (root / "val").is_dir():
         return Media(note=f"no rollout video: the validation split {root / 'val'} is not there (pass --data)")
     cfg = run.cfg
@@ -141,27 +146,17 @@ def rollout_media(run: RunLog, data: str | Path | None = None, *, device: str = 
             return Media(folder / GIF_NAME, folder / MP4_NAME if mp4 else None, meta.get("info", {}))
     log(f"{run.name}: rolling out the best checkpoint on {root / 'val'} for the report's video")
     info = _render_media(ckpt, root, cfg, folder, device=device, mp4=mp4)
-    from ..training.checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(meta_path, lambda f: f.write(json.dumps({"key": key, "info": info}, indent=2).encode()))
+    atomic_write_text(meta_path, json.dumps({"key": key, "info": info}, indent=2))
     return Media(folder / GIF_NAME, folder / MP4_NAME if mp4 else None, info)
 
 
 def _render_media(ckpt: Path, root: Path, cfg: cfgmod.Config, folder: Path, *, device: str, mp4: bool
                   ) -> dict[str, Any]:
-    from ..data.lab import load_split
-    from ..inference.load import load_model
-    from ..inference.rollout import evaluate_sequences
-    from ..perf import to_float
-    from ..training.checkpoint import load_checkpoint
-    from .video import side_by_side, write_gif, write_mp4
-
     model, mcfg = load_model(ckpt, device)
     seq = load_split(root, "val", (mcfg.data.frame_H, mcfg.data.frame_W))
     T = min(len(seq), mcfg.data.val_vi_len)  # as the trainer's validation
-    # the same call, seed and settings as the trainer's validation: this is the logged rollout
-    ev = evaluate_sequences(model, [seq], length=T, z_mode=mcfg.inference.z_infer, seed=mcfg.runtime.seed,
-                            precision=mcfg.runtime.precision, mirror=mcfg.inference.mirror_average)
+    # the trainer's validation rollout, seed and settings included: this is the logged rollout
+    ev = validation_rollout(model, [seq], mcfg, length=T)
     panel = side_by_side(ev.pred[0, 0], to_float(seq.frames[:T]), to_float(seq.poses[:T]),
                          labels=["prediction", "ground truth", "pose"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -321,8 +316,9 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data: s
                  log: Callable[[str], None] = print) -> Path:
     """Write index.html and report.md comparing the runs into out_dir; returns index.html's path.
 
-    data: the dataset for the rollout videos (default: each run's data_path.txt). media=False
-    leaves the videos out. epoch: which validation rollout the per-frame plots show.
+    data: the dataset for the rollout videos (default: the dataset each run recorded,
+    :meth:`Run.data_path`). media=False leaves the videos out. epoch: which validation rollout the
+    per-frame plots show.
     """
     runs = load_runs(run_dirs)
     out = Path(out_dir)

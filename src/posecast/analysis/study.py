@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .. import config as cfgmod
 from ..config import Config, ConfigError
+from ..training.run import Run
 
 # variant name -> the fields it sets (all of the varied fields, so that only they differ)
 STUDIES: dict[str, dict[str, dict[str, Any]]] = {
@@ -106,8 +107,7 @@ def run_study(kind: str, data: str | Path, out_dir: str | Path, cfg: Config, *, 
             size = (c.data.frame_H, c.data.frame_W)
             shared = {"train_seq": load_split(data, "train", size), "val_seqs": [load_split(data, "val", size)]}
         log(f"[{i}/{len(configs)}] {name}: {'resuming' if state == 'incomplete' else 'training'} into {run_dir}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "data_path.txt").write_text(str(data))
+        Run(run_dir).record_data(data)  # the folder too; atomically
         Trainer(c, data, run_dir, device=device, progress=progress, log=log, **shared).fit(resume=state == "incomplete")
         (result.resumed if state == "incomplete" else result.trained).append(name)
     if report:

@@ -89,7 +89,7 @@ def run_page(checkpoint: Path | None, first_frame: Path | None, driving: Path | 
     from ..data.lab import DataError
     from ..inference.animate import animate
     from ..poses.errors import PoseError
-    from ..training.checkpoint import CheckpointError
+    from ..io.checkpoint import CheckpointError
 
     why = _missing(checkpoint, first_frame, driving)
     if why:

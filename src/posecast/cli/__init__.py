@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tune_allocator()
     from ..data.lab import DataError
-    from ..training.checkpoint import CheckpointError
+    from ..io.checkpoint import CheckpointError
     from ..training.trainer import NonFiniteLossError
 
     try:

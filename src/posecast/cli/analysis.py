@@ -49,7 +49,7 @@ def add_report(subparsers: Any) -> None:
                               "with the plots, a table per run and each run's validation rollout as GIF.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--data", help="dataset for the rollout videos (default: each run's data_path.txt)")
+    p.add_argument("--data", help="dataset for the rollout videos (default: the dataset each run recorded)")
     p.add_argument("--title", help="report title")
     p.add_argument("--epoch", type=_epoch_arg, default="best", help="rollout shown per frame: best, last or N")
     p.add_argument("--no-media", action="store_true", help="leave out the rollout GIF/MP4")

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, estimator: PoseEstimator | None = None) -> int
     return 2. ``estimator`` (tests) replaces MediaPipe."""
     from ..data.lab import DataError
     from ..poses.errors import PoseError
-    from ..training.checkpoint import CheckpointError
+    from ..io.checkpoint import CheckpointError
     from ..inference.animate import animate
 
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as cfgmod
+from ..training.run import Run
 from .common import add_config_overrides, config_from, config_overrides
 
 
@@ -57,14 +58,14 @@ def _resumed(args: argparse.Namespace) -> tuple[Path, cfgmod.Config, str]:
     run_dir = Path(args.resume)
     if run_dir.is_file():  # a checkpoint path: its run folder is two levels up
         run_dir = run_dir.parent.parent
-        if Path(args.resume).resolve() != (run_dir / "checkpoints" / "last.ckpt").resolve():
+        if Path(args.resume).resolve() != Run(run_dir).last_ckpt.resolve():
             raise cfgmod.ConfigError(f"--resume {args.resume}: a run resumes from its own "
                                      "checkpoints/last.ckpt; give the run folder")
     state = run_state(run_dir, overrides=config_overrides(args),
                       warn=lambda message: print(f"posecast train: {message}", file=sys.stderr))
     data = args.data or state.data
     if not data:
-        raise cfgmod.ConfigError(f"--resume: give --data (no data_path.txt in {run_dir})")
+        raise cfgmod.ConfigError(f"--resume: give --data (no {Run(run_dir).data_file.name} in {run_dir})")
     return run_dir, state.config, data
 
 
@@ -79,18 +80,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         cfg = config_from(args)
         run_dir = Path(args.out) if args.out else _default_run_dir(cfg)
         data = args.data
-        if (run_dir / "checkpoints" / "last.ckpt").exists():  # never start over a run by mistake
+        if Run(run_dir).last_ckpt.exists():  # never start over a run by mistake
             raise cfgmod.ConfigError(f"--out {run_dir} already holds a run (checkpoints/last.ckpt): continue "
                                      f"it with --resume {run_dir}, or choose another --out")
     import torch
 
     from ..perf import cpu_summary, resolve_precision
-    from ..training.checkpoint import atomic_write_bytes
     from ..training.trainer import Trainer
 
     trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress)
-    run_dir.mkdir(parents=True, exist_ok=True)  # after the data loaded: a bad dataset leaves no run folder
-    atomic_write_bytes(run_dir / "data_path.txt", lambda f: f.write(str(Path(data).resolve()).encode()))
+    trainer.run.record_data(data)  # after the data loaded: a bad dataset leaves no run folder
     t = cfg.runtime
     prec = resolve_precision(t.precision, trainer.device)
     trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}: {prec}"
@@ -98,4 +97,4 @@ def cmd_train(args: argparse.Namespace) -> None:
                 f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads "
                 f"on {cpu_summary() if trainer.device.type == 'cpu' else trainer.device}")
     trainer.fit(resume=bool(args.resume))
-    trainer.log(f"done: checkpoints in {run_dir / 'checkpoints'}, metrics in {run_dir / 'metrics.csv'}")
+    trainer.log(f"done: checkpoints in {trainer.run.ckpt_dir}, metrics in {trainer.run.metrics_path}")

@@ -242,7 +242,7 @@ def load_truth(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
 
 def _psnr_plot(pred: torch.Tensor, truth: torch.Tensor, out: Path) -> tuple[float, Path]:
     """PSNR of frames 1..T-1 (of the shorter of the two) and its plot at ``out``."""
-    from ..analysis.metrics import psnr
+    from ..metrics import psnr
     from ..analysis.plots import plot_psnr_per_frame
     from ..perf import to_float
 
@@ -256,7 +256,7 @@ def _psnr_plot(pred: torch.Tensor, truth: torch.Tensor, out: Path) -> tuple[floa
 
 def _write_outputs(out: Path, panels: list[torch.Tensor], labels: np.ndarray, fps: float) -> tuple[Path, Path, Path]:
     """OUT.mp4, OUT.gif (the panels side by side) and OUT_poses/frame{N}.png (the labels)."""
-    from ..analysis.video import side_by_side, write_gif, write_mp4
+    from ..io.video import side_by_side, write_gif, write_mp4
 
     strip = side_by_side(*panels, labels=["driving", "retargeted", "result"])
     rate = max(1, round(fps))
@@ -308,7 +308,7 @@ def animate(checkpoint: str | Path, first_frame: str | Path, driving: str | Path
     ``checkpoint`` and write ``out`` (.mp4), its .gif, the labels and, with ``truth`` (a folder of
     frame{N}.png or an .npz), the PSNR-per-frame plot. See the module docstring for the two
     ways to drive; ``estimator`` replaces MediaPipe (the ``pose`` extra) for every pose estimate."""
-    from .rollout import predict
+    from ..rollout import predict
 
     t0 = time.perf_counter()
     out = Path(out).with_suffix(".mp4")

@@ -3,7 +3,8 @@
 The lab's ``Trainer.save`` writes ``{"state_dict": VAE_Model.state_dict(), "optimizer", "lr",
 "tfr", "last_epoch"}``. Its five modules are ``nn.Sequential``s, so a key reads
 ``<module>.<layer index>.<block key>``; posecast's modules keep their layers in ``.network``
-(the modules' names: ``posecast.models.cvae.LAB_MODULES``)::
+(the modules' names: ``posecast.models.cvae.LAB_MODULES``; :mod:`posecast.io.checkpoint`
+recognises the layout)::
 
     frame_transformation.1.block.0.conv1.0.weight -> frame_encoder.network.1.conv.conv1.weight
     Gaussian_Predictor.0.skip.bias                -> posterior_net.network.0.skip.bias
@@ -15,7 +16,6 @@ inside ``conv1 = Sequential(Conv2d, LeakyReLU)``: see ``_LAYER_RENAMES``.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from ..config import Config
 from ..models import PoseCVAE
 from ..models.cvae import LAB_MODULES
 from ..perf import use_channels_last
-from ..training.checkpoint import CheckpointError, describe_state_dict_mismatch, load_checkpoint
+from ..io.checkpoint import CheckpointError, describe_state_dict_mismatch, load_checkpoint
 
 
 def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None = None, *,
@@ -107,10 +107,9 @@ def lab_dims(sd: dict[str, torch.Tensor]) -> dict[str, int]:
 
 
 def lab_config(sd: dict[str, torch.Tensor]) -> Config:
-    """The lab preset with the model sizes of this lab checkpoint (and the lab's architecture,
-    ``model.arch: lab``, where posecast has it)."""
-    arch = {"arch": "lab"} if "arch" in {f.name for f in dataclasses.fields(cfgmod.ModelConfig)} else {}
-    return cfgmod.override(cfgmod.preset("lab"), **lab_dims(sd), **arch)
+    """The lab preset with the model sizes of this lab checkpoint and the lab's architecture
+    (``model.arch: lab``)."""
+    return cfgmod.override(cfgmod.preset("lab"), **lab_dims(sd), arch="lab")
 
 
 def map_lab_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..analysis.video import side_by_side, write_gif, write_png_folder, write_submission
+from ..io.video import side_by_side, write_gif, write_png_folder, write_submission
 from ..data.lab import VideoSequence, load_frame, load_pose_folder, load_test
 from ..perf import to_float
 from .load import load_model
-from .rollout import predict, rollout_precision
+from ..rollout import predict, rollout_precision
 
 
 def predict_files(checkpoint: str | Path, out_dir: str | Path, *, first_frame: str | Path | None = None,

@@ -16,8 +16,8 @@ from .outputs import compose_frame, output_channels
 from .unet import Head, Stem, UNetFusion
 
 # The lab template's VAE_Model attributes -> (PoseCVAE's attribute, the lab's class name): the one
-# table behind reading the lab's checkpoints (posecast.training.checkpoint recognises them by these
-# prefixes, posecast.inference.load renames their keys)
+# table behind reading the lab's checkpoints (posecast.io.checkpoint recognises them by these
+# prefixes, its LAB_MODULE_NAMES; posecast.inference.load renames their keys)
 LAB_MODULES = {
     "frame_transformation": ("frame_encoder", "RGB_Encoder"),
     "label_transformation": ("pose_encoder", "Label_Encoder"),

@@ -9,7 +9,9 @@ from typing import Any, Callable
 
 from .. import config as cfgmod
 from ..config import Config, ConfigError
-from .checkpoint import check_resumable, describe_config_diff, load_checkpoint, remove_stale_temp_files
+from ..io.atomic import remove_stale_temp_files
+from ..io.checkpoint import load_checkpoint
+from .run import Run, check_resumable, describe_config_diff
 
 
 @dataclass
@@ -18,7 +20,7 @@ class RunState:
 
     status: str  # "new": no checkpoint yet; "incomplete": short of optim.num_epoch; "done"
     config: Config  # the config to train with
-    data: str | None  # the dataset the run was trained on (its data_path.txt), when recorded
+    data: str | None  # the dataset the run was trained on (Run.data_path), when recorded
 
 
 def _warn(message: str) -> None:
@@ -41,11 +43,11 @@ def run_state(run_dir: str | Path, cfg: Config | None = None, *, overrides: dict
 
     Temporary files that a killed save left in checkpoints/ are removed unless the run is done.
     """
-    run_dir = Path(run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    run = Run(run_dir)
+    run_dir, last = run.path, run.last_ckpt
     state = load_checkpoint(last) if last.exists() else None
     if cfg is None:
-        cfg = _own_config(run_dir, state, warn)
+        cfg = _own_config(run, state, warn)
         cfg = cfgmod.override(cfg, **overrides).validate() if overrides else cfg.validate()
         if state is not None:
             check_resumable(last, state, cfg.to_dict())
@@ -60,15 +62,13 @@ def run_state(run_dir: str | Path, cfg: Config | None = None, *, overrides: dict
     else:
         status = "done" if int(state.get("epoch", 0)) >= cfg.optim.num_epoch else "incomplete"
     if status != "done":
-        remove_stale_temp_files(run_dir / "checkpoints")
-    saved = run_dir / "data_path.txt"
-    data = saved.read_bytes().decode().strip() if saved.is_file() else ""
-    return RunState(status, cfg, data or None)
+        remove_stale_temp_files(run.ckpt_dir)
+    return RunState(status, cfg, run.data_path())
 
 
-def _own_config(run_dir: Path, state: dict[str, Any] | None, warn: Callable[[str], None]) -> Config:
-    """The config of the run in run_dir: config.yaml, else the copy in its last checkpoint."""
-    saved = run_dir / "config.yaml"
+def _own_config(run: Run, state: dict[str, Any] | None, warn: Callable[[str], None]) -> Config:
+    """The config of the run: config.yaml, else the copy in its last checkpoint."""
+    run_dir, saved = run.path, run.config_path
     if saved.is_file() and saved.stat().st_size:
         try:
             return cfgmod.load(saved)
@@ -78,5 +78,5 @@ def _own_config(run_dir: Path, state: dict[str, Any] | None, warn: Callable[[str
     if state is None:
         raise ConfigError(f"--resume {run_dir}: no config.yaml (or an empty one) and no checkpoint in "
                           f"{run_dir}: nothing to resume, start a new run")
-    warn(f"{saved} is missing or unreadable; using the config saved in {run_dir / 'checkpoints' / 'last.ckpt'}")
+    warn(f"{saved} is missing or unreadable; using the config saved in {run.last_ckpt}")
     return cfgmod.from_dict(state["config"])

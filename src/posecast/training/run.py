@@ -1,6 +1,9 @@
-"""A run folder, the on-disk contract of training (read back by evaluation.plots and report):
+"""A run folder, the on-disk contract of training, and the one module that names its files
+(written by :class:`posecast.training.trainer.Trainer`; read by :mod:`posecast.analysis.plots`,
+the report, studies, ``posecast train --resume`` and the benchmarks through :class:`Run`):
 
     config.yaml                     the resolved config
+    data_path.txt                   the dataset the run trains on (absolute path)
     metrics.csv                     one row per epoch, columns METRIC_FIELDS
     val/epoch_NNN.csv               per-frame PSNR/SSIM of the validation rollout of epoch NNN
     checkpoints/last.ckpt           the resume point; best.ckpt (best val PSNR), epoch_NNN.ckpt
@@ -17,8 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import config as cfgmod
 from ..config import Config
-from .checkpoint import atomic_write_bytes, check_resumable, load_checkpoint, save_checkpoint
+from ..data.lab import DataError
+from ..io.atomic import atomic_write_text
+from ..io.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from ..rollout import FIRST_SAMPLE, SequenceEval, write_frame_csv
 
 # THE metrics schema: the columns of metrics.csv, in order
 METRIC_FIELDS = ["epoch", "step", "lr", "tfr", "beta", "teacher_forced", "train_loss", "train_mse",
@@ -42,17 +49,78 @@ class Run:
         self.path = Path(path)
         self.writer: Any = None  # TensorBoard's SummaryWriter while open
 
+    # -- the layout: every name of the folder is spelled here ----------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
     @property
     def ckpt_dir(self) -> Path:
         return self.path / "checkpoints"
 
     @property
     def last_ckpt(self) -> Path:
+        """The resume point: the checkpoint of the last completed epoch."""
         return self.ckpt_dir / "last.ckpt"
 
     @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.csv"
+    def best_ckpt(self) -> Path:
+        """The checkpoint of the (last) epoch with the highest validation PSNR; absent until a
+        validation ran."""
+        return self.ckpt_dir / "best.ckpt"
+
+    def epoch_ckpt(self, epoch: int) -> Path:
+        """The checkpoint kept after epoch ``epoch`` (1-based: epochs completed), every ``per_save``."""
+        return self.ckpt_dir / f"epoch_{epoch:03d}.ckpt"
+
+    def epoch_ckpts(self) -> list[Path]:
+        """The epoch_NNN checkpoints there are, oldest first."""
+        return sorted(self.ckpt_dir.glob("epoch_*.ckpt"))
+
+    def val_frames_path(self, epoch: int) -> Path:
+        """val/epoch_NNN.csv of the validation rollout after epoch ``epoch`` (0-based)."""
+        return self.path / "val" / f"epoch_{epoch:03d}.csv"
+
+    @property
+    def data_file(self) -> Path:
+        """Where :meth:`record_data` keeps the dataset's path."""
+        return self.path / "data_path.txt"
+
+    # -- reading ----------------------------------------------------------------------------
+    def data_path(self) -> str | None:
+        """The dataset the run was trained on, when recorded (:meth:`record_data`)."""
+        saved = self.data_file
+        text = saved.read_bytes().decode().strip() if saved.is_file() else ""
+        return text or None
+
+    def read_log(self) -> tuple[Config, list[dict[str, str]]]:
+        """config.yaml and the rows of metrics.csv (DataError when the folder holds no run)."""
+        if not self.path.is_dir():
+            raise DataError(f"run folder not found: {self.path}")
+        if not self.metrics_path.exists():
+            raise DataError(f"{self.path} is not a posecast run folder (no metrics.csv; train with `posecast train`)")
+        if not self.config_path.exists():
+            raise DataError(f"{self.path} is not a posecast run folder (no config.yaml)")
+        return cfgmod.load(self.config_path), self._metric_rows()
+
+    def _metric_rows(self) -> list[dict[str, str]]:
+        """The rows of metrics.csv that hold an epoch number (none without the file)."""
+        if not self.metrics_path.exists():
+            return []
+        with self.metrics_path.open(newline="") as f:
+            return [r for r in csv.DictReader(f) if (r.get("epoch") or "").strip().isdigit()]
+
+    def read_val_frames(self, epoch: int) -> list[dict[str, str]] | None:
+        """The rows of val/epoch_NNN.csv (sequence, frame, psnr, ssim), None when not logged."""
+        path = self.val_frames_path(epoch)
+        if not path.exists():
+            return None
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f))
 
     def resume_state(self, cfg: Config) -> dict[str, Any] | None:
         """last.ckpt's state when there is one, checked against the config that resumes it."""
@@ -66,10 +134,14 @@ class Run:
         """Start (or resume at ``epoch``) writing: config.yaml, metrics.csv cut to the epochs
         before ``epoch``, a TensorBoard writer that hides what a killed run logged from there on."""
         self.path.mkdir(parents=True, exist_ok=True)
-        text = cfg.to_yaml()  # atomically: a kill must not leave an empty config.yaml
-        atomic_write_bytes(self.path / "config.yaml", lambda f: f.write(text.encode()))
+        atomic_write_text(self.config_path, cfg.to_yaml())  # atomically: a kill must not leave an empty config.yaml
         self.truncate_metrics(epoch)
         self.writer = tensorboard_writer(self.path / "tensorboard", start_epoch=epoch)
+
+    def record_data(self, data: str | Path) -> None:
+        """data_path.txt: the dataset's absolute path (read back by :meth:`data_path`), atomically."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.data_file, str(Path(data).resolve()))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -78,12 +150,8 @@ class Run:
 
     def truncate_metrics(self, epoch: int) -> None:
         """Keep only the rows of completed (checkpointed) epochs, so a resume never duplicates."""
-        rows = []
-        if self.metrics_path.exists():
-            with self.metrics_path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) < epoch]
-        text = _csv_text(rows, header=True)
-        atomic_write_bytes(self.metrics_path, lambda f: f.write(text.encode()))
+        rows = [r for r in self._metric_rows() if int(r["epoch"]) < epoch]
+        atomic_write_text(self.metrics_path, _csv_text(rows, header=True))
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with self.metrics_path.open("a", newline="") as f:
@@ -101,21 +169,48 @@ class Run:
                     self.writer.add_scalar(k, v, row["epoch"])
             self.writer.flush()
 
-    def write_val_frames(self, epoch: int, ev: Any) -> None:
+    def write_val_frames(self, epoch: int, ev: SequenceEval) -> None:
         """val/epoch_NNN.csv: PSNR and SSIM per sequence and frame of an evaluation (first sample)."""
-        from ..analysis.frame_csv import FIRST_SAMPLE, write_frame_csv
-
-        write_frame_csv(self.path / "val" / f"epoch_{epoch:03d}.csv", ev, FIRST_SAMPLE)
+        write_frame_csv(self.val_frames_path(epoch), ev, FIRST_SAMPLE)
 
     def save(self, state: dict[str, Any], *, per_save: int, best: bool) -> None:
         """The checkpoints of the epoch ``state["epoch"]`` completed: epoch_NNN every ``per_save``
         epochs, best when ``best``, and last (the resume point) always, last."""
         epoch = state["epoch"]
         if epoch % per_save == 0:
-            save_checkpoint(self.ckpt_dir / f"epoch_{epoch:03d}.ckpt", state)
+            save_checkpoint(self.epoch_ckpt(epoch), state)
         if best:
-            save_checkpoint(self.ckpt_dir / "best.ckpt", state)
+            save_checkpoint(self.best_ckpt, state)
         save_checkpoint(self.last_ckpt, state)
+
+
+def describe_config_diff(diff: dict[str, tuple[Any, Any]]) -> list[str]:
+    """``section.field: <in the checkpoint> in the checkpoint, <here> here`` for each difference of
+    :func:`posecast.config.config_diff` (checkpoint first), sorted by name."""
+    return [f"{key}: {saved!r} in the checkpoint, {here!r} here" for key, (saved, here) in sorted(diff.items())]
+
+
+def check_resumable(path: str | Path, state: dict[str, Any], config: dict[str, Any]) -> None:
+    """Raise CheckpointError unless ``state`` (a posecast checkpoint) can resume a run of ``config``.
+
+    The message lists what differs (``model.F_dim: 128 in the checkpoint, 8 here``).
+    """
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: the lab's checkpoints hold no optimiser or schedule state that "
+                              "posecast can resume; use it with `posecast evaluate` or `predict`")
+    missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "config") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: cannot resume from this checkpoint: it lacks {missing}")
+    try:  # through the dataclasses, so that fields added since the checkpoint take their defaults
+        saved = cfgmod.from_dict(state["config"]).to_dict()
+    except (cfgmod.ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the config saved in the checkpoint cannot be read: {exc}") from None
+    diffs = describe_config_diff(cfgmod.config_diff(saved, config, sections=("model",), missing="<missing>"))
+    if diffs:
+        preset = state["config"].get("preset")
+        raise CheckpointError(f"{path}: the checkpoint's model (preset {preset!r}) differs from this run's "
+                              f"config (preset {config.get('preset')!r}): " + "; ".join(diffs))
+
 
 
 def tensorboard_writer(path: Path, start_epoch: int = 0) -> Any:

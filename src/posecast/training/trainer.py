@@ -14,9 +14,9 @@ from .. import config as cfgmod
 from ..config import Config, DataConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..data.sampling import COIN_SALT, NOISE_SALT, ClipSampler, epoch_seed, tf_mask_for, validation_clips
-from ..inference.rollout import evaluate_sequences
 from ..models import PoseCVAE
 from ..perf import FastOptions, prepare
+from ..rollout import validation_rollout
 from .distributed import DistInfo
 from .run import Run
 from .schedules import Schedules
@@ -177,8 +177,7 @@ class Trainer:
             out = loss_step(self.model, batch.to(self.device, r.channels_last), None, beta, **self.loss_options)
             sums = {k: v + float(getattr(out, k)) * len(batch) for k, v in sums.items()}
             n += len(batch)
-        ev = evaluate_sequences(self.model, self.val_seqs, length=self.val_len, z_mode=self.cfg.inference.z_infer,
-                                seed=r.seed, precision=r.precision, mirror=self.cfg.inference.mirror_average)
+        ev = validation_rollout(self.model, self.val_seqs, self.cfg, length=self.val_len)
         self.run.write_val_frames(epoch, ev)
         self.model.train()
         res = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..training.checkpoint import atomic_write_bytes
+from .atomic import atomic_write_bytes
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from posecast.analysis.video import (side_by_side, to_uint8, write_gif, write_mp4, write_png_folder,
+from posecast.io.video import (side_by_side, to_uint8, write_gif, write_mp4, write_png_folder,
                                        write_submission)
 from posecast_testing import leftover_temp_files
 

@@ -1,15 +1,26 @@
-"""One rollout for validation, evaluation, prediction and the demo."""
+"""One rollout for validation, evaluation, prediction and the demo, and its per-frame scores.
+
+It sits below training and inference, which both use it: :func:`predict` rolls sequences out,
+:func:`validation_rollout` rolls out and scores them as the trainer's validation does (the
+trainer, ``posecast evaluate``, the report and the benchmarks call it), :func:`write_frame_csv`
+writes the scores per frame.
+"""
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import torch
 
-from ..analysis.metrics import psnr, ssim
-from ..config import Config
-from ..data.lab import VideoSequence
-from ..models import PoseCVAE
-from ..perf import autocast, resolve_precision, to_float
+from .config import Config
+from .data.lab import VideoSequence
+from .io.atomic import atomic_write_bytes
+from .metrics import psnr, ssim
+from .models import PoseCVAE
+from .perf import autocast, resolve_precision, to_float
 
 
 def rollout_precision(precision: str | None, cfg: Config, device: str) -> str:
@@ -30,7 +41,7 @@ def predict(model: PoseCVAE, first_frames: torch.Tensor, poses: torch.Tensor, *,
     mirror (inference.mirror_average): each sequence is also rolled out mirrored left to right, in
     the same batched call, and the two rollouts (the mirrored one mirrored back) are averaged."""
     was_training = model.training
-    model.eval()  # BatchNorm/Dropout-free today, but never roll out in training mode
+    model.eval()  # the lab pose encoder's BatchNorm (model.arch: lab) must use its running statistics
     device = next(model.parameters()).device
     gen = None
     if seed is not None:
@@ -102,3 +113,49 @@ def evaluate_sequences(model: PoseCVAE, seqs: list[VideoSequence], *, length: in
         ps.append(psnr(pred[:, 1:], truth[:, 1:]))
         ss.append(ssim(pred[:, 1:], truth[:, 1:]) if with_ssim else torch.full_like(ps[-1], float("nan")))
     return SequenceEval([s.name for s in seqs], torch.stack(preds), torch.stack(ps), torch.stack(ss))
+
+
+def validation_rollout(model: PoseCVAE, seqs: list[VideoSequence], cfg: Config, *, length: int | None = None,
+                       samples: int = 1, seed: int | None = None, z_mode: str | None = None,
+                       precision: str | None = None, mirror: bool | None = None,
+                       with_ssim: bool = True) -> SequenceEval:
+    """The rollout the trainer validates with, scored: every sequence from its frame 0 for
+    ``length`` frames (default: ``data.val_vi_len``, at most the shortest sequence), z from
+    ``inference.z_infer``, noise seeded by ``runtime.seed``, ``runtime.precision`` and
+    ``inference.mirror_average``; each argument given replaces the config's value."""
+    if length is None:
+        length = min(cfg.data.val_vi_len, min((len(s) for s in seqs), default=0))
+    return evaluate_sequences(model, seqs, length=length, z_mode=z_mode or cfg.inference.z_infer,
+                              seed=cfg.runtime.seed if seed is None else seed, samples=samples,
+                              precision=precision or cfg.runtime.precision, with_ssim=with_ssim,
+                              mirror=cfg.inference.mirror_average if mirror is None else mirror)
+
+
+# -- per-frame scores as CSV -------------------------------------------------------------------
+# column -> (metric, reduction over the samples); the trainer's val/epoch_NNN.csv has the first
+# sample's scores (what posecast.analysis.plots.load_run reads), `posecast evaluate`'s
+# psnr_per_frame.csv the mean and the best over its samples
+FIRST_SAMPLE = {"psnr": ("psnr", "first"), "ssim": ("ssim", "first")}
+OVER_SAMPLES = {"psnr_mean": ("psnr", "mean"), "ssim_mean": ("ssim", "mean"),
+                "psnr_max": ("psnr", "max"), "ssim_max": ("ssim", "max")}
+
+_REDUCE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "first": lambda x: x[0], "mean": lambda x: x.mean(0), "max": lambda x: x.amax(0)}
+_DIGITS = {"psnr": 4, "ssim": 5}
+
+
+def write_frame_csv(path: str | Path, ev: SequenceEval,
+                    columns: dict[str, tuple[str, str]] = OVER_SAMPLES) -> Path:
+    """Write ``sequence, frame`` (frames from 1: frame 0 is given) and ``columns`` for every
+    predicted frame of every sequence of ``ev``, atomically; returns the path."""
+    path = Path(path)
+    values = {col: _REDUCE[how](getattr(ev, metric)) for col, (metric, how) in columns.items()}  # [B, T-1]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["sequence", "frame", *columns])
+    for b, name in enumerate(ev.names):
+        for j in range(ev.psnr.shape[-1]):
+            w.writerow([name, j + 1, *(f"{float(values[col][b, j]):.{_DIGITS[metric]}f}"
+                                       for col, (metric, _) in columns.items())])
+    atomic_write_bytes(path, lambda f: f.write(buf.getvalue().encode()))
+    return path

@@ -1,120 +1,32 @@
-"""Checkpoints: state dicts and plain data, written atomically, loaded with weights_only=True."""
+"""The checkpoint format: state dicts and plain data, written atomically, loaded with
+weights_only=True; the lab template's layout is recognised too (its keys are renamed by
+:mod:`posecast.inference.load`)."""
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import re
-import stat
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import config as cfgmod
-from ..models.cvae import LAB_MODULES
+from .atomic import atomic_write_bytes
 
 FORMAT = "posecast"
 FORMAT_VERSION = 1
 
-# the keys of a lab template's state dict start with one of its module names
-_LAB_PREFIXES = tuple(f"{name}." for name in LAB_MODULES)
+# The top-level modules of the lab template's VAE_Model: a lab checkpoint's keys start with one of
+# them (the keys of posecast.models.cvae.LAB_MODULES, which maps them to PoseCVAE's attributes;
+# tests/io/test_checkpoint.py keeps the two equal)
+LAB_MODULE_NAMES = ("frame_transformation", "label_transformation", "Gaussian_Predictor", "Decoder_Fusion",
+                    "Generator")
+_LAB_PREFIXES = tuple(f"{name}." for name in LAB_MODULE_NAMES)
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says what differs."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _current_umask() -> int:
-    """The process umask (from /proc where it can: setting and restoring it races other threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            line = next(ln for ln in f if ln.startswith("Umask:"))
-        return int(line.split()[1], 8)
-    except (OSError, StopIteration, ValueError, IndexError):
-        mask = os.umask(0o022)
-        os.umask(mask)
-        return mask
-
-
-def _set_mode(fd: int, target: Path) -> None:
-    """Give the temporary file the mode of the file it replaces, else 0666 minus the umask."""
-    if not hasattr(os, "fchmod"):
-        return
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        mode = 0o666 & ~_current_umask()
-    try:
-        os.fchmod(fd, mode)
-    except OSError:
-        pass
-
-
-_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
-
-
-def remove_stale_temp_files(folder: str | Path) -> list[Path]:
-    """Delete the temporary files (``.NAME.XXXX.tmp``) that a killed atomic write left in folder.
-
-    Call it only while nothing else writes there (before a resumed run starts).
-    """
-    removed = []
-    folder = Path(folder)
-    if not folder.is_dir():
-        return removed
-    for p in folder.iterdir():
-        if _TEMP_RE.match(p.name) and p.is_file():
-            try:
-                p.unlink()
-                removed.append(p)
-            except OSError:
-                pass
-    return removed
-
-
-def atomic_write_bytes(path: str | Path, write: Any) -> None:
-    """Write with ``write(fileobj)`` to a temporary file beside ``path``, fsync, then rename.
-
-    A crash at any moment leaves either the old file or the new one, never a partial file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:  # name the file the user asked for, not the temporary one
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    try:
-        _set_mode(fd, path)  # mkstemp makes 0600 files: give the usual umask mode, as open() would
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # e.g. ENOSPC: say which file
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -211,34 +123,6 @@ def _check_tensors(path: Path, sd: Any, what: str) -> None:
     bad = [k for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: {what!r} holds entries that are not tensors: {bad[:5]}")
-
-
-def describe_config_diff(diff: dict[str, tuple[Any, Any]]) -> list[str]:
-    """``section.field: <in the checkpoint> in the checkpoint, <here> here`` for each difference of
-    :func:`posecast.config.config_diff` (checkpoint first), sorted by name."""
-    return [f"{key}: {saved!r} in the checkpoint, {here!r} here" for key, (saved, here) in sorted(diff.items())]
-
-
-def check_resumable(path: str | Path, state: dict[str, Any], config: dict[str, Any]) -> None:
-    """Raise CheckpointError unless ``state`` (a posecast checkpoint) can resume a run of ``config``.
-
-    The message lists what differs (``model.F_dim: 128 in the checkpoint, 8 here``).
-    """
-    if state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: the lab's checkpoints hold no optimiser or schedule state that "
-                              "posecast can resume; use it with `posecast evaluate` or `predict`")
-    missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "config") if k not in state]
-    if missing:
-        raise CheckpointError(f"{path}: cannot resume from this checkpoint: it lacks {missing}")
-    try:  # through the dataclasses, so that fields added since the checkpoint take their defaults
-        saved = cfgmod.from_dict(state["config"]).to_dict()
-    except (cfgmod.ConfigError, TypeError) as exc:
-        raise CheckpointError(f"{path}: the config saved in the checkpoint cannot be read: {exc}") from None
-    diffs = describe_config_diff(cfgmod.config_diff(saved, config, sections=("model",), missing="<missing>"))
-    if diffs:
-        preset = state["config"].get("preset")
-        raise CheckpointError(f"{path}: the checkpoint's model (preset {preset!r}) differs from this run's "
-                              f"config (preset {config.get('preset')!r}): " + "; ".join(diffs))
 
 
 def describe_state_dict_mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor],

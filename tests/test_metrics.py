@@ -1,4 +1,4 @@
-"""PSNR and SSIM per frame against hand-computed values (posecast.analysis.metrics)."""
+"""PSNR and SSIM per frame against hand-computed values (posecast.metrics)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from posecast.analysis.metrics import psnr, ssim
+from posecast.metrics import psnr, ssim
 
 
 def test_psnr_hand_computed() -> None:
