@@ -92,6 +92,18 @@ def test_schedules_figure_beta_per_step_evaluates_the_schedule(make_run):
     np.testing.assert_allclose(logged.get_ydata(), step.get_ydata()[::5])  # the log lies on the curve
 
 
+def test_beta_per_step_counts_each_epoch_s_steps(tmp_path):
+    # data.fast_train: epoch 0 had 2 steps, the others 3; one rise of beta over all 8 steps
+    cfg = cfgmod.override(_cfg(kl_anneal_type="Monotonic", kl_anneal_ratio=1.0, kl_anneal_per="step"), num_epoch=3)
+    metrics = {k: np.full(3, np.nan) for k in plots.METRIC_FIELDS}
+    metrics.update(epoch=np.arange(3.0), step=np.array([2.0, 5.0, 8.0]))
+    run = plots.RunLog(tmp_path, "fast", cfg, metrics)
+    assert run.steps_per_epoch == [2, 3, 3]
+    xs, beta = run.beta_per_step()
+    np.testing.assert_allclose(beta, [p / 8 for p in range(8)], atol=1e-9)
+    np.testing.assert_allclose(xs, [1, 1.5, 2, 2 + 1 / 3, 2 + 2 / 3, 3, 3 + 1 / 3, 3 + 2 / 3])
+
+
 @pytest.mark.parametrize("part,ylabel", [("loss", "loss per clip"), ("mse", "MSE"), ("kl", "KL")])
 def test_loss_comparison_has_train_and_val_of_every_run(make_run, part, ylabel):
     kinds = ["Monotonic", "Cyclical", "None"]

@@ -132,3 +132,12 @@ def test_trainer_schedules_follow_the_config() -> None:
                                                                       0.75, 0.875]
     lin = Schedules(tiny_config(num_epoch=11, tfr_sde=0, tfr_mode="linear"), steps_per_epoch=1)
     assert lin.tfr(5) == 0.5
+
+
+def test_per_step_beta_with_epochs_of_different_lengths() -> None:
+    # data.fast_train: 2 steps in epoch 0, 3 in epochs 1 and 2 (the sequence's last count repeats)
+    cfg = tiny_config(num_epoch=3, kl_anneal_type="Monotonic", kl_anneal_ratio=1.0, kl_anneal_per="step")
+    s = Schedules(cfg, steps_per_epoch=[2, 3])
+    assert [s.steps_before(e) for e in range(4)] == [0, 2, 5, 8]
+    assert [s.beta(e, i) for e, n in enumerate([2, 3, 3]) for i in range(n)] == [round(p / 8, 12) for p in range(8)]
+    assert Schedules(cfg, steps_per_epoch=[3, 3, 3]).beta(1, 2) == Schedules(cfg, steps_per_epoch=3).beta(1, 2) == round(5 / 9, 12)

@@ -265,9 +265,25 @@ def test_per_step_beta_counts_every_batch(synth_root: Path, tmp_path: Path, monk
     rec = _Recorder(monkeypatch)
     cfg = tiny_config(batch_size=4, kl_anneal_per="step", kl_anneal_cycle=1)  # 6 clips: batches of 4 and 2
     trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None)
-    assert trainer.schedules.steps_per_epoch == len(trainer.sampler.batches(0)) == 2
+    assert len(trainer.sampler.batches(0)) == 2
+    assert trainer.schedules.steps_per_epoch == [2] * cfg.optim.num_epoch
     trainer.fit()
     assert [b for _, b in rec.calls] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_per_step_beta_spans_epochs_of_different_lengths(synth_root: Path, tmp_path: Path) -> None:
+    """With data.fast_train the first epochs have fewer steps: per-step KL annealing counts the
+    steps every epoch really has (not epoch 0's count for every epoch)."""
+    cfg = tiny_config(num_epoch=3, kl_anneal_per="step", kl_anneal_type="Monotonic", kl_anneal_ratio=1.0,
+                      fast_train=True, fast_partial=0.5, fast_train_epoch=1)
+    trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None)
+    counts = [len(trainer.sampler.batches(e)) for e in range(3)]
+    assert counts[0] < counts[1] == counts[2]
+    total = sum(counts)
+    betas = [trainer.schedules.beta(e, i) for e in range(3) for i in range(counts[e])]
+    assert betas == [round(s / total, 12) for s in range(total)]  # one rise over every step of the run
+    assert [trainer.schedules.beta(e) for e in range(3)] == [0.0, round(counts[0] / total, 12),
+                                                            round((counts[0] + counts[1]) / total, 12)]
 
 
 # -- known bugs for the lead (trainer.py) ----------------------------------------------------------

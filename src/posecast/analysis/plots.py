@@ -125,10 +125,17 @@ class RunLog:
 
         Returns (x, beta) with x in epochs on the 1-based epoch axis of the other plots: step i
         of epoch e (0-based) lies at ``e + 1 + i / steps``, so each logged per-epoch beta (the
-        value at the epoch's first step) sits on this curve.
+        value at the epoch's first step) sits on this curve. The schedule counts each epoch's
+        logged steps, as the trainer counts each epoch's batches; epochs not logged yet are taken
+        to have as many as the last logged one.
         """
         counts = self.steps_per_epoch
-        sched = Schedules(self.cfg, counts[0])  # steps per epoch: the first epoch's, as the trainer
+        by_epoch = dict(zip(self.epochs.tolist(), counts))
+        per_epoch, known = [], counts[0]
+        for e in range(int(self.epochs.max()) + 1):
+            known = by_epoch.get(e, known)
+            per_epoch.append(known)
+        sched = Schedules(self.cfg, per_epoch)
         xs, ys = [], []
         for e, n in zip(self.epochs, counts):
             for i in range(n):

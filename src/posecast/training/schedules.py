@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 from ..config import Config
 
@@ -53,20 +54,32 @@ def kl_beta(progress: float, total: float, *, kind: str = "Cyclical", n_cycle: i
 
 @dataclass
 class Schedules:
-    """The schedules of a config, evaluated by epoch (and step within training)."""
+    """The schedules of a config, evaluated by epoch (and step within training).
+
+    ``steps_per_epoch``: the optimiser steps of each epoch, as a sequence (epoch e has
+    ``steps_per_epoch[e]``; epochs past its end have its last count), or one count for every
+    epoch. Epochs differ where ``data.fast_train`` trains the first epochs on part of the clips.
+    """
 
     cfg: Config
-    steps_per_epoch: int
+    steps_per_epoch: int | Sequence[int]
 
     def tfr(self, epoch: int) -> float:
         s = self.cfg.schedule
         return teacher_forcing_ratio(epoch, tfr=s.tfr, tfr_sde=s.tfr_sde, tfr_d_step=s.tfr_d_step,
                                      mode=s.tfr_mode, num_epoch=self.cfg.optim.num_epoch)
 
+    def steps_before(self, epoch: int) -> int:
+        """Optimiser steps of the epochs before ``epoch`` (0-based)."""
+        n = self.steps_per_epoch
+        if isinstance(n, int):
+            return epoch * n
+        return sum(n[min(e, len(n) - 1)] for e in range(epoch))
+
     def beta(self, epoch: int, step_in_epoch: int = 0) -> float:
         s, num_epoch = self.cfg.schedule, self.cfg.optim.num_epoch
         if s.kl_anneal_per == "step":
-            progress, total = epoch * self.steps_per_epoch + step_in_epoch, num_epoch * self.steps_per_epoch
+            progress, total = self.steps_before(epoch) + step_in_epoch, self.steps_before(num_epoch)
         else:
             progress, total = epoch, num_epoch
         return kl_beta(progress, total, kind=s.kl_anneal_type, n_cycle=s.kl_anneal_cycle,

@@ -55,7 +55,8 @@ class Trainer:
         self.step = 0  # optimiser steps done
         self.best_psnr = -math.inf
         self.elapsed = 0.0
-        self.schedules = Schedules(cfg, self.sampler.num_batches(0))
+        # every epoch's steps: data.fast_train makes the first epochs shorter
+        self.schedules = Schedules(cfg, [self.sampler.num_batches(e) for e in range(cfg.optim.num_epoch)])
 
     # -- checkpoint state -------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
