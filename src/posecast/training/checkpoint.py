@@ -17,7 +17,9 @@ from .. import config as cfgmod
 from ..models.cvae import LAB_MODULES
 
 FORMAT = "posecast"
-FORMAT_VERSION = 1
+# 2: the config as the groups of posecast.config hold it now (no train: section, no fields
+# since removed); a checkpoint of format 1 is refused with one line rather than read half-right
+FORMAT_VERSION = 2
 
 # the keys of a lab template's state dict start with one of its module names
 _LAB_PREFIXES = tuple(f"{name}." for name in LAB_MODULES)
@@ -199,8 +201,8 @@ def _check_version(path: Path, version: Any) -> None:
         raise CheckpointError(f"{path}: posecast checkpoint without a valid format_version ({version!r})")
     if version < FORMAT_VERSION:
         raise CheckpointError(f"{path}: written in an older posecast checkpoint format (version {version}); "
-                              f"this posecast reads version {FORMAT_VERSION}. Load it with the posecast "
-                              "release that wrote it, or train again")
+                              f"this posecast reads version {FORMAT_VERSION} (the config layout of its recipes). "
+                              "Load it with the posecast release that wrote it, or train again")
     raise CheckpointError(f"{path}: written by a newer posecast (checkpoint format version {version}); "
                           f"this posecast reads version {FORMAT_VERSION}: upgrade posecast")
 
@@ -230,7 +232,7 @@ def check_resumable(path: str | Path, state: dict[str, Any], config: dict[str, A
     missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "step", "config") if k not in state]
     if missing:
         raise CheckpointError(f"{path}: cannot resume from this checkpoint: it lacks {missing}")
-    try:  # through the dataclasses, so that fields added since the checkpoint take their defaults
+    try:  # through the dataclasses: a field the checkpoint lacks takes its default
         saved = cfgmod.from_dict(state["config"]).to_dict()
     except (cfgmod.ConfigError, TypeError) as exc:
         raise CheckpointError(f"{path}: the config saved in the checkpoint cannot be read: {exc}") from None
