@@ -3,7 +3,8 @@ in and out. The dataclasses' defaults are the lab's values, the one place defaul
 A recipe (a preset) is a YAML file in posecast/recipes/ holding what differs from the recipe it
 starts from (``preset: NAME``, default lab); :func:`preset` loads one by name, :func:`load` a
 user's file of the same form. A field with a fixed set of values is a ``Literal``: the YAML checks
-and the command line's flag types and choices are read from the annotations (FIELD_TYPES).
+and the command line's flag types and choices are read from the annotations (FIELD_TYPES; the
+checks themselves are in posecast.config_checks).
 
 Field names follow the lab's training script where it has one (``frame_H``, ``tfr_sde``,
 ``kl_anneal_cycle`` ...), so that the lab's flags map one to one (see docs/lab_compatibility.md).
@@ -18,11 +19,10 @@ from typing import Any, Iterable, Literal
 
 import yaml
 
-from .config_checks import ConfigError, FieldType, check_config, choice_text, coerce, field_type
-from .recipes import PRESETS, merge, read_yaml, recipe_data, recipe_path
-
-# re-exported: callers know one config module
-__all__ = ["PRESETS", "ConfigError", "FieldType", "choice_text", "recipe_path"]
+# ConfigError, FieldType, choice_text, PRESETS, read_yaml and recipe_path are part of this module's
+# API too: callers import one config module
+from .config_checks import ConfigError, FieldType, check_config, choice_text, coerce, field_type  # noqa: F401
+from .recipes import PRESETS, merge, read_yaml, recipe_data, recipe_path  # noqa: F401
 
 
 @dataclass
