@@ -71,12 +71,17 @@ def test_a_model_that_does_not_beat_copying_is_warned_about(ahead: float, warned
     assert copy == pytest.approx(10 * math.log10(2), abs=1e-5)
     lines: list[str] = []
     trainer = SimpleNamespace(val_seqs=[_val(frames)], val_len=4, best_psnr=float("-inf"), log=lines.append,
-                              dist=SimpleNamespace(main=True))
+                              dist=SimpleNamespace(main=True), cfg=SimpleNamespace(preset="small"))
     _versus_copying(trainer, {"val_psnr": copy + ahead})
     assert lines == [f"the last epoch's validation rollout: {copy + ahead:.2f} dB PSNR; copying frame 0 forward: "
                      f"{copy:.2f} dB ({ahead:+.2f} dB)"]
     err = capsys.readouterr().err
     assert ("warning: the model does not beat copying frame 0" in err) == warned
+    assert ("train longer, or with the quality recipe (--preset best)" in err) == warned
+    trainer.cfg.preset = "best"  # already the quality recipe: only "train longer"
+    _versus_copying(trainer, {"val_psnr": copy + ahead})
+    err = capsys.readouterr().err
+    assert ("the poses; train longer\n" in err) == warned and "--preset best" not in err
     lines.clear()  # no validation in the last epoch: the best one is compared
     _versus_copying(SimpleNamespace(**{**vars(trainer), "best_psnr": copy + 2}), {})
     assert lines[0].startswith(f"the best validation rollout: {copy + 2:.2f} dB PSNR")

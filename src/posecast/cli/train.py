@@ -119,9 +119,9 @@ def _versus_copying(trainer: Any, row: dict[str, Any]) -> None:
         return
     trainer.log(f"{which}: {psnr:.2f} dB PSNR; copying frame 0 forward: {copy:.2f} dB ({psnr - copy:+.2f} dB)")
     if psnr <= copy and trainer.dist.main:
+        advice = "train longer" + ("" if trainer.cfg.preset == "best" else ", or with the quality recipe (--preset best)")
         print(f"posecast train: warning: the model does not beat copying frame 0 ({psnr:.2f} dB against "
-              f"{copy:.2f} dB): it has not learnt to draw the person from the poses; train longer, or start "
-              "from --preset best", file=sys.stderr)
+              f"{copy:.2f} dB): it has not learnt to draw the person from the poses; {advice}", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
