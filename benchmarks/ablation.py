@@ -1,4 +1,4 @@
-"""Ablation of the quality recipe: configs/best.yaml with one option changed at a time, each trained
+"""Ablation of the quality recipe: the best recipe with one option changed at a time, each trained
 for the same epoch budget on the real train split with each of several seeds and scored by the
 full val rollout (benchmarks/quality.py), plus the recipe's own rows.
 
@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import quality  # noqa: E402
 
-# (label, overrides of configs/best.yaml). The U-Net against the stacked decoder of configs/best_v1.yaml is
+# (label, overrides of the best recipe). The U-Net against the stacked decoder of the best_v1 recipe is
 # compared at equal training time instead (the time-to-quality tables of docs/quality.md)
 VARIANTS = [
-    ("recipe (configs/best.yaml)", []),
+    ("recipe (best)", []),
     ("the previous frame fed to the decoder too (model.prev_frame_cond: true)", ["prev_frame_cond=true"]),
     ("first frame = the clip's frame 0 in training (data.anchor: clip)", ["anchor=clip"]),
     ("raw pose images (model.pose_input: raw)", ["pose_input=raw"]),
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seeds", type=lambda v: [int(s) for s in v.split(",")], default=[0, 1])
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (each at 1 thread when more than 1)")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "best.yaml"))
+    ap.add_argument("--config", default="best", help="a recipe's name or a YAML file")
     ap.add_argument("--data", default=str(quality.DEFAULT_DATA))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "ablation"), help="run folders (one per variant and seed)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
@@ -169,7 +169,7 @@ def table(rows: list[dict], epochs: int, seeds: list[int], jobs: int = 1) -> str
     """The Markdown table of ablation rows (the recipe's row first, when it was run)."""
     base = rows[0] if rows and not rows[0]["overrides"] else None
     lines = [f"`python benchmarks/ablation.py --epochs {epochs} --seeds {','.join(map(str, seeds))} --jobs {jobs}` "
-             f"(each row trains configs/best.yaml for {epochs} epochs on the train split with one change, once per "
+             f"(each row trains the best recipe for {epochs} epochs on the train split with one change, once per "
              f"seed; val rollout of 629 frames)", "",
              "| variant | mean PSNR (dB) over seeds | per seed | vs recipe | resolved | min PSNR | SSIM | train time |",
              "|---|---|---|---|---|---|---|---|"]

@@ -132,7 +132,7 @@ def report(title: str, wall: float, timer: OpTimer, peak: float, top: int) -> st
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="lab", help="a preset name or a YAML recipe (configs/best.yaml: its own "
+    ap.add_argument("--preset", default="lab", help="a recipe's name or a YAML file (best: its own "
                     "batch of clips, as benchmarks/speed.py takes it)")
     ap.add_argument("--threads", default="auto", type=threads_arg,
                     help="a number, auto or none (as benchmarks/speed.py)")

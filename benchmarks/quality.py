@@ -1,13 +1,13 @@
 """Quality benchmark: train a config on the real train split for a fixed budget, roll out the val
 sequence (629 predicted frames from frame 0 and the poses) and compare with copying frame 0.
 
-    python benchmarks/quality.py --config configs/best.yaml --minutes 60
+    python benchmarks/quality.py --config best --minutes 60
 
 Prints one table and writes it (and JSON) to benchmarks/results/, with the PSNR-per-frame plot and
 the GIF. The figure reported is the *last* checkpoint (no selection on the val sequence); the
 best-by-val epoch is shown beside it, labelled as such.
 
-    python benchmarks/quality.py --config configs/best.yaml --minutes 60 --out RUN --rescore
+    python benchmarks/quality.py --config best --minutes 60 --out RUN --rescore
 
 scores the finished run in RUN again, without training: its training fields must be those of the
 config given, its inference fields (inference.*) may differ.
@@ -146,7 +146,7 @@ def configure(args: argparse.Namespace) -> cfgmod.Config:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="small", help="a YAML file or a preset name")
+    ap.add_argument("--config", default="small", help="a YAML file or a recipe's name (best, small ...)")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock training budget")
     ap.add_argument("--epochs", type=int, default=None, help="epoch budget (overrides num_epoch)")

@@ -4,7 +4,7 @@
     python benchmarks/speed.py --json speed.json  # the same figures as JSON too
     python benchmarks/speed.py --tiny             # the tiny preset, seconds (what CI runs)
     python benchmarks/speed.py --ablation-only    # each speed option on its own (about 10 minutes)
-    python benchmarks/speed.py --presets configs/best.yaml   # a YAML recipe, with its own batch of clips
+    python benchmarks/speed.py --presets best   # a recipe (or a YAML file), with its own batch of clips
 
 The reference is the same PoseCVAE (the same weights, its submodules called directly) run the
 way the lab template runs it: fp32, NCHW, the batch of 4 clips of 16 frames (a YAML recipe: its
@@ -64,15 +64,19 @@ TINY = dict(train_b=2, train_t=4, roll_seqs=2, roll_len=12, roll_short=4, roll_w
 
 
 # -- inputs --------------------------------------------------------------------------------
+# the presets timed at the issue's batch (--train-b x --train-t); any other recipe at its own
+SIZE_PRESETS = ("lab", "small", "tiny")
+
+
 def load_config(name: str) -> cfgmod.Config:
-    """A preset name or a YAML config (``--presets small,configs/best.yaml``: the recipe itself)."""
+    """A recipe's name or a YAML config file (``--presets small,best``: the quality recipe)."""
     return cfgmod.load(name) if name.endswith((".yaml", ".yml")) else cfgmod.preset(name)
 
 
 def recipe_batch(name: str, args: argparse.Namespace) -> tuple[int, int]:
-    """Clips x frames of a training step: a YAML recipe's own (data.batch_size, data.train_vi_len),
-    else --train-b x --train-t."""
-    if name.endswith((".yaml", ".yml")):
+    """Clips x frames of a training step: a recipe's own (data.batch_size, data.train_vi_len: a YAML
+    file, or a shipped recipe other than SIZE_PRESETS), else --train-b x --train-t."""
+    if name not in SIZE_PRESETS:
         data = load_config(name).data
         return data.batch_size, data.train_vi_len
     return args.train_b, args.train_t
@@ -558,7 +562,7 @@ def table(results: dict[str, dict], meta: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default="lab,small",
-                    help="comma-separated presets or YAML configs (e.g. lab,small,configs/best.yaml)")
+                    help="comma-separated recipes or YAML configs (e.g. lab,small,best)")
     ap.add_argument("--tiny", action="store_true", help="CI mode: the tiny preset, short clips and rollouts")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     ap.add_argument("--out", default=None, help="table file (default benchmarks/results/speed[_tiny].md)")

@@ -85,7 +85,8 @@ def dance_root() -> Path:
 
 
 # the tiny preset with lr 0.002, tfr_sde 0, z_infer zero and threads 1, as configs and checkpoints
-# were written before the groups: one train: section, and data.max_val_sequences (since removed)
+# (format 1) were written before the groups: one train: section, and data.max_val_sequences; no
+# longer read (tests check the one-line refusals)
 OLD_LAYOUT = {
     "data": {"frame_H": 32, "frame_W": 64, "train_vi_len": 4, "val_vi_len": 12, "clip_stride": None, "anchor": "clip",
              "clip_order": "consecutive", "anchor_range": 0, "partial": 1.0, "fast_train": False,

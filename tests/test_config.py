@@ -1,4 +1,4 @@
-"""Typed configuration (posecast.config): presets, validation messages, YAML in and out."""
+"""Typed configuration (posecast.config): recipes, validation messages, YAML in and out."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,16 +11,50 @@ from posecast.config import ConfigError
 from posecast_testing import OLD_LAYOUT
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_FILES = sorted(REPO.glob("configs/*.yaml"))
+RECIPES = ("best", "best_v1", "demo", "lab", "small", "tiny")
 
 
-@pytest.mark.parametrize("name", sorted(cfgmod.PRESETS))
-def test_presets_validate_and_round_trip(name: str, tmp_path: Path) -> None:
+def test_the_recipes_are_the_yaml_files_in_the_package() -> None:
+    assert cfgmod.PRESETS == RECIPES
+    assert sorted(p.stem for p in (REPO / "src" / "posecast" / "recipes").glob("*.yaml")) == list(RECIPES)
+    assert not (REPO / "configs").exists()  # one place for the recipes: no copies in the checkout to drift
+    text = (REPO / "pyproject.toml").read_text()  # shipped in the wheel, so `--preset best` works anywhere
+    assert '[tool.setuptools.package-data]\n' in text and '"posecast.recipes" = ["*.yaml"]' in text
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipes_load_by_name_from_any_folder(name: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not the checkout: the recipes are found beside the package
     cfg = cfgmod.preset(name).validate()
     assert cfg.preset == name
     cfg.to_yaml(tmp_path / "c.yaml")
     assert cfgmod.load(tmp_path / "c.yaml") == cfg
     assert cfgmod.from_dict(cfg.to_dict()) == cfg
+    (tmp_path / "over.yaml").write_text(f"preset: {name}\n")  # a user's file starting from the recipe
+    assert cfgmod.load(tmp_path / "over.yaml") == cfg
+
+
+def test_recipes_start_from_their_base_recipe() -> None:
+    small, best, demo = cfgmod.preset("small"), cfgmod.preset("best"), cfgmod.preset("demo")
+    assert (best.model.arch, best.model.output, best.model.prev_frame_cond, best.optim.num_epoch) == \
+        ("unet", "masked_first", False, 52)
+    assert best.data.shift_x == 8 and best.inference.mirror_average and best.schedule.kl_reduction == "mean"
+    # best names only some fields: the rest come from small (its base), then from the defaults
+    assert (best.optim.milestones, best.schedule.kl_anneal_cycle) == (small.optim.milestones, 2)
+    assert (demo.model.output, demo.model.down, demo.data.train_vi_len, demo.optim.num_epoch) == \
+        ("masked_first", 1, 8, 40)
+    assert demo.data.val_vi_len == small.data.val_vi_len == 630
+
+
+def test_a_recipe_that_starts_from_itself_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from posecast import recipes
+
+    (tmp_path / "a.yaml").write_text("preset: b\n")
+    (tmp_path / "b.yaml").write_text("preset: a\n")
+    monkeypatch.setattr(recipes, "RECIPES_DIR", tmp_path)
+    monkeypatch.setattr(recipes, "PRESETS", ("a", "b"))
+    with pytest.raises(ConfigError, match=r"^preset: recipe 'a' starts from itself \(a -> b -> a\)"):
+        recipes.recipe_data("a")
 
 
 def test_lab_preset_is_the_lab_s_defaults() -> None:
@@ -62,11 +96,6 @@ def test_partial_yaml_starts_from_its_preset(tmp_path: Path) -> None:
     assert cfgmod.load(tmp_path / "empty.yaml") == cfgmod.preset("lab")
 
 
-@pytest.mark.parametrize("path", CONFIG_FILES, ids=[p.name for p in CONFIG_FILES])
-def test_shipped_config_files_load(path: Path) -> None:
-    cfgmod.load(path).validate()
-
-
 def test_override_flat_and_dotted() -> None:
     cfg = cfgmod.override(cfgmod.preset("tiny"), lr=0.01, **{"model.N_dim": 3, "data.batch_size": 5})
     assert cfg.optim.lr == 0.01 and cfg.model.N_dim == 3 and cfg.data.batch_size == 5
@@ -106,8 +135,6 @@ def test_cycles_per_step_need_not_fit_in_epochs() -> None:
 def test_unknown_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="optim.*'learning_rate'"):
         cfgmod.from_dict({"optim": {"learning_rate": 1}})
-    with pytest.raises(ConfigError, match="train.*'learning_rate'"):  # the older layout's section
-        cfgmod.from_dict({"train": {"learning_rate": 1}})
     with pytest.raises(ConfigError, match="optimizer"):
         cfgmod.from_dict({"optimizer": {}})
     with pytest.raises(ConfigError, match="preset.*'huge'"):
@@ -178,19 +205,16 @@ def test_flat_and_config_diff() -> None:
     assert cfgmod.config_diff(partial, a, sections=["model"], missing="?")["model.L_dim"] == ("?", 4)
 
 
-def test_the_older_layout_with_a_train_section_reads_into_the_groups(tmp_path: Path) -> None:
-    new = cfgmod.override(cfgmod.preset("tiny"), lr=0.002, tfr_sde=0, z_infer="zero", threads=1)
-    assert cfgmod.from_dict(OLD_LAYOUT) == new
-    assert (new.optim.lr, new.schedule.tfr_sde, new.inference.z_infer, new.runtime.threads) == (0.002, 0, "zero", 1)
+def test_the_older_layout_with_a_train_section_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "old.yaml").write_text(yaml.safe_dump(OLD_LAYOUT, sort_keys=False))
-    assert cfgmod.load(tmp_path / "old.yaml") == new
-    assert cfgmod.config_diff(OLD_LAYOUT, new) == {}  # a run resumed from an old checkpoint is the same run
-    assert cfgmod.upgrade(OLD_LAYOUT)["schedule"]["tfr_sde"] == 0 and "train" in OLD_LAYOUT  # input untouched
-    # dotted overrides of the older names go to the field's group
-    assert cfgmod.override(new, **{"train.lr": 0.01, "train.kl_reduction": "mean"}) == \
-        cfgmod.override(new, **{"optim.lr": 0.01, "schedule.kl_reduction": "mean"})
-    with pytest.raises(ConfigError, match="train.*'batch_size'"):  # a data field was never in train:
-        cfgmod.from_dict({"train": {"batch_size": 2}})
+    for read in (lambda: cfgmod.from_dict(OLD_LAYOUT), lambda: cfgmod.load(tmp_path / "old.yaml")):
+        with pytest.raises(ConfigError) as info:
+            read()
+        msg = str(info.value)
+        assert msg.startswith("train: the older config layout") and "optim, schedule, runtime and inference" in msg
+        assert "\n" not in msg
+    with pytest.raises(ConfigError, match="unknown section 'train'"):  # nor as a dotted override
+        cfgmod.override(cfgmod.preset("tiny"), **{"train.lr": 0.01})
 
 
 @pytest.mark.parametrize("field, value", [("precision", "fp16"), ("kl_anneal_type", "Linear"), ("optim", "SGD"),
@@ -207,18 +231,9 @@ def test_choices_come_from_the_literal_annotations(field: str, value: str) -> No
         built.validate()
 
 
-def test_fields_added_later_compare_as_their_old_behaviour() -> None:
-    """A config saved before a field of ADDED_FIELDS (model.levels, model.prev_frame_cond,
-    optim.lr_schedule, data.shift_x, data.flip) existed ran
-    with their defaults: resuming it or loading its checkpoint sees no difference, unless the
-    current config sets another value."""
-    cfg = cfgmod.preset("tiny")
-    saved = cfg.to_dict()
-    for key in cfgmod.ADDED_FIELDS:
-        section, _, name = key.partition(".")
-        assert cfgmod.flat(cfg)[key] == cfgmod.ADDED_FIELDS[key]  # the recorded value is the default
-        del saved[section][name]
-    assert cfgmod.config_diff(saved, cfg) == {}
-    other = cfgmod.override(cfg, prev_frame_cond=False, lr_schedule="cosine")
-    assert cfgmod.config_diff(saved, other) == {"model.prev_frame_cond": (True, False),
-                                                "optim.lr_schedule": ("multistep", "cosine")}
+def test_removed_fields_are_refused_by_name() -> None:
+    """optim.weight_decay changed nothing any recipe or test used (AdamW takes torch's default)."""
+    with pytest.raises(ConfigError, match=r"^optim: unknown field\(s\) \['weight_decay'\]"):
+        cfgmod.from_dict({"optim": {"weight_decay": 0.0}})
+    with pytest.raises(ConfigError, match=r"^data: unknown field\(s\) \['max_val_sequences'\]"):
+        cfgmod.from_dict({"data": {"max_val_sequences": None}})

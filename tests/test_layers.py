@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = {
     "posecast": (0, "base"), "posecast.config": (0, "base"), "posecast.io": (0, "base"),
     "posecast.metrics": (0, "base"), "posecast.runtime": (0, "base"), "posecast.perf": (0, "base"),
+    "posecast.config_checks": (0, "base"), "posecast.recipes": (0, "base"),
     "posecast.data": (1, "data"),
     "posecast.models": (2, "models"),
     "posecast.rollout": (3, "rollout"),

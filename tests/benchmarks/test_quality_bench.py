@@ -1,7 +1,7 @@
-"""benchmarks/quality.py, short version: configs/best.yaml trained briefly on the real train split
+"""benchmarks/quality.py, short version: the best recipe trained briefly on the real train split
 must beat copying frame 0 forward on the val sequence (the full 629-frame rollout).
 
-Budget: 2 epochs of configs/best.yaml (its cosine learning rate over those 2 epochs) at 1 thread,
+Budget: 2 epochs of the best recipe (its cosine learning rate over those 2 epochs) at 1 thread,
 in-training validation off (the full recipe trains for 52 epochs); z = 0 as in the recipe. The
 figure and time on the AVX2-only AMD EPYC are in docs/testing.md. The data (../shared/data/dance
 beside the repository, or $POSECAST_DANCE) is required: this test fails, never skips, when it is
@@ -26,7 +26,7 @@ SETS = ["threads=1", "val_every=1000"]
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a hang guard: a few minutes on the slower (AVX2-only) CPU
 def test_short_quality_benchmark_beats_copying_the_first_frame(tmp_path: Path) -> None:
-    res = load_benchmark("quality").main(["--config", str(ROOT / "configs" / "best.yaml"), "--data", str(dance_root()),
+    res = load_benchmark("quality").main(["--config", "best", "--data", str(dance_root()),
                            "--epochs", "2", "--quiet", "--out", str(tmp_path / "run"), "--results",
                            str(tmp_path / "results"), "--marks", "0.001,1000", "--set", *SETS])
     assert res["frames"] == 629

@@ -59,12 +59,13 @@ def test_bad_value_fails_before_training_naming_the_field(flags, field, synth_ro
 
 
 @pytest.mark.parametrize("text, field", [
-    ("preset: tiny\ntrain:\n  tfr_sde: 5\n  num_epoch: 5\n", "schedule.tfr_sde"),
-    ("preset: tiny\ntrain:\n  lrr: 0.1\n", "lrr"),  # a misspelt field
+    ("preset: tiny\nschedule:\n  tfr_sde: 5\noptim:\n  num_epoch: 5\n", "schedule.tfr_sde"),
+    ("preset: tiny\noptim:\n  lrr: 0.1\n", "lrr"),  # a misspelt field
+    ("preset: tiny\ntrain:\n  lr: 0.1\n", "train: the older config layout"),  # the layout before the groups
     ("preset: tiny\nmodle:\n  F_dim: 8\n", "modle"),  # a misspelt section
     ("preset: tinyy\n", "preset"),
     ("- just\n- a list\n", "mapping"),
-    ("train: {lr: [unclosed\n", "not valid YAML"),
+    ("optim: {lr: [unclosed\n", "not valid YAML"),
 ])
 def test_bad_config_file(text: str, field: str, synth_root: Path, tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(text)
@@ -72,9 +73,9 @@ def test_bad_config_file(text: str, field: str, synth_root: Path, tmp_path: Path
     _fails(["train", "--data", synth_root, "--config", tmp_path / "c.yaml", "--out", out], field, out)
 
 
-@pytest.mark.parametrize("text, field", [("train:\n  lr: fast\n", "optim.lr"),
+@pytest.mark.parametrize("text, field", [("optim:\n  lr: fast\n", "optim.lr"),
                                          ("data:\n  frame_H: 32.5\n", "data.frame_H"),
-                                         ("train:\n  num_epoch: ten\n", "optim.num_epoch")])
+                                         ("optim:\n  num_epoch: ten\n", "optim.num_epoch")])
 def test_value_of_the_wrong_type_in_a_config_file(text: str, field: str, synth_root: Path, tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("preset: tiny\n" + text)
     out = tmp_path / "run"

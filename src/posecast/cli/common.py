@@ -112,8 +112,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def config_from(args: argparse.Namespace) -> cfgmod.Config:
     """The config of ``--config FILE`` or ``--preset NAME`` (default lab) with the flags' overrides."""
-    cfg = cfgmod.load(args.config) if args.config else cfgmod.preset(args.preset or "lab")
     if args.config and args.preset:
-        cfg = cfgmod.from_dict({**cfg.to_dict(), "preset": args.preset})
+        raise cfgmod.ConfigError(f"--config {args.config} --preset {args.preset}: give one (a config file names "
+                                 "the recipe it starts from inside: preset: NAME)")
+    cfg = cfgmod.load(args.config) if args.config else cfgmod.preset(args.preset or "lab")
     overrides = config_overrides(args)
     return cfgmod.override(cfg, **overrides).validate() if overrides else cfg.validate()

@@ -21,7 +21,7 @@ def add_synth(subparsers: Any) -> None:
 
 
 def add_demo(subparsers: Any) -> None:
-    d = subparsers.add_parser("demo", help="synthesise data, train the small preset a few minutes, evaluate")
+    d = subparsers.add_parser("demo", help="synthesise data, train the demo recipe a few minutes, evaluate")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--minutes", type=float, default=4.0, help="training budget")
     d.add_argument("--seed", type=int, default=0)

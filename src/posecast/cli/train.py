@@ -2,23 +2,28 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config as cfgmod
 from ..training.run import Run
 from .common import add_config_overrides, config_from, config_overrides
 
+if TYPE_CHECKING:
+    from ..data.provenance import Provenance
+
 
 def add_train(subparsers: Any) -> None:
     t = subparsers.add_parser("train", help="train on a dataset in the lab layout")
     t.add_argument("--data", help="dataset root (train/, val/) [lab: --DR]")
-    t.add_argument("--config", help="YAML config (configs/*.yaml)")
-    t.add_argument("--preset", choices=sorted(cfgmod.PRESETS), help="start from this preset")
+    t.add_argument("--config", help="a YAML config file of your own (the form of the recipes in posecast/recipes/)")
+    t.add_argument("--preset", choices=cfgmod.PRESETS, help="a recipe shipped with posecast (default lab; "
+                   "best: the quality recipe, small: minutes on a laptop)")
     t.add_argument("--out", help="run folder [lab: --save_root] (default runs/PRESET-TIME)")
     t.add_argument("--resume", help="run folder (or its checkpoint) to continue [lab: --ckpt_path]")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... [lab: --device/--gpu]")
@@ -69,15 +74,67 @@ def _resumed(args: argparse.Namespace) -> tuple[Path, cfgmod.Config, str]:
     return run_dir, state.config, data
 
 
+def _sized_for(cfg: cfgmod.Config, data: str, chosen: bool) -> tuple[cfgmod.Config, Provenance | None]:
+    """The config at the frame size `posecast prepare` wrote the dataset in (its report), or a
+    ConfigError when the size was ``chosen`` (a flag, the user's file, the run resumed) and differs."""
+    from ..data.provenance import read_provenance  # here: `posecast --help` loads no torch
+
+    prov = read_provenance(data)
+    here = (cfg.data.frame_W, cfg.data.frame_H)
+    if prov is None or prov.size == here:
+        return cfg, prov
+    if chosen:
+        raise cfgmod.ConfigError(f"data.frame_W x data.frame_H: {here[0]}x{here[1]} here, but {data} was prepared at "
+                                 f"{prov.size[0]}x{prov.size[1]} ({prov.report}); leave the size to the dataset, "
+                                 f"or prepare it again with --size {here[0]}x{here[1]}")
+    return cfgmod.override(cfg, frame_W=prov.size[0], frame_H=prov.size[1]).validate(), prov
+
+
+def _size_chosen(args: argparse.Namespace) -> bool:
+    """Whether the frame size is the user's: a flag, or a field of their own config file."""
+    if {"frame_H", "frame_W"} & set(config_overrides(args)):
+        return True
+    own = cfgmod.read_yaml(Path(args.config)).get("data") if args.config else None
+    return isinstance(own, dict) and bool({"frame_H", "frame_W"} & set(own))
+
+
+def _recipe_text(args: argparse.Namespace, cfg: cfgmod.Config) -> str:
+    """What is trained, for the first line: ``recipe best``, or ``my.yaml (over recipe small)``."""
+    return f"{args.config} (over recipe {cfg.preset})" if args.config and not args.resume else f"recipe {cfg.preset}"
+
+
+def _versus_copying(trainer: Any, row: dict[str, Any]) -> None:
+    """The validation rollout's PSNR beside copying frame 0 forward, with a warning in words when
+    the model does not beat it (it has then learnt nothing about the person)."""
+    import torch
+
+    from ..analysis.baselines import copy_first
+    from ..perf import to_float
+
+    copy = float(torch.cat([copy_first(to_float(s.frames[:trainer.val_len])) for s in trainer.val_seqs]).mean())
+    psnr, which = row.get("val_psnr"), "the last epoch's validation rollout"
+    if psnr is None and math.isfinite(trainer.best_psnr):  # no validation in the last epoch (runtime.val_every)
+        psnr, which = trainer.best_psnr, "the best validation rollout"
+    if psnr is None:
+        trainer.log(f"no validation rollout ran; copying frame 0 scores {copy:.2f} dB on the validation frames")
+        return
+    trainer.log(f"{which}: {psnr:.2f} dB PSNR; copying frame 0 forward: {copy:.2f} dB ({psnr - copy:+.2f} dB)")
+    if psnr <= copy and trainer.dist.main:
+        advice = "train longer" + ("" if trainer.cfg.preset == "best" else ", or with the quality recipe (--preset best)")
+        print(f"posecast train: warning: the model does not beat copying frame 0 ({psnr:.2f} dB against "
+              f"{copy:.2f} dB): it has not learnt to draw the person from the poses; {advice}", file=sys.stderr)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     if args.devices * args.num_nodes > 1 and "LOCAL_RANK" not in os.environ:
         return _launch_distributed(args)
     if args.resume:
         run_dir, cfg, data = _resumed(args)
+        cfg, prov = _sized_for(cfg, data, chosen=True)
     else:
         if not args.data:
             raise cfgmod.ConfigError("--data DIR is required (a dataset in the lab layout)")
-        cfg = config_from(args)
+        cfg, prov = _sized_for(config_from(args), args.data, _size_chosen(args))
         run_dir = Path(args.out) if args.out else _default_run_dir(cfg)
         data = args.data
         if Run(run_dir).last_ckpt.exists():  # never start over a run by mistake
@@ -92,9 +149,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     trainer.run.record_data(data)  # after the data loaded: a bad dataset leaves no run folder
     t = cfg.runtime
     prec = resolve_precision(t.precision, trainer.device)
-    trainer.log(f"training {cfg.preset} preset on {data} into {run_dir}: {prec}"
+    where = f"{data} ({prov.describe()})" if prov else data
+    trainer.log(f"training {_recipe_text(args, cfg)} on {where} into {run_dir}: {prec}"
                 f"{' (precision auto)' if t.precision == 'auto' else ''}, "
                 f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads "
                 f"on {cpu_summary() if trainer.device.type == 'cpu' else trainer.device}")
-    trainer.fit(resume=bool(args.resume))
+    row = trainer.fit(resume=bool(args.resume))
+    _versus_copying(trainer, row)
     trainer.log(f"done: checkpoints in {trainer.run.ckpt_dir}, metrics in {trainer.run.metrics_path}")

@@ -70,6 +70,7 @@ class AnimateResult:
     psnr_plot: Path | None = None
     mean_psnr: float | None = None
     seconds: float = 0.0
+    copy_psnr: float | None = None  # copying the first frame forward, over the same truth frames
 
     def describe(self) -> str:
         """A few lines for a person."""
@@ -80,7 +81,11 @@ class AnimateResult:
         if self.missing:
             lines.append(f"driving frames without a person (left out): {len(self.missing)}")
         if self.psnr_plot is not None:
-            lines.append(f"PSNR against the truth: mean {self.mean_psnr:.2f} dB, per frame in {self.psnr_plot}")
+            lines.append(f"PSNR against the truth: mean {self.mean_psnr:.2f} dB (copying the first frame forward: "
+                         f"{self.copy_psnr:.2f} dB), per frame in {self.psnr_plot}")
+            if self.mean_psnr <= self.copy_psnr:
+                lines.append("warning: the animation does not beat copying the first frame: the model has not "
+                             "learnt to draw this person from the poses (train longer, or with --preset best)")
         lines.append(f"time: {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -240,8 +245,9 @@ def load_truth(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
     return load_pose_folder(path, (size[1], size[0]))
 
 
-def _psnr_plot(pred: torch.Tensor, truth: torch.Tensor, out: Path) -> tuple[float, Path]:
-    """PSNR of frames 1..T-1 (of the shorter of the two) and its plot at ``out``."""
+def _psnr_plot(pred: torch.Tensor, truth: torch.Tensor, out: Path) -> tuple[float, float, Path]:
+    """Mean PSNR of frames 1..T-1 (of the shorter of the two), that of copying frame 0 (the first
+    frame given) forward over them, and the plot of both at ``out``."""
     from ..metrics import psnr
     from ..analysis.plots import plot_psnr_per_frame
     from ..perf import to_float
@@ -250,8 +256,10 @@ def _psnr_plot(pred: torch.Tensor, truth: torch.Tensor, out: Path) -> tuple[floa
     if T < 2:
         raise AnimateError(f"the ground truth has {len(truth)} frame(s); at least 2 are needed for PSNR")
     values = psnr(pred[1:T], to_float(truth[1:T])).numpy()
-    plot_psnr_per_frame({"animate": values}, out, title="PSNR per frame of the animation against the truth")
-    return float(values.mean()), out
+    copy = psnr(pred[:1].expand(T - 1, -1, -1, -1), to_float(truth[1:T])).numpy()  # pred[0]: the first frame
+    plot_psnr_per_frame({"animate": values, "copying frame 0": copy}, out,
+                        title="PSNR per frame of the animation against the truth")
+    return float(values.mean()), float(copy.mean()), out
 
 
 def _write_outputs(out: Path, panels: list[torch.Tensor], labels: np.ndarray, fps: float) -> tuple[Path, Path, Path]:
@@ -323,8 +331,9 @@ def animate(checkpoint: str | Path, first_frame: str | Path, driving: str | Path
     out.parent.mkdir(parents=True, exist_ok=True)
     panels = [_as_tensor(drv_labels), _as_tensor(labels), pred]
     mp4, gif, poses_dir = _write_outputs(out, panels, labels, fps or d.fps)
-    mean, plot = (None, None)
+    mean, copy, plot = (None, None, None)
     if truth is not None:
-        mean, plot = _psnr_plot(pred, load_truth(truth, size), out.with_name(f"{out.stem}_psnr.png"))
+        mean, copy, plot = _psnr_plot(pred, load_truth(truth, size), out.with_name(f"{out.stem}_psnr.png"))
     mode = "keypoints" if d.keypoints is not None else "labels"
-    return AnimateResult(mp4, gif, poses_dir, len(labels), mode, d.missing, plot, mean, time.perf_counter() - t0)
+    return AnimateResult(mp4, gif, poses_dir, len(labels), mode, d.missing, plot, mean, time.perf_counter() - t0,
+                         copy_psnr=copy)

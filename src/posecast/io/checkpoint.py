@@ -15,7 +15,9 @@ import torch
 from .atomic import atomic_write_bytes
 
 FORMAT = "posecast"
-FORMAT_VERSION = 1
+# 2: the config as the groups of posecast.config hold it now (no train: section, no fields
+# since removed); a checkpoint of format 1 is refused with one line rather than read half-right
+FORMAT_VERSION = 2
 
 # The top-level modules of the lab template's VAE_Model: a lab checkpoint's keys start with one of
 # them (the keys of posecast.models.cvae.LAB_MODULES, which maps them to PoseCVAE's attributes;
@@ -111,8 +113,8 @@ def _check_version(path: Path, version: Any) -> None:
         raise CheckpointError(f"{path}: posecast checkpoint without a valid format_version ({version!r})")
     if version < FORMAT_VERSION:
         raise CheckpointError(f"{path}: written in an older posecast checkpoint format (version {version}); "
-                              f"this posecast reads version {FORMAT_VERSION}. Load it with the posecast "
-                              "release that wrote it, or train again")
+                              f"this posecast reads version {FORMAT_VERSION} (the config layout of its recipes). "
+                              "Load it with the posecast release that wrote it, or train again")
     raise CheckpointError(f"{path}: written by a newer posecast (checkpoint format version {version}); "
                           f"this posecast reads version {FORMAT_VERSION}: upgrade posecast")
 

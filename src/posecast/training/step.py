@@ -28,9 +28,9 @@ class Objective(Protocol):
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """optim.optim (Adam or AdamW) over the model's parameters."""
+    """optim.optim (Adam or AdamW, with torch's default weight decay: 0.01 for AdamW) over the model's parameters."""
     cls = torch.optim.AdamW if cfg.optim == "AdamW" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return cls(model.parameters(), lr=cfg.lr)
 
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler
