@@ -34,8 +34,9 @@ RULES: dict[str, tuple[str, Callable[[Any], bool], str]] = {
     "test_seconds": ("--test-seconds", lambda v: math.isfinite(v) and v >= 0,
                      "0 (no test split) or more seconds"),
     "min_train": ("--min-train-frames", lambda v: isinstance(v, int) and v >= 2, "a whole number of frames, 2 or more"),
-    "smooth": ("--smooth", lambda v: isinstance(v, int) and (v == 0 or (v >= 3 and v % 2 == 1)),
-               "0 (off) or an odd number of frames, 3 or more (the Savitzky-Golay window)"),
+    # window 3 fits its quadratic exactly through the 3 points: it would smooth nothing
+    "smooth": ("--smooth", lambda v: isinstance(v, int) and (v == 0 or (v >= 5 and v % 2 == 1)),
+               "0 (off) or an odd number of frames, 5 or more (the Savitzky-Golay window)"),
 }
 
 
@@ -67,10 +68,9 @@ def option_type(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             value = parse(text)
-        except (ValueError, argparse.ArgumentTypeError):
+        except ValueError:  # (an ArgumentTypeError of ``parse`` keeps its own message)
             raise argparse.ArgumentTypeError(f"must be {RULES[name][2]}, got {text}") from None
-        text_problem = problem(name, value)
-        if text_problem is not None:
-            raise argparse.ArgumentTypeError(text_problem)
+        if problem(name, value) is not None:
+            raise argparse.ArgumentTypeError(f"must be {RULES[name][2]}, got {text}")
         return value
     return convert
