@@ -124,9 +124,9 @@ def plan_splits(indices: np.ndarray, n_val: int, n_test: int, min_train: int = 1
                 where: str = "the clip", clip: str = "") -> SplitPlan:
     """Split kept frames (their source ``indices``, increasing) by time: test the last ``n_test``
     frames, val the ``n_val`` before, each one unbroken run; training the rest (>= ``min_train``).
-    ``clip`` (such as "the clip: 3.0 s, 90 frames at 30.00 fps") is added to the messages."""
+    ``clip`` (such as "3.0 s, 90 frames at 30.00 fps") is added to the messages."""
     indices = np.asarray(indices, np.int64)
-    about = f" ({clip})" if clip else ""
+    about = f" (the clip: {clip})" if clip else ""
     runs = _runs(indices)
     test, runs = _take_tail(runs, n_test) if n_test else ([], runs)
     if n_test and not test:
@@ -157,10 +157,10 @@ class Clip:
     n_test: int
 
     def describe(self) -> str:
-        """'the clip: 3.0 s, 90 frames at 30.00 fps' (or only the rate when the length is unknown)."""
+        """'3.0 s, 90 frames at 30.00 fps' (or only the rate when the length is unknown)."""
         if self.frames is None:
-            return f"the clip: {self.fps:.2f} fps"
-        return f"the clip: {self.frames / self.fps:.1f} s, {self.frames} frames at {self.fps:.2f} fps"
+            return f"{self.fps:.2f} fps"
+        return f"{self.frames / self.fps:.1f} s, {self.frames} frames at {self.fps:.2f} fps"
 
 
 def measure_clip(source: FrameSource, fps: float | None, val_seconds: float, test_seconds: float) -> Clip:
@@ -182,11 +182,12 @@ def check_clip_length(clip: Clip, min_train: int, where: str) -> None:
     frame has a person (the header's count; skipped when the header does not say)."""
     if clip.frames is None or clip.frames - clip.n_val - clip.n_test >= min_train:
         return
+    need = clip.n_val + clip.n_test + min_train
     raise PrepareError(
-        f"{where} is too short for the splits: {clip.frames} frames ({clip.describe()}), "
-        f"{clip.n_val} for val and {clip.n_test} for test leave {clip.frames - clip.n_val - clip.n_test} "
-        f"for training (at least {min_train}, --min-train-frames); the splits need "
-        f"{(clip.n_val + clip.n_test + min_train) / clip.fps:.1f} s; lower --val-seconds / --test-seconds")
+        f"{where} is too short for the splits: {clip.describe()}; {clip.n_val} for val and {clip.n_test} "
+        f"for test leave {clip.frames - clip.n_val - clip.n_test} for training (at least {min_train}, "
+        f"--min-train-frames), so the clip needs {need} frames ({need / clip.fps:.1f} s); "
+        "lower --val-seconds / --test-seconds")
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
