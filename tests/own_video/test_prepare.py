@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,12 +12,13 @@ from PIL import Image
 from posecast import cli
 from posecast.cli import prepare as prepare_cli
 from posecast.data.lab import load_split, load_test
-from posecast.data.prepare import PrepareError, plan_splits, prepare_dataset
+from posecast.data.prepare import PrepareError, load_first_frame_keypoints, plan_splits, prepare_dataset
 from posecast.poses.draw import draw_label, label_overlap
 from posecast.poses.errors import PoseInputError
+from posecast.poses.options import OptionError
 from posecast.poses.framing import CropBox, crop_box, keypoints_into
 from posecast.poses.keypoints import load_keypoints
-from own_video_testing import VIDEO, ListEstimator, dancer_keypoints, dancer_video, write_video
+from own_video_testing import VIDEO, ListEstimator, dancer_keypoints, dancer_video, fixed_estimator, write_video
 
 FRAMES = 50
 MISSING = {20, 21}  # the estimator finds nobody in these frames
@@ -108,7 +110,8 @@ def test_a_file_that_is_not_a_video(tmp_path, capsys) -> None:
 
 def test_a_video_with_no_person(tmp_path, capsys) -> None:
     clip = write_video(tmp_path / "empty.mp4", np.full((8, 32, 48, 3), 90, np.uint8))
-    args = parse(["prepare", str(clip), "--out", str(tmp_path / "ds")])
+    args = parse(["prepare", str(clip), "--out", str(tmp_path / "ds"), "--val-seconds", "0.1",
+                  "--test-seconds", "0.1", "--min-train-frames", "2"])  # 8 frames can hold these splits
     assert prepare_cli.run(args, estimator=lambda image: None) == 2
     assert "no person found in any of the 8 frames" in one_line_error(capsys)
 
@@ -117,9 +120,58 @@ def test_a_video_too_short_for_the_splits(tmp_path, capsys) -> None:
     clip = write_video(tmp_path / "short.mp4", np.full((12, 32, 48, 3), 90, np.uint8))
     pose = dancer_keypoints(1)[0] / 4
     args = parse(["prepare", str(clip), "--out", str(tmp_path / "ds"), "--val-seconds", "0.1", "--test-seconds", "0.1"])
-    assert prepare_cli.run(args, estimator=lambda image: pose * image.shape[1] / 48) == 2
+    est = ListEstimator(np.repeat(pose[None], 12, axis=0), 48)
+    assert prepare_cli.run(args, estimator=est) == 2
     err = one_line_error(capsys)
-    assert "too short for the splits: 12 frames with a person, 3 for val and 3 for test leave 6" in err
+    # before the pose pass, from the header's frame count, with the clip's duration
+    assert "short.mp4 is too short for the splits: 0.4 s, 12 frames at 30.00 fps; 3 for val and 3 for test leave 6" in err
+    assert "so the clip needs 22 frames (0.7 s)" in err and est.calls == 0
+    assert not (tmp_path / "ds").exists()
+
+
+def test_frames_without_a_person_can_make_a_clip_too_short(tmp_path, capsys) -> None:
+    clip = write_video(tmp_path / "gappy.mp4", np.full((30, 32, 48, 3), 90, np.uint8))
+    pose = dancer_keypoints(1)[0] / 4
+    est = ListEstimator(np.repeat(pose[None], 30, axis=0), 48, missing=set(range(10)))
+    args = parse(["prepare", str(clip), "--out", str(tmp_path / "ds"), "--val-seconds", "0.1", "--test-seconds", "0.1"])
+    assert prepare_cli.run(args, estimator=est) == 2
+    err = one_line_error(capsys)
+    assert ("too short for the splits: 20 frames with a person (the clip: 1.0 s, 30 frames at 30.00 fps), "
+            "3 for val and 3 for test leave 14") in err
+    assert est.calls == 30 and not (tmp_path / "ds").exists()
+
+
+def test_a_3_second_clip_against_the_default_splits_is_refused_before_the_pose_pass(tmp_path, capsys) -> None:
+    clip = write_video(tmp_path / "three.mp4", np.full((90, 16, 16, 3), 90, np.uint8))
+    est = ListEstimator(np.zeros((90, 18, 3), np.float32), 16)
+    assert prepare_cli.run(parse(["prepare", str(clip), "--out", str(tmp_path / "ds")]), estimator=est) == 2
+    assert ("three.mp4 is too short for the splits: 3.0 s, 90 frames at 30.00 fps; 90 for val and 90 for test "
+            "leave -90 for training") in one_line_error(capsys)
+    assert est.calls == 0 and not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("argv, flag", [(["--margin", "-0.5"], "--margin"), (["--size", "1x1"], "--size"),
+                                        (["--fps", "0"], "--fps"), (["--smooth", "4"], "--smooth"),
+                                        (["--val-seconds", "0"], "--val-seconds"),
+                                        (["--min-train-frames", "0"], "--min-train-frames")])
+def test_bad_options_end_in_one_line_naming_the_flag(tmp_path, capsys, argv, flag) -> None:
+    clip = write_video(tmp_path / "c.mp4", np.full((4, 16, 16, 3), 90, np.uint8))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["prepare", str(clip), "--out", str(tmp_path / "new" / "ds"), *argv])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"posecast prepare: error: argument {flag}: must be ") and f"got {argv[1]} " in line
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("option, flag", [(dict(margin=-0.5), "--margin"), (dict(size=(1, 1)), "--size"),
+                                          (dict(fps=0.0), "--fps"), (dict(smooth=2), "--smooth")])
+def test_the_library_checks_every_option_before_the_pose_pass(tmp_path, option, flag) -> None:
+    est = ListEstimator(np.zeros((4, 18, 3), np.float32), 16)
+    clip = write_video(tmp_path / "c.mp4", np.full((4, 16, 16, 3), 90, np.uint8))
+    with pytest.raises(OptionError, match=f"^{flag}: must be "):
+        prepare_dataset(clip, tmp_path / "ds", estimator=est, progress=False, **option)
+    assert est.calls == 0 and not (tmp_path / "ds").exists()
 
 
 def test_an_existing_dataset_is_not_overwritten_by_mistake(tmp_path, capsys) -> None:
@@ -146,3 +198,98 @@ def test_a_person_wider_than_the_frame_allows_is_clipped_and_reported() -> None:
     box = crop_box(wide, (192, 96), 2.0)
     assert box.clipped is True and json.loads(json.dumps(box.to_dict()))["clipped"] is True
     assert (box.left, box.width, box.height) == (0.0, 192.0, 96.0) and box.top == 0.0
+
+
+@pytest.fixture(scope="module")
+def framed(video, tmp_path_factory):
+    """The clip prepared with the default margin: the crop (175 x 87 px) is not the whole frame."""
+    out = tmp_path_factory.mktemp("framed") / "dataset"
+    est = ListEstimator(dancer_keypoints(FRAMES), VIDEO["width"])
+    return out, prepare_dataset(video, out, val_seconds=0.4, test_seconds=0.4, estimator=est, progress=False)
+
+
+def test_the_first_frames_poses_are_recorded_and_found_from_the_image(framed, tmp_path) -> None:
+    out, summary = framed
+    seq = load_keypoints(out / "keypoints.npz")
+    box = crop_box(seq.keypoints, (192, 96), 2.0)  # exact (the report rounds the crop to 0.01 px)
+    record = json.loads((out / "first_frames.json").read_text())["frames"]
+    assert sorted(record) == ["test/test_img/0/frame0.png", "train/train_img/frame0.png", "val/val_img/frame0.png"]
+    test_start = summary.report["source_frames"]["test"][0]
+    assert record["test/test_img/0/frame0.png"]["source_frame"] == test_start
+    row = int(np.flatnonzero(seq.frame_indices == test_start)[0])
+    kp = load_first_frame_keypoints(out / "test/test_img/0/frame0.png")
+    assert kp.dtype == np.float32 and np.array_equal(kp, keypoints_into(seq.keypoints[row], box, (64, 32)))
+    # its label is the dataset's own
+    assert np.array_equal(draw_label(kp, (64, 32)), np.asarray(Image.open(out / "test/test_label/0/frame0.png")))
+    assert load_first_frame_keypoints(out / "train/train_label/frame0.png") is None  # a label, not a first frame
+    copy = tmp_path / "frame0.png"
+    copy.write_bytes((out / "val/val_img/frame0.png").read_bytes())
+    assert load_first_frame_keypoints(copy) is None  # outside the dataset: nothing recorded for it
+
+
+def test_a_changed_first_frame_or_a_broken_record(framed, tmp_path) -> None:
+    out, _ = framed
+    ds = tmp_path / "ds"
+    (ds / "test/test_img/0").mkdir(parents=True)
+    (ds / "first_frames.json").write_text((out / "first_frames.json").read_text())
+    image = ds / "test/test_img/0/frame0.png"
+    Image.new("RGB", (64, 32)).save(image)  # not the image prepare wrote
+    assert load_first_frame_keypoints(image) is None
+    (ds / "first_frames.json").write_text("{not json")
+    with pytest.raises(PrepareError, match="first_frames.json: not a readable first-frame record"):
+        load_first_frame_keypoints(image)
+
+
+def test_retargeting_the_datasets_own_keypoints_onto_its_first_frame_gives_its_labels(framed) -> None:
+    """The invariant through animate's inputs: the test part's first frame (its recorded pose)
+    driven by the dataset's keypoints.npz from the test part on gives the dataset's test labels,
+    every pixel, and the first frame as it is (not cropped again)."""
+    from posecast.inference.animate import prepare_inputs
+
+    out, summary = framed
+    first_path = out / "test/test_img/0/frame0.png"
+    pose = load_first_frame_keypoints(first_path)
+    seq = load_keypoints(out / "keypoints.npz")
+    start = int(np.flatnonzero(seq.frame_indices == summary.report["source_frames"]["test"][0])[0])
+    first, _, labels, _ = prepare_inputs(first_path, "unused", (64, 32), driving_keypoints=out / "keypoints.npz",
+                                         start=start, estimator=fixed_estimator(pose, 64))
+    assert np.array_equal(first, np.asarray(Image.open(first_path)))
+    assert len(labels) == 12
+    for t, label in enumerate(labels):
+        assert np.array_equal(label, np.asarray(Image.open(out / f"test/test_label/0/frame{t}.png"))), t
+
+
+def test_the_report_folder_has_the_jitter_plot_and_the_previews(framed) -> None:
+    out, summary = framed
+    r = json.loads((out / "prepare_report.json").read_text())
+    assert r["smoothing"]["window"] == 7 and r["jitter_plot"] == "jitter.png" and r["frames_redetected"] == 0
+    assert r["smoothing"]["jitter_smoothed"] <= r["smoothing"]["jitter_raw"]
+    assert Image.open(out / "jitter.png").size == (900, 320)
+    assert Image.open(out / r["preview"]["contact_sheet"]).size[0] == 4 * 320
+    with av.open(str(out / r["preview"]["overlay"])) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 50  # every written frame
+    assert "smoothing: 7 frames; jitter" in summary.describe()
+
+
+def test_a_failure_while_writing_leaves_no_folder_and_keeps_an_old_dataset(video, framed, tmp_path, monkeypatch) -> None:
+    from posecast.data import prepare as prepare_mod
+
+    calls = []
+
+    def failing_save(arr, path):
+        calls.append(path)
+        if len(calls) == 30:
+            raise OSError("No space left on device")
+    monkeypatch.setattr(prepare_mod, "_save_png", failing_save)
+    est = ListEstimator(dancer_keypoints(FRAMES), VIDEO["width"])
+    with pytest.raises(OSError, match="No space"):
+        prepare_dataset(video, tmp_path / "new" / "ds", val_seconds=0.4, test_seconds=0.4, estimator=est, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    old, _ = framed
+    before = sorted(p.relative_to(old) for p in old.rglob("*"))
+    calls.clear()
+    est.calls = 0
+    with pytest.raises(OSError, match="No space"):
+        prepare_dataset(video, old, val_seconds=0.4, test_seconds=0.4, estimator=est, progress=False, overwrite=True)
+    assert sorted(p.relative_to(old) for p in old.rglob("*")) == before
+    assert [p.name for p in old.parent.iterdir()] == ["dataset"]

@@ -78,3 +78,14 @@ def test_palette_is_as_pale_as_the_real_labels() -> None:
     assert real.shape == (32, 64, 3)
     assert 30 <= np.median(ink_palette) <= 55 and max(ink_palette) <= 80
     assert np.median(ink_real[ink_real > 15]) == pytest.approx(np.median(ink_palette), abs=15)
+
+
+def test_float_noise_below_a_thousandth_of_a_pixel_does_not_cross_a_pixel_edge() -> None:
+    kp = skeleton()
+    kp[:, :2] = np.floor(kp[:, :2] / 10) * 10  # every joint exactly on a pixel edge at 64x32
+    below = kp.copy()
+    below[:, :2] -= 2e-4  # what a similarity and its inverse leave behind
+    assert np.array_equal(draw_label(below, (640, 320), (64, 32)), draw_label(kp, (640, 320), (64, 32)))
+    far = kp.copy()
+    far[:, :2] -= 0.02  # a fifth of a label pixel here (x 0.1): the joints move one pixel
+    assert not np.array_equal(draw_label(far, (640, 320), (64, 32)), draw_label(kp, (640, 320), (64, 32)))

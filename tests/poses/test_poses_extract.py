@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import argparse
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
+from posecast import cli
 from posecast.cli import poses as poses_cli
+from posecast.poses.options import OptionError
 from posecast.poses import extract as extract_mod
 from posecast.poses.draw import draw_label
 from posecast.poses.errors import PoseInputError
 from posecast.poses.extract import extract_poses
+from posecast.poses.framing import crop_box, keypoints_into
 from posecast.poses.keypoints import load_keypoints
 from test_poses_draw import skeleton
 
@@ -47,8 +51,9 @@ def test_frames_without_a_person_are_listed_and_left_out(folder, tmp_path) -> No
     assert seq.frame_names == ["img0.png", "img2.png", "img4.png", "img5.png"]
     assert seq.image_size == (640, 320)
     assert np.array_equal(seq.keypoints[2], fake_estimator(np.full((2, 2, 3), 4, np.uint8)))
-    label = np.array(Image.open(out / "frame2.png"))
-    assert np.array_equal(label, draw_label(seq.keypoints[2], (640, 320), (64, 32)))
+    label = np.array(Image.open(out / "frame2.png"))  # drawn in the crop around the person
+    assert summary.crop == crop_box(seq.keypoints, (640, 320), 2.0, margin=0.15)
+    assert np.array_equal(label, draw_label(keypoints_into(seq.keypoints[2], summary.crop, (64, 32)), (64, 32), (64, 32)))
     assert "frames with no person (left out): 2 [1, 3]" in summary.describe()
 
 
@@ -58,6 +63,98 @@ def test_smoothing_keeps_steady_motion_and_the_label_size(folder, tmp_path) -> N
     # the missing frames count as confidence 0 while smoothing: x = skeleton + 4 * frame exactly
     assert np.allclose(seq.keypoints[:, :, 0] - skeleton()[:, 0], 4 * seq.frame_indices[:, None], atol=1e-3)
     assert Image.open(tmp_path / "o" / "frame0.png").size == (128, 64)
+
+
+def test_a_16_9_video_is_cropped_to_the_label_aspect_not_squashed(tmp_path) -> None:
+    root = tmp_path / "wide"
+    root.mkdir()
+    for i in range(3):
+        Image.new("RGB", (1280, 720), (i, 0, 0)).save(root / f"img{i}.png")
+    pose = skeleton()  # in a 640x320 layout: 235 px from the eyes to the ankles
+    pose[:, :2] += (300, 200)
+    summary = extract_poses(root, tmp_path / "o", size=(64, 32), estimator=lambda image: pose.copy(),
+                            smooth=False, progress=False)
+    box = summary.crop
+    assert box.width / box.height == pytest.approx(2.0) and box.width < 1280  # a crop, not the frame
+    label = np.array(Image.open(tmp_path / "o" / "frame0.png"))
+    ys, xs = np.nonzero(255 - label.min(-1) >= 20)
+    # the skeleton's width:height in the label is the body's own (no 1280/720 vs 2:1 squash)
+    body = pose[:, :2].max(0) - pose[:, :2].min(0)
+    drawn = np.array([xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], float)
+    assert drawn[0] / drawn[1] == pytest.approx(body[0] / body[1], rel=0.12)
+    scale = 32 / box.height  # the same scale in x and y
+    assert drawn == pytest.approx(body * scale, abs=1.5)
+
+
+def test_previews_are_written_beside_the_labels(folder, tmp_path) -> None:
+    out = tmp_path / "o"
+    extract_poses(folder, out, estimator=fake_estimator, progress=False)
+    sheet = Image.open(out / "preview" / "contact_sheet.png")
+    assert sheet.size[0] == 4 * 320 and sheet.mode == "RGB"
+    with av.open(str(out / "preview" / "overlay.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 4 and frames[0].shape == (256, 512, 3)
+    # a thick skeleton over the (black) frame: coloured pixels several pixels wide
+    assert (frames[0].max(-1) > 120).sum() > 400
+    assert not any(p.name.startswith(".o.partial") for p in tmp_path.iterdir())
+
+
+def test_a_failure_midway_leaves_no_folder(folder, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "new" / "poses"
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(extract_mod, "draw_label", broken)  # fails while writing the labels
+    with pytest.raises(OSError, match="disk full"):
+        extract_poses(folder, out, estimator=fake_estimator, progress=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_overwrite_keeps_the_old_labels_until_the_new_ones_are_complete(folder, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    for k in range(9):
+        Image.new("RGB", (64, 32), "white").save(out / f"frame{k}.png")
+    monkeypatch.setattr(extract_mod, "save_keypoints", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        extract_poses(folder, out, estimator=fake_estimator, progress=False, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "video"] and len(list(out.iterdir())) == 9
+
+
+@pytest.mark.parametrize("argv, flag", [(["--size", "1x1"], "--size"), (["--margin", "-0.5"], "--margin"),
+                                        (["--smooth", "3"], "--smooth"), (["--size", "60x30"], "--size")])
+def test_bad_options_end_in_one_line_naming_the_flag(folder, tmp_path, capsys, argv, flag) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["poses", str(folder), "--out", str(tmp_path / "o"), *argv])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"posecast poses: error: argument {flag}: must be ") and argv[1] in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_library_checks_its_options_before_reading_the_input(tmp_path) -> None:
+    with pytest.raises(OptionError, match="^--margin: must be a fraction"):
+        extract_poses(tmp_path / "missing.mp4", tmp_path / "o", margin=-0.5, estimator=fake_estimator)
+    with pytest.raises(OptionError, match="^--size: .* got 1x1$"):
+        extract_poses(tmp_path / "missing.mp4", tmp_path / "o", size=(1, 1), estimator=fake_estimator)
+    assert not (tmp_path / "o").exists()
+
+
+def test_smoothing_strength_is_the_window(tmp_path) -> None:
+    root = tmp_path / "video"
+    root.mkdir()
+    for i in range(11):
+        Image.new("RGB", (640, 320), (i, 0, 0)).save(root / f"img{i}.png")
+
+    def noisy(image: np.ndarray) -> np.ndarray:
+        kp = skeleton()
+        kp[:, 0] += 3.0 * (-1) ** int(image[0, 0, 0])  # a +-3 px zig-zag from frame to frame
+        return kp
+    spread = []
+    for window in (0, 5, 9):
+        summary = extract_poses(root, tmp_path / f"w{window}", estimator=noisy, smooth=window, progress=False)
+        spread.append(np.ptp(load_keypoints(summary.keypoints_path).keypoints[2:-2, 0, 0]))
+    assert spread[0] == pytest.approx(6.0) and spread[0] > spread[1] > spread[2]
 
 
 def test_old_labels_are_refused_unless_overwrite(folder, tmp_path) -> None:

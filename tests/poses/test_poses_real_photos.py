@@ -61,3 +61,18 @@ def test_wrong_skeletons_fail_the_same_measure(skeletons, k) -> None:
         assert f1(skeletons[k], 629 * other) < THRESHOLD, f"photo {k} against label {629 * other}"
     for shift in [(10, 0), (-10, 0), (0, 10)]:
         assert f1(skeletons[k], 629 * k, shift) < THRESHOLD, f"photo {k} shifted by {shift}"
+
+
+def test_a_cut_that_loses_the_tracker_is_found_by_detection_and_nothing_is_logged(capfd) -> None:
+    """Measured: tracking finds nobody in the first frame after a cut (photo 0, then photo 0
+    mirrored and moved 150 px), after 1, 2 or 3 frames of photo 0."""
+    photo = np.array(Image.open(dance_root() / "fullres" / "seq0_frame0.png").convert("RGB").resize((512, 256)))
+    cut = np.ascontiguousarray(np.roll(photo[:, ::-1], 150, axis=1))
+    with MediaPipePose(fallback=False) as tracking:
+        assert tracking(photo) is not None and tracking(cut) is None
+    with MediaPipePose() as tracking, MediaPipePose(static_image_mode=True) as detector:
+        found, expected = (tracking(photo), tracking(cut)), detector(cut)
+    assert found[1] is not None and tracking.redetected == 1
+    assert np.allclose(found[1][:, :2], expected[:, :2], atol=2.0)  # the detector's pose
+    err = capfd.readouterr().err
+    assert "XNNPACK" not in err and "inference_feedback_manager" not in err and "W0000" not in err

@@ -4,8 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from posecast.data.synth import synth_keypoints
+from posecast.poses.draw import draw_label
+from posecast.poses.framing import crop_box, keypoints_into
 from posecast.poses.keypoints import KP
-from posecast.poses.retarget import anchor, body_height, retarget
+from posecast.poses.retarget import anchor, body_height, driving_height, pose_height, retarget
 from test_poses_draw import skeleton
 
 
@@ -50,3 +53,29 @@ def test_a_pose_without_ankles_is_refused() -> None:
     driving[[KP["right_ankle"], KP["left_ankle"]], 2] = 0.0
     with pytest.raises(ValueError, match="ankle"):
         retarget(driving[None], target)
+
+
+def test_a_persons_own_dance_onto_their_own_first_frame_comes_back_to_the_pixel() -> None:
+    """The invariant: the same keypoints, the driving ones mapped by another crop (a similarity)
+    and the target's first pose one of their frames, are drawn on exactly the same pixels."""
+    xy = synth_keypoints(60, seed=3, height=96, width=192)  # the dancer moves, crouches, raises the arms
+    kp = np.concatenate([xy, np.ones((*xy.shape[:2], 1), np.float32)], axis=2)
+    ours = keypoints_into(kp, crop_box(kp, (192, 96), 2.0, margin=0.15), (64, 32))  # a dataset's frame
+    theirs = keypoints_into(kp[:40], crop_box(kp[:40], (192, 96), 2.0, margin=0.4), (64, 32))
+    moved = retarget(theirs, ours[0])
+    for t in range(len(moved)):
+        assert np.array_equal(draw_label(moved[t], (64, 32)), draw_label(ours[t], (64, 32))), t
+    assert np.abs(moved[..., :2] - ours[:40, :, :2]).max() < 1e-3
+    # the scale of a single pose against the sequence's 90th percentile misses pixels
+    old = (theirs[..., :2] - anchor(theirs[0])) * body_height(ours[0]) / body_height(theirs) + anchor(ours[0])
+    old = np.concatenate([old, theirs[..., 2:]], axis=-1)
+    assert any(not np.array_equal(draw_label(old[t], (64, 32)), draw_label(ours[t], (64, 32))) for t in range(40))
+
+
+def test_a_driving_first_pose_without_ankles_scales_by_the_sequence() -> None:
+    target = skeleton()
+    driving = np.repeat(target[None], 5, axis=0)
+    driving[..., :2] *= 2
+    driving[0, [KP["right_ankle"], KP["left_ankle"]], 2] = 0.0  # frame 0: no height to compare
+    assert driving_height(driving) == pytest.approx(2 * body_height(target))
+    assert driving_height(driving[1:]) == pytest.approx(2 * body_height(target))

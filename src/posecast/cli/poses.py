@@ -1,10 +1,12 @@
-"""`posecast poses INPUT --out DIR [--size WxH] [--no-smooth] [--overwrite]`."""
+"""`posecast poses INPUT --out DIR [--size WxH] [--margin M] [--smooth FRAMES | --no-smooth] [--overwrite]`."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from ..poses.errors import PoseError
+from ..poses.keypoints import SMOOTH_WINDOW
+from ..poses.options import option_type
 from .common import size_arg
 
 
@@ -13,13 +15,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "poses", help="extract poses from a video or an image folder and draw label images",
         description="Estimate the dancer's pose in every frame (MediaPipe: the optional 'pose' "
-                    "extra), smooth it over time, and write keypoints.npz and one label image "
-                    "frame<N>.png per frame with a person (frames without one are listed).")
+                    "extra), smooth it over time, and write keypoints.npz, one label image "
+                    "frame<N>.png per frame with a person (frames without one are listed), drawn in "
+                    "one crop of the label size's aspect around the person, and preview/: every "
+                    "frame with its skeleton drawn thick (overlay.mp4) and a contact sheet.")
     p.add_argument("input", help="a video (MP4, MOV, WebM) or a folder of images")
     p.add_argument("--out", required=True, help="output folder for keypoints.npz and the labels")
-    p.add_argument("--size", type=size_arg, default=(64, 32), help="label size WxH (default 64x32)")
-    p.add_argument("--no-smooth", dest="smooth", action="store_false",
-                   help="keep the per-frame keypoints (no temporal smoothing)")
+    p.add_argument("--size", type=option_type("size", size_arg), default=(64, 32),
+                   help="label size WxH, sides multiples of 8 (default 64x32)")
+    p.add_argument("--margin", type=option_type("margin", float), default=0.15, help="crop margin around "
+                   "the person, as a fraction of the person's height, 0 to 2 (default 0.15)")
+    p.add_argument("--smooth", type=option_type("smooth", int), default=SMOOTH_WINDOW, metavar="FRAMES",
+                   help=f"temporal smoothing: the Savitzky-Golay window in frames, odd (default "
+                        f"{SMOOTH_WINDOW}; larger is stronger; 0: off)")
+    p.add_argument("--no-smooth", dest="smooth", action="store_const", const=0,
+                   help="keep the per-frame keypoints (the same as --smooth 0)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete frame<N>.png labels already in --out first")
     p.set_defaults(func=run)  # the convention of posecast.cli (its main must return run()'s code)
@@ -32,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = extract_poses(args.input, args.out, size=tuple(args.size), smooth=args.smooth,
-                                progress=True, overwrite=args.overwrite)
+                                progress=True, overwrite=args.overwrite, margin=args.margin)
     except (PoseError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     print(summary.describe())
     return 0

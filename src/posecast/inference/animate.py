@@ -31,7 +31,7 @@ from ..data.prepare import video_fps
 from ..poses.extract import estimate_frames, kept_sequence
 from ..poses.draw import draw_label
 from ..poses.estimate import MediaPipePose, PoseEstimator
-from ..poses.framing import center_box, crop_box, crop_resize, estimate_pose, keypoints_into
+from ..poses.framing import center_box, crop_box, crop_resize, estimate_pose, first_frame_box, keypoints_into
 from ..poses.keypoints import PoseSequence, load_keypoints
 from ..poses.retarget import retarget
 from ..poses.source import common_size, list_images, open_source
@@ -207,7 +207,7 @@ def _retargeted(first: np.ndarray, d: Driving, size: tuple[int, int], estimator:
     """Keypoints route: (first frame at ``size``, driving labels, retargeted labels)."""
     aspect = size[0] / size[1]
     target = _first_pose(first, estimator, name)
-    box = crop_box(target, (first.shape[1], first.shape[0]), aspect)
+    box = first_frame_box(target, (first.shape[1], first.shape[0]), size)  # a dataset frame: as it is
     target_m = keypoints_into(target, box, size)
     seq = d.keypoints
     drv_m = keypoints_into(seq.keypoints, crop_box(seq.keypoints, seq.image_size, aspect), size)

@@ -70,13 +70,16 @@ def draw_label(keypoints: np.ndarray, src_size: tuple[int, int], out_size: tuple
     confidence >= ``min_conf`` drawn as a ``line_width`` line in its ``LIMBS`` colour.
 
     A point (x, y) of the source lands in the output pixel that contains it:
-    (floor(x * W_out / W_src), floor(y * H_out / H_src)).
+    (floor(x * W_out / W_src), floor(y * H_out / H_src)), the products first rounded to 1/1000
+    pixel, so that the float noise of a similarity and its inverse (a crop, then retargeting)
+    never moves a joint across a pixel edge: a pose mapped back to where it was draws the
+    same pixels.
     """
     kp = with_mid_hip(keypoints)
     bad = ~np.isfinite(kp).all(axis=1)
     kp[bad] = 0.0  # a NaN or infinite joint is not drawn
     scale = np.array([out_size[0] / src_size[0], out_size[1] / src_size[1]])
-    pix = np.floor(np.clip(kp[:, :2] * scale, -1e4, 1e4)).astype(int)
+    pix = np.floor(np.round(np.clip(kp[:, :2] * scale, -1e4, 1e4), 3)).astype(int)
     image = Image.new("RGB", tuple(out_size), BACKGROUND)
     draw = ImageDraw.Draw(image)
     for a, b, color in LIMBS:

@@ -5,12 +5,14 @@ posecast.poses works without it, and tests inject their own estimators through t
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import MissingExtraError
 from .keypoints import NUM_KEYPOINTS
+from .quiet import quiet_native_logs, silence_mediapipe_logging
 
 INSTALL_HINT = (
     "install the optional 'pose' extra from the posecast checkout with "
@@ -44,8 +46,10 @@ class PoseEstimator(Protocol):
 
 def import_mediapipe() -> Any:
     """The ``mediapipe`` module, or :class:`MissingExtraError` naming the install command."""
+    silence_mediapipe_logging()  # before the import: glog and TF Lite read their levels then
     try:
-        import mediapipe
+        with quiet_native_logs():
+            import mediapipe
     except ImportError as err:
         raise MissingExtraError(f"pose estimation needs mediapipe, which is not importable "
                                 f"({err}): {INSTALL_HINT}") from err
@@ -73,34 +77,64 @@ class MediaPipePose:
     """MediaPipe Pose (BlazePose, ``model_complexity=1``) as a :class:`PoseEstimator`.
 
     ``static_image_mode=False`` tracks the person from frame to frame (for videos: faster and
-    steadier); True runs the detector on every image (for unrelated photos).
+    steadier); True runs the detector on every image (for unrelated photos). While tracking,
+    a frame where the tracker finds nobody (it loses the person at a cut or a fast turn) is
+    given to a second, per-frame detector (``fallback``); ``redetected`` counts those frames
+    that it found. MediaPipe's native log lines (TF Lite, absl) are kept off the terminal.
     """
 
     def __init__(self, static_image_mode: bool = False, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5) -> None:
+                 min_tracking_confidence: float = 0.5, fallback: bool = True) -> None:
+        self._options = dict(min_detection_confidence=min_detection_confidence,
+                             min_tracking_confidence=min_tracking_confidence)
+        self._quiet = contextlib.ExitStack()  # held until close(): the graphs' threads log late
+        self._quiet.enter_context(quiet_native_logs())
+        try:
+            self._pose = self._graph(static_image_mode)
+        except BaseException:
+            self._quiet.close()
+            raise
+        self._detector: Any = None
+        self._fallback = fallback and not static_image_mode
+        self.redetected = 0
+
+    def _graph(self, static_image_mode: bool) -> Any:
         mp = import_mediapipe()
         try:
-            self._pose = mp.solutions.pose.Pose(
-                static_image_mode=static_image_mode, model_complexity=MODEL_COMPLEXITY,
-                min_detection_confidence=min_detection_confidence,
-                min_tracking_confidence=min_tracking_confidence)
+            return mp.solutions.pose.Pose(static_image_mode=static_image_mode,
+                                          model_complexity=MODEL_COMPLEXITY, **self._options)
         except AttributeError as err:  # protobuf 6+/7 against mediapipe 0.10.21's generated code
             raise MissingExtraError(f"mediapipe could not build its pose graph ({err}); "
                                     f"protobuf must be <6: {INSTALL_HINT}") from err
 
-    def __call__(self, image: np.ndarray) -> np.ndarray | None:
-        image = np.ascontiguousarray(image, dtype=np.uint8)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an RGB image [H, W, 3], got {image.shape}")
-        result = self._pose.process(image)
+    @staticmethod
+    def _run(graph: Any, image: np.ndarray) -> np.ndarray | None:
+        result = graph.process(image)
         if result.pose_landmarks is None:
             return None
         lm = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark])
         return landmarks_to_coco(lm, image.shape[1], image.shape[0])
 
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image [H, W, 3], got {image.shape}")
+        pose = self._run(self._pose, image)
+        if pose is None and self._fallback:
+            if self._detector is None:  # made on first need: most videos never lose the person
+                self._detector = self._graph(static_image_mode=True)
+            pose = self._run(self._detector, image)
+            self.redetected += pose is not None
+        return pose
+
     def close(self) -> None:
-        """Release the MediaPipe graph."""
-        self._pose.close()
+        """Release the MediaPipe graphs (then stderr is the process's own again)."""
+        try:
+            self._pose.close()
+            if self._detector is not None:
+                self._detector.close()
+        finally:
+            self._quiet.close()
 
     def __enter__(self) -> MediaPipePose:
         return self

@@ -87,6 +87,17 @@ def center_box(image_size: tuple[int, int], aspect: float) -> CropBox:
     return CropBox((W - w) / 2, (H - h) / 2, w, h)
 
 
+def first_frame_box(pose: np.ndarray, image_size: tuple[int, int], size: tuple[int, int],
+                    margin: float = 0.15) -> CropBox:
+    """The crop of a first frame for a model of frame ``size`` = (W, H): an image already of
+    that size is taken as framed (a frame of a prepared dataset or of the lab's data: cropping
+    it again around its one pose would zoom in, and the person would no longer stand where the
+    dataset's labels put them); any other image is cropped around the person (:func:`crop_box`)."""
+    if tuple(image_size) == tuple(size):
+        return CropBox(0.0, 0.0, float(size[0]), float(size[1]))
+    return crop_box(pose, image_size, size[0] / size[1], margin=margin)
+
+
 def crop_resize(image: np.ndarray, box: CropBox, size: tuple[int, int]) -> np.ndarray:
     """RGB uint8 [H, W, 3] -> the ``box`` crop resized to ``size`` = (W, H), uint8 (Lanczos)."""
     im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))

@@ -21,6 +21,15 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 )
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)
 KP = {name: i for i, name in enumerate(KEYPOINT_NAMES)}  # name -> index
+SMOOTH_WINDOW = 7  # frames of the default Savitzky-Golay window (0.23 s at 30 fps)
+
+
+def smoothing_window(smooth: bool | int) -> int:
+    """The window (frames, 0: off) that a ``smooth`` argument means: True is the default
+    window, False is 0, a number is that window."""
+    if smooth is True:
+        return SMOOTH_WINDOW
+    return 0 if smooth is False else int(smooth)
 
 
 @dataclass
@@ -83,7 +92,7 @@ def _smooth_track(xy: np.ndarray, good: np.ndarray, window: int, polyorder: int)
     return out
 
 
-def smooth_keypoints(keypoints: np.ndarray, window: int = 7, polyorder: int = 2,
+def smooth_keypoints(keypoints: np.ndarray, window: int = SMOOTH_WINDOW, polyorder: int = 2,
                      min_conf: float = 0.3) -> np.ndarray:
     """Temporally smooth [T, 18, 3] keypoints with a Savitzky-Golay filter (scipy.signal).
 
@@ -93,10 +102,11 @@ def smooth_keypoints(keypoints: np.ndarray, window: int = 7, polyorder: int = 2,
     confidence is below ``min_conf`` are ignored (replaced, for filtering only, by linear
     interpolation between the good frames), so a wrong low-confidence position never pulls a
     good one; those frames keep their original values. Confidences are returned unchanged, and
-    a joint with fewer than 2 good frames is left as it is. Works in float64, returns float32.
+    a joint with fewer than 2 good frames is left as it is. A ``window`` of ``polyorder`` frames
+    or fewer (0: off) smooths nothing. Works in float64, returns float32.
     """
     kp = np.asarray(keypoints, np.float64)
-    size = _window(len(kp), window, polyorder)
+    size = _window(len(kp), window, polyorder) if window > polyorder else None
     if size is None:
         return kp.astype(np.float32)
     out = kp.copy()
@@ -105,3 +115,35 @@ def smooth_keypoints(keypoints: np.ndarray, window: int = 7, polyorder: int = 2,
         if good.sum() >= 2:
             out[:, j, :2] = _smooth_track(kp[:, j, :2], good, size, polyorder)
     return out.astype(np.float32)
+
+
+def keypoint_speed(keypoints: np.ndarray, frame_indices: np.ndarray | None = None,
+                   min_conf: float = 0.3) -> np.ndarray:
+    """Per-step speed of poses [T, 18, 3]: [T - 1], the mean over the joints confident in both
+    frames of how far they moved (pixels per frame); NaN where no joint is confident in both or
+    where ``frame_indices`` jumps (left-out frames: no speed across the gap)."""
+    kp = np.asarray(keypoints, np.float64)
+    if len(kp) < 2:
+        return np.zeros(0)
+    both = (kp[1:, :, 2] >= min_conf) & (kp[:-1, :, 2] >= min_conf)  # [T-1, 18]
+    step = np.linalg.norm(kp[1:, :, :2] - kp[:-1, :, :2], axis=-1)
+    total, count = np.where(both, step, 0.0).sum(1), both.sum(1)
+    speed = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    if frame_indices is not None:
+        speed[np.diff(np.asarray(frame_indices)) != 1] = np.nan
+    return speed
+
+
+def jitter_summary(raw: np.ndarray, smoothed: np.ndarray, frame_indices: np.ndarray | None = None,
+                   min_conf: float = 0.3) -> dict[str, float]:
+    """Mean keypoint speed (:func:`keypoint_speed`) and mean |change of speed| (the jitter)
+    before and after smoothing, rounded to 0.001 pixel per frame, for a report."""
+    out: dict[str, float] = {}
+    for name, kp in (("raw", raw), ("smoothed", smoothed)):
+        speed = keypoint_speed(kp, frame_indices, min_conf)
+        ok = speed[np.isfinite(speed)]
+        change = np.abs(np.diff(speed))
+        change = change[np.isfinite(change)]
+        out[f"speed_{name}"] = round(float(ok.mean()), 3) if len(ok) else 0.0
+        out[f"jitter_{name}"] = round(float(change.mean()), 3) if len(change) else 0.0
+    return out

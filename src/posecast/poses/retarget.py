@@ -8,8 +8,13 @@ farthest ankle positions) is not modelled: both people are taken to stay at abou
 
 * body height of a pose: the lowest confident ankle's y minus the highest confident head
   joint's y (nose, eyes, ears, neck), in pixels;
-* of a sequence: the ``percentile`` (default 90) of the per-frame heights, robust to crouches
-  and to a few frames with a wrong head or ankle;
+* the scale compares like with like: the target's one pose with the driving's first pose (the
+  one placed onto it). Comparing a single pose with a percentile of the whole driving sequence
+  would shrink a person's own dance onto their own first frame by the ratio of that frame's
+  height to the 90th percentile (measured on the synthetic dancer at 64x32: joints up to 0.65
+  label pixel towards the feet); like with like, the same person's own keypoints come back
+  exactly where they were. Only a driving first pose without a confident head or ankle falls
+  back to the ``percentile`` (default 90) of the sequence's heights (:func:`body_height`);
 * anchor: x = mean x of the confident hips and ankles, y = the lowest confident ankle's y
   (where the feet touch the floor).
 """
@@ -48,6 +53,13 @@ def body_height(poses: np.ndarray, percentile: float = 90.0, min_conf: float = 0
     return float(np.percentile(heights, percentile))
 
 
+def driving_height(poses: np.ndarray, percentile: float = 90.0, min_conf: float = 0.3) -> float:
+    """The height the target's is compared with: the first pose's of [T, 18, 3], else (no
+    confident head or ankle there) the ``percentile`` of the sequence's (:func:`body_height`)."""
+    first = pose_height(np.asarray(poses, np.float64)[0], min_conf)
+    return first if first is not None and first > 0 else body_height(poses, percentile, min_conf)
+
+
 def anchor(pose: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
     """The floor point of one pose [18, 3]: (mean x of hips and ankles, lowest ankle y)."""
     pose = np.asarray(pose, np.float64)
@@ -61,13 +73,14 @@ def retarget(driving: np.ndarray, target_first: np.ndarray, percentile: float = 
              min_conf: float = 0.3) -> np.ndarray:
     """Normalise a driving sequence [T, 18, 3] onto the target person's first pose [18, 3].
 
-    Returns [T, 18, 3] float32: (x, y) scaled by ``body_height(target) / body_height(driving)``
-    about the first driving frame's anchor, which is moved onto the target's anchor;
-    confidences unchanged. A driving sequence equal to the target's pose comes back unchanged.
+    Returns [T, 18, 3] float32: (x, y) scaled by the target's body height over the driving's
+    (:func:`driving_height`) about the first driving frame's anchor, which is moved onto the
+    target's anchor; confidences unchanged. A driving sequence whose first pose is the target's
+    comes back unchanged (the person's own dance onto their own first frame).
     """
     drv = np.asarray(driving, np.float64)
     tgt = np.asarray(target_first, np.float64)
-    scale = body_height(tgt, percentile, min_conf) / body_height(drv, percentile, min_conf)
+    scale = body_height(tgt, percentile, min_conf) / driving_height(drv, percentile, min_conf)
     out = drv.copy()
     out[..., :2] = (drv[..., :2] - anchor(drv[0], min_conf)) * scale + anchor(tgt, min_conf)
     return out.astype(np.float32)

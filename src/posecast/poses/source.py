@@ -136,3 +136,24 @@ def open_source(path: str | Path) -> FrameSource:
         raise PoseInputError(f"{path}: no such file or folder")
     size, count = _probe_video(path)
     return FrameSource(path, "video", size, count)
+
+
+def video_fps(source: FrameSource) -> float | None:
+    """The frame rate of a video source (None for image folders or when the file does not say)."""
+    if source.kind != "video":
+        return None
+    with _open_video(source.path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else None
+
+
+def video_seconds(source: FrameSource) -> float | None:
+    """A video's duration from its header (None for image folders or when it does not say)."""
+    if source.kind != "video":
+        return None
+    with _open_video(source.path) as container:
+        stream = container.streams.video[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return container.duration / av.time_base if container.duration else None
