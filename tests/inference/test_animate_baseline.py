@@ -12,7 +12,7 @@ from posecast.inference.animate import AnimateResult, _psnr_plot
 
 def _result(mean: float, copy: float, tmp_path: Path) -> AnimateResult:
     return AnimateResult(tmp_path / "a.mp4", tmp_path / "a.gif", tmp_path / "a_poses", 4, "keypoints",
-                         psnr_plot=tmp_path / "a_psnr.png", mean_psnr=mean, copy_psnr=copy)
+                         psnr_plot=tmp_path / "a_psnr.png", mean_psnr=mean, baseline_psnr=copy)
 
 
 def test_psnr_beside_copying_the_first_frame(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ Gradio layer only maps widgets to its arguments.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -38,12 +39,15 @@ def import_gradio() -> Any:
 
 @dataclass(frozen=True)
 class PageResult:
-    """What the page shows: the result video and GIF, the PSNR plot (or None), a status line."""
+    """What the page shows: the result video and GIF, the PSNR plot (only with ground truth), the
+    preview of the skeletons over the first frame, the files to download, and a status line."""
 
-    video: str | None
-    gif: str | None
-    plot: str | None
-    message: str
+    video: str | None = None
+    gif: str | None = None
+    plot: str | None = None
+    message: str = ""
+    preview: str | None = None
+    files: tuple[str, ...] = ()
 
 
 def pick(text: str | None, upload: str | None) -> Path | None:
@@ -82,29 +86,51 @@ def _missing(checkpoint: Path | None, first: Path | None, driving: Path | None) 
     return f"give {', '.join(names)}" if names else None
 
 
+def output_stem(first_frame: Path, driving: Path) -> str:
+    """The results' name: the first frame's stem and the driving clip's (or folder's), such as
+    ``me_their_dance``, in letters, digits, ``-`` and ``_`` (a name for any file system)."""
+    stem = f"{first_frame.stem}_{driving.stem if driving.suffix else driving.name}"
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "animation"
+
+
+def _page_run(checkpoint: Path, first_frame: Path, driving: Path, truth: Path | None, run_dir: Path,
+              estimator: PoseEstimator | None, preview_only: bool) -> PageResult:
+    """Animate (or only preview) into ``run_dir``; the status shows the full output paths."""
+    from ..inference.animate import animate, preview
+
+    out = run_dir / f"{output_stem(first_frame, driving)}.mp4"
+    driving = _folder_or_file(driving, run_dir, "driving")
+    if preview_only:
+        path, _ = preview(checkpoint, first_frame, driving, out, estimator=estimator)
+        return PageResult(preview=str(path), files=(str(path),),
+                          message=f"preview: {path}\ncheck that the skeletons lie on the person, then Animate")
+    truth = _folder_or_file(truth, run_dir, "truth") if truth is not None else None
+    r = animate(checkpoint, first_frame, driving, out, truth=truth, estimator=estimator)
+    files = tuple(str(p) for p in (r.mp4, r.gif, r.preview, r.psnr_plot) if p is not None)
+    return PageResult(str(r.mp4), str(r.gif), str(r.psnr_plot) if r.psnr_plot else None,
+                      f"{r.describe()}\nresults folder: {run_dir}", str(r.preview), files)
+
+
 def run_page(checkpoint: Path | None, first_frame: Path | None, driving: Path | None,
-             truth: Path | None, work: Path, estimator: PoseEstimator | None = None) -> PageResult:
-    """One run of the page: animate into a fresh folder under ``work``; every input problem comes
-    back as a one-line message (never a traceback on the page)."""
+             truth: Path | None, work: Path, estimator: PoseEstimator | None = None,
+             preview_only: bool = False) -> PageResult:
+    """One run of the page: animate (or with ``preview_only`` only draw the skeletons over the
+    first frame) into a fresh folder under ``work``; every input problem comes back as a
+    one-line message (never a traceback on the page), and its folder is removed."""
     from ..data.lab import DataError
-    from ..inference.animate import animate
     from ..poses.errors import PoseError
     from ..io.checkpoint import CheckpointError
 
     why = _missing(checkpoint, first_frame, driving)
     if why:
-        return PageResult(None, None, None, f"error: {why}")
+        return PageResult(message=f"error: {why}")
     Path(work).mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     try:
-        driving = _folder_or_file(driving, run_dir, "driving")
-        truth = _folder_or_file(truth, run_dir, "truth") if truth is not None else None
-        r = animate(checkpoint, first_frame, driving, run_dir / "animation.mp4", truth=truth, estimator=estimator)
+        return _page_run(checkpoint, first_frame, driving, truth, run_dir, estimator, preview_only)
     except (PoseError, DataError, CheckpointError, ValueError, OSError) as err:
         shutil.rmtree(run_dir, ignore_errors=True)
-        return PageResult(None, None, None, f"error: {' '.join(str(err).split())}")
-    return PageResult(str(r.mp4), str(r.gif), str(r.psnr_plot) if r.psnr_plot else None,
-                      r.describe().replace(str(run_dir) + os.sep, ""))
+        return PageResult(message=f"error: {' '.join(str(err).split())}")
 
 
 @dataclass(frozen=True)
@@ -118,29 +144,49 @@ class Defaults:
 
 
 INTRO = """# posecast: animate a person
-Give a **checkpoint** (`posecast train`), a **first frame** (a photo of the person) and the
-**driving poses**: a video, a zip of a pose folder (`posecast poses`: keypoints.npz and labels;
-label images alone drive as they are, without retargeting), or their paths on this computer.
-Optional **ground truth** frames (a zip or folder of frame&lt;N&gt;.png, or an .npz) add the PSNR
-per frame. Served on 127.0.0.1 only."""
+A **checkpoint** (`posecast train`), a **first frame** (a photo of the person) and the **driving
+poses** (a video, a pose folder of `posecast poses`, or a zip of one; label images alone drive as
+they are, without retargeting): paths on this computer, or uploads below. Optional **ground
+truth** (a folder or zip of frame&lt;N&gt;.png, or an .npz) adds the PSNR per frame. *Preview* draws
+the skeletons the model will get over the first frame. Served on 127.0.0.1 only."""
 
 
-def _inputs(gr: Any, d: Defaults) -> list[Any]:
-    """The input widgets in :func:`_on_click`'s order (a path box and an upload for each)."""
+def _path_boxes(gr: Any, d: Defaults) -> list[Any]:
+    """The four path boxes: checkpoint, first frame, driving, ground truth."""
+    return [gr.Textbox(label="checkpoint path", value=d.checkpoint, elem_id="checkpoint-path"),
+            gr.Textbox(label="first frame path", value=d.first_frame, elem_id="first-frame-path"),
+            gr.Textbox(label="driving video or pose folder path", value=d.driving, elem_id="driving-path"),
+            gr.Textbox(label="ground truth (optional): folder or .npz path", value=d.truth, elem_id="truth-path")]
+
+
+def _uploads(gr: Any) -> list[Any]:
+    """The four uploads (each wins over its path box), folded away so the button stays in view."""
+    with gr.Accordion("or upload the files", open=False, elem_id="uploads"):
+        with gr.Row():
+            ckpt = gr.File(label="checkpoint", file_types=[".ckpt", ".pt", ".pth"])
+            first = gr.Image(label="first frame", type="filepath")
+        with gr.Row():
+            drv = gr.File(label="driving video or zip of a pose folder", file_types=["video", ".zip"])
+            truth = gr.File(label="ground truth (zip or .npz)", file_types=[".zip", ".npz"])
+    return [ckpt, first, drv, truth]
+
+
+def _outputs(gr: Any) -> list[Any]:
+    """The result widgets, in the order :func:`page_outputs` fills them."""
     with gr.Row():
-        ckpt = gr.Textbox(label="checkpoint path", value=d.checkpoint, elem_id="checkpoint-path")
-        ckpt_file = gr.File(label="or upload a checkpoint", file_types=[".ckpt", ".pt", ".pth"])
-    with gr.Row():
-        first = gr.Textbox(label="first frame path", value=d.first_frame, elem_id="first-frame-path")
-        first_file = gr.Image(label="or upload the first frame", type="filepath")
-    with gr.Row():
-        drv = gr.Textbox(label="driving video or pose folder path", value=d.driving, elem_id="driving-path")
-        drv_file = gr.File(label="or upload a driving video or a zip of a pose folder",
-                           file_types=["video", ".zip"])
-    with gr.Row():
-        truth = gr.Textbox(label="ground truth (optional): folder or .npz path", value=d.truth, elem_id="truth-path")
-        truth_file = gr.File(label="or upload ground truth (zip or .npz)", file_types=[".zip", ".npz"])
-    return [ckpt, ckpt_file, first, first_file, drv, drv_file, truth, truth_file]
+        preview = gr.Image(label="skeletons over the first frame", type="filepath", elem_id="preview")
+        video = gr.Video(label="driving | retargeted | result (MP4)", elem_id="result-video", autoplay=True)
+        gif = gr.Image(label="the same as a GIF", type="filepath", elem_id="result-gif")
+    plot = gr.Image(label="PSNR per frame", type="filepath", elem_id="psnr-plot", visible=False)
+    files = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="downloads")
+    return [preview, video, gif, plot, files]
+
+
+def page_outputs(gr: Any, r: PageResult) -> tuple:
+    """A PageResult as the values of :func:`_outputs` and the status box; the PSNR plot is
+    shown only when there is one (only with ground truth)."""
+    plot = gr.update(value=r.plot, visible=r.plot is not None)
+    return r.preview, r.video, r.gif, plot, list(r.files) or None, r.message
 
 
 def build_app(defaults: Defaults | None = None, work: str | Path | None = None,
@@ -151,22 +197,25 @@ def build_app(defaults: Defaults | None = None, work: str | Path | None = None,
     work = Path(work or tempfile.mkdtemp(prefix="posecast-app-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    def on_click(ckpt: str, ckpt_file: str | None, first: str, first_file: str | None, drv: str,
-                 drv_file: str | None, truth: str, truth_file: str | None) -> tuple:
-        r = run_page(pick(ckpt, ckpt_file), pick(first, first_file), pick(drv, drv_file),
-                     pick(truth, truth_file), work, estimator)
-        return r.video, r.gif, r.plot, r.message
+    def handler(preview_only: bool):
+        def on_click(ckpt: str, first: str, drv: str, truth: str, ckpt_file: str | None,
+                     first_file: str | None, drv_file: str | None, truth_file: str | None) -> tuple:
+            r = run_page(pick(ckpt, ckpt_file), pick(first, first_file), pick(drv, drv_file),
+                         pick(truth, truth_file), work, estimator, preview_only)
+            return page_outputs(gr, r)
+        return on_click
 
     with gr.Blocks(title="posecast animate", analytics_enabled=False) as app:
         gr.Markdown(INTRO)
-        inputs = _inputs(gr, d)
-        button = gr.Button("Animate", variant="primary", elem_id="animate-button")
-        status = gr.Textbox(label="status", interactive=False, elem_id="status")
+        paths = _path_boxes(gr, d)
         with gr.Row():
-            video = gr.Video(label="driving | retargeted | result (MP4)", elem_id="result-video", autoplay=True)
-            gif = gr.Image(label="the same as a GIF", type="filepath", elem_id="result-gif")
-        plot = gr.Image(label="PSNR per frame (with ground truth)", type="filepath", elem_id="psnr-plot")
-        button.click(on_click, inputs, [video, gif, plot, status], api_name="animate")
+            preview_button = gr.Button("Preview", elem_id="preview-button")
+            button = gr.Button("Animate", variant="primary", elem_id="animate-button")
+        status = gr.Textbox(label="status", interactive=False, elem_id="status", lines=2)
+        uploads = _uploads(gr)
+        outputs = [*_outputs(gr), status]
+        button.click(handler(False), paths + uploads, outputs, api_name="animate")
+        preview_button.click(handler(True), paths + uploads, outputs, api_name="preview")
     app.posecast_work = work  # where results are written: launch() must allow serving it
     return app
 
