@@ -251,8 +251,9 @@ def test_retargeting_the_datasets_own_keypoints_onto_its_first_frame_gives_its_l
     pose = load_first_frame_keypoints(first_path)
     seq = load_keypoints(out / "keypoints.npz")
     start = int(np.flatnonzero(seq.frame_indices == summary.report["source_frames"]["test"][0])[0])
-    first, _, labels, _ = prepare_inputs(first_path, "unused", (64, 32), driving_keypoints=out / "keypoints.npz",
-                                         start=start, estimator=fixed_estimator(pose, 64))
+    inputs = prepare_inputs(first_path, "unused", (64, 32), driving_keypoints=out / "keypoints.npz",
+                            start=start, estimator=fixed_estimator(pose, 64))
+    first, labels = inputs.first, inputs.labels
     assert np.array_equal(first, np.asarray(Image.open(first_path)))
     assert len(labels) == 12
     for t, label in enumerate(labels):
