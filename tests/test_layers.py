@@ -25,7 +25,8 @@ LAYERS = {
     # the workflows on top of the library: a person's own video (poses, a dataset from a video,
     # animating a photo, the web page) and the demo
     "posecast.poses": (6, "own-video"), "posecast.data.prepare": (6, "own-video"),
-    "posecast.inference.animate": (6, "own-video"), "posecast.app": (6, "own-video"),
+    "posecast.inference.animate": (6, "own-video"), "posecast.inference.preview": (6, "own-video"),
+    "posecast.app": (6, "own-video"),
     "posecast.demo": (6, "demo"),
     "posecast.cli": (7, "cli"),
 }
