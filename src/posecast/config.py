@@ -46,6 +46,12 @@ class DataConfig:
     shift_x: int = 0
     flip: bool = False
     shift_mask: bool = False
+    # scale augmentation: a fraction zoom_prob of the samples zoomed by a factor drawn log-uniformly
+    # in [zoom_min, zoom_max] about the feet of the clip's skeletons (a dancer nearer or farther from
+    # the camera); with shift_mask the pixels the zoom filled in are left out of the loss too
+    zoom_min: float = 1.0
+    zoom_max: float = 1.0
+    zoom_prob: float = 0.5
     partial: float = 1.0
     fast_train: bool = False
     fast_partial: float = 0.4
@@ -63,7 +69,7 @@ class ModelConfig:
     prior: Literal["standard", "learned"] = "standard"
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
     # direct (the lab), residual, masked, masked_first, composite: see PoseCVAE.decode
-    output: Literal["direct", "residual", "masked", "masked_first", "composite"] = "direct"
+    output: Literal["direct", "residual", "masked", "masked_first", "composite", "warped_first"] = "direct"
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
     pose_input: Literal["raw", "inverted"] = "raw"  # raw (the lab); inverted: the pose encoder reads (1 - pose) * 4
     ffn_gate: Literal["relu", "sigmoid"] = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
@@ -74,6 +80,9 @@ class ModelConfig:
     # feed the previous frame's features to the fusion decoder (the lab). false: each frame is drawn
     # from its pose and the first frame alone, so a rollout cannot accumulate its own errors
     prev_frame_cond: bool = True
+    # feed the first frame's pose to the fusion decoder too (where the person stands in the first
+    # frame: what a flow from the first frame to the target pose needs, see output warped_first)
+    first_pose_cond: bool = False
 
 
 @dataclass
@@ -166,6 +175,7 @@ REMOVED_FIELDS = {"data": ("max_val_sequences",)}
 # fields added after configs and checkpoints were written: a config that lacks one ran with this
 # value (its default, the behaviour from before the field), so config_diff compares it as such
 ADDED_FIELDS = {"data.shift_x": 0, "data.flip": False, "data.shift_mask": False, "inference.mirror_average": False, "model.levels": 3, "model.prev_frame_cond": True,
+                "model.first_pose_cond": False, "data.zoom_min": 1.0, "data.zoom_max": 1.0, "data.zoom_prob": 0.5,
                 "optim.lr_schedule": "multistep"}
 
 
@@ -452,8 +462,9 @@ def validate(cfg: Config) -> None:
             _check(getattr(d, name) % (2 ** m.levels) == 0, f"data.{name}",
                    f"{getattr(d, name)} is not divisible by 2**model.levels = {2 ** m.levels} (the U-Net halves it)")
     if not m.prev_frame_cond:
-        _check(m.output in ("direct", "masked_first"), "model.output",
-               f"{m.output} reads the previous frame; without model.prev_frame_cond use direct or masked_first")
+        _check(m.output in ("direct", "masked_first", "warped_first"), "model.output",
+               f"{m.output} reads the previous frame; without model.prev_frame_cond use direct, masked_first "
+               "or warped_first")
         _check(m.prior == "standard", "model.prior", "learned reads the previous frame (model.prev_frame_cond)")
     for name in ("frame_H", "frame_W"):
         size = getattr(d, name)
@@ -472,7 +483,8 @@ def validate(cfg: Config) -> None:
         _check(s.kl_anneal_cycle <= o.num_epoch, "schedule.kl_anneal_cycle",
                f"{s.kl_anneal_cycle} cycles do not fit in {o.num_epoch} epochs")
     _check(0 < s.kl_anneal_ratio <= 1, "schedule.kl_anneal_ratio", f"must be in (0, 1], got {s.kl_anneal_ratio}")
-    _check(d.anchor == "clip" or m.first_frame_cond or m.output in ("masked_first", "composite"), "data.anchor",
+    _check(d.anchor == "clip" or m.first_frame_cond or m.output in ("masked_first", "composite", "warped_first"),
+           "data.anchor",
            "random has no effect unless the model reads the first frame (model.first_frame_cond, or "
            "model.output masked_first or composite)")
     _check(d.anchor_range >= 0, "data.anchor_range", "must be >= 0 (0: anywhere in the split)")
@@ -481,8 +493,11 @@ def validate(cfg: Config) -> None:
            f"data.clip_order {d.clip_order})")
     _check(0 <= d.shift_x <= d.frame_W // 2, "data.shift_x",
            f"pixels in [0, data.frame_W / 2] (at most half the frame), got {d.shift_x}")
-    _check(not d.shift_mask or d.shift_x > 0, "data.shift_mask",
-           "leaves out of the loss the columns a shift filled in: it needs data.shift_x > 0")
+    _check(not d.shift_mask or d.shift_x > 0 or d.zoom_min != 1 or d.zoom_max != 1, "data.shift_mask",
+           "leaves out of the loss the pixels a shift or zoom filled in: it needs data.shift_x > 0 or a zoom")
+    _check(0 < d.zoom_min <= 1 <= d.zoom_max <= 4, "data.zoom_min",
+           f"zoom_min <= 1 <= zoom_max, within (0, 4], got {d.zoom_min} and {d.zoom_max}")
+    _check(0 <= d.zoom_prob <= 1, "data.zoom_prob", f"a probability in [0, 1], got {d.zoom_prob}")
     _check(r.threads is None or r.threads == "auto" or (isinstance(r.threads, int) and r.threads >= 1),
            "runtime.threads", f"a number >= 1, auto or null, got {r.threads!r}")
     _check(r.max_time is None or r.max_time > 0, "runtime.max_time", "must be > 0 or null")
