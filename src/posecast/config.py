@@ -49,6 +49,12 @@ class DataConfig:
     shift_x: int = 0
     flip: bool = False
     shift_mask: bool = False
+    # scale augmentation: a fraction zoom_prob of the samples zoomed by a factor drawn log-uniformly
+    # in [zoom_min, zoom_max] about the feet of the clip's skeletons (a dancer nearer or farther from
+    # the camera); with shift_mask the pixels the zoom filled in are left out of the loss too
+    zoom_min: float = 1.0
+    zoom_max: float = 1.0
+    zoom_prob: float = 0.5
     partial: float = 1.0  # the lab's --partial, --fast_train, --fast_partial, --fast_train_epoch: see ClipSampler
     fast_train: bool = False
     fast_partial: float = 0.4
@@ -66,7 +72,7 @@ class ModelConfig:
     prior: Literal["standard", "learned"] = "standard"
     first_frame_cond: bool = False  # feed the first frame's features to the fusion decoder too
     # direct (the lab), residual, masked, masked_first, composite: see PoseCVAE.decode
-    output: Literal["direct", "residual", "masked", "masked_first", "composite"] = "direct"
+    output: Literal["direct", "residual", "masked", "masked_first", "composite", "warped_first"] = "direct"
     down: int = 0  # stride-2 stages in the encoders (0: the lab's full resolution everywhere)
     pose_input: Literal["raw", "inverted"] = "raw"  # raw (the lab); inverted: the pose encoder reads (1 - pose) * 4
     ffn_gate: Literal["relu", "sigmoid"] = "relu"  # relu: the lab's value * relu(gate); sigmoid: a bounded GLU gate
@@ -77,6 +83,9 @@ class ModelConfig:
     # feed the previous frame's features to the fusion decoder (the lab). false: each frame is drawn
     # from its pose and the first frame alone, so a rollout cannot accumulate its own errors
     prev_frame_cond: bool = True
+    # feed the first frame's pose to the fusion decoder too (where the person stands in the first
+    # frame: what a flow from the first frame to the target pose needs, see output warped_first)
+    first_pose_cond: bool = False
 
 
 @dataclass

@@ -119,17 +119,26 @@ def _check_data(cfg: Any) -> None:
     _check(0 < d.fast_partial <= 1, "data.fast_partial", f"must be in (0, 1], got {d.fast_partial}")
     _check(d.fast_train_epoch >= 0, "data.fast_train_epoch", "must be >= 0")
     _check(d.batch_size >= 1, "data.batch_size", "must be >= 1")
-    _check(d.anchor == "clip" or m.first_frame_cond or m.output in ("masked_first", "composite"), "data.anchor",
-           "random has no effect unless the model reads the first frame (model.first_frame_cond, or "
-           "model.output masked_first or composite)")
+    _check(d.anchor == "clip" or m.first_frame_cond or m.output in ("masked_first", "composite", "warped_first"),
+           "data.anchor", "random has no effect unless the model reads the first frame (model.first_frame_cond, "
+           "or model.output masked_first, warped_first or composite)")
     _check(d.anchor_range >= 0, "data.anchor_range", "must be >= 0 (0: anywhere in the split)")
     _check(d.anchor_range == 0 or d.clip_order == "consecutive", "data.anchor_range",
            f"is measured from a clip's start, which random or mixed clip orders do not keep (use 0 with "
            f"data.clip_order {d.clip_order})")
+    _check_augmentation(d)
+
+
+def _check_augmentation(d: Any) -> None:
+    """data.shift_x, shift_mask and the zoom (data.zoom_*)."""
     _check(0 <= d.shift_x <= d.frame_W // 2, "data.shift_x",
            f"pixels in [0, data.frame_W / 2] (at most half the frame), got {d.shift_x}")
-    _check(not d.shift_mask or d.shift_x > 0, "data.shift_mask",
-           "leaves out of the loss the columns a shift filled in: it needs data.shift_x > 0")
+    zoomed = d.zoom_min != 1 or d.zoom_max != 1
+    _check(not d.shift_mask or d.shift_x > 0 or zoomed, "data.shift_mask",
+           "leaves out of the loss the pixels a shift or zoom filled in: it needs data.shift_x > 0 or a zoom")
+    _check(0 < d.zoom_min <= 1 <= d.zoom_max <= 4, "data.zoom_min",
+           f"zoom_min <= 1 <= zoom_max <= 4 (and zoom_min > 0), got {d.zoom_min} and {d.zoom_max}")
+    _check(0 <= d.zoom_prob <= 1, "data.zoom_prob", f"a probability in [0, 1], got {d.zoom_prob}")
 
 
 def _check_model(cfg: Any) -> None:
@@ -147,8 +156,9 @@ def _check_model(cfg: Any) -> None:
             _check(getattr(d, name) % (2 ** m.levels) == 0, f"data.{name}",
                    f"{getattr(d, name)} is not divisible by 2**model.levels = {2 ** m.levels} (the U-Net halves it)")
     if not m.prev_frame_cond:
-        _check(m.output in ("direct", "masked_first"), "model.output",
-               f"{m.output} reads the previous frame; without model.prev_frame_cond use direct or masked_first")
+        _check(m.output in ("direct", "masked_first", "warped_first"), "model.output",
+               f"{m.output} reads the previous frame; without model.prev_frame_cond use direct, masked_first "
+               "or warped_first")
         _check(m.prior == "standard", "model.prior", "learned reads the previous frame (model.prev_frame_cond)")
     for name in ("frame_H", "frame_W"):
         size = getattr(d, name)

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from posecast.data.lab import DataError, load_split
-from posecast.data.sampling import Batch, ClipSampler, augment, clip_starts, gather_clips, rank_share, tf_mask_for
+from torch.nn import functional as F
+
+from posecast.data.sampling import (Batch, ClipSampler, augment, clip_starts, feet, gather_clips, rank_share,
+                                    tf_mask_for, zoom, zoom_grid)
 from posecast_testing import tiny_config
 
 
@@ -140,15 +143,15 @@ def test_mask_fill_marks_exactly_the_columns_the_shift_filled_in() -> None:
     out = augment(batch, 3, True, torch.Generator().manual_seed(1), mask_fill=True)
     assert augment(batch, 3, True, torch.Generator().manual_seed(1)).valid is None  # asked only
     assert torch.equal(out.frames, augment(batch, 3, True, torch.Generator().manual_seed(1)).frames)
-    assert out.valid.shape == (64, W) and out.valid.dtype == torch.bool
+    assert out.valid.shape == (64, 4, W) and out.valid.dtype == torch.bool  # [B, H, W]
     filled = set()
     for b in range(len(frames)):
         (dx, mirror), = _moves(frames[b], out.frames[b], 3)
         src = torch.arange(W) - dx  # shifted right by dx: column c shows the sample's column c - dx
         inside = (src >= 0) & (src < W)
         expected = inside.flip(0) if mirror else inside
-        assert torch.equal(out.valid[b], expected), (b, dx, mirror)
-        assert int((~out.valid[b]).sum()) == abs(dx)
+        assert torch.equal(out.valid[b], expected.expand(4, W)), (b, dx, mirror)
+        assert int((~out.valid[b]).sum()) == 4 * abs(dx)
         seen = out.frames[b].flip(-1) if mirror else out.frames[b]  # undo the mirror
         assert torch.equal(seen[..., inside], frames[b][..., src[inside]])  # counted: real pixels
         filled.add(abs(dx))
@@ -160,7 +163,7 @@ def test_mask_fill_marks_exactly_the_columns_the_shift_filled_in() -> None:
     kept = augment(out, 0, True, torch.Generator().manual_seed(2))  # mirrored, no new mask: the old one moves
     for b in range(len(frames)):
         (_, mirror), = _moves(out.frames[b], kept.frames[b], 0)
-        assert torch.equal(kept.valid[b], out.valid[b].flip(0) if mirror else out.valid[b])
+        assert torch.equal(kept.valid[b], out.valid[b].flip(-1) if mirror else out.valid[b])
     assert out.to("cpu").valid is not None
 
 
@@ -189,5 +192,75 @@ def test_the_sampler_augments_only_when_asked(synth_root: Path) -> None:
     masked = list(_sampler(seq, anchor="random", first_frame_cond=True, shift_x=4, flip=True,
                            shift_mask=True).epoch(1))
     assert all(torch.equal(a.frames, b.frames) for a, b in zip(moved, masked))  # the same moves
-    assert all(b.valid is not None and b.valid.shape == (len(b), b.frames.shape[-1]) for b in masked)
+    assert all(b.valid is not None and b.valid.shape == (len(b), *b.frames.shape[-2:]) for b in masked)
     assert any(not b.valid.all() for b in masked)
+
+
+def _white_with_dancer(B: int, T: int, H: int, W: int) -> torch.Tensor:
+    """uint8 pose images [B, T, 3, H, W]: white, with a dark vertical bar per sample (a 'dancer')."""
+    poses = torch.full((B, T, 3, H, W), 255, dtype=torch.uint8)
+    for b in range(B):
+        x = 3 + 2 * b
+        poses[b, :, :, 2: H - 2 - b, x: x + 2] = 40  # feet at row H - 3 - b, centre x + 0.5
+    return poses
+
+
+def test_feet_are_the_bottom_centre_of_the_skeleton_pixels() -> None:
+    poses = _white_with_dancer(3, 2, 16, 20)
+    assert torch.equal(feet(poses), torch.tensor([[3.5, 13.0], [5.5, 12.0], [7.5, 11.0]]))
+    blank = torch.full((1, 2, 3, 16, 20), 255, dtype=torch.uint8)
+    assert torch.equal(feet(blank), torch.tensor([[9.5, 15.0]]))  # nobody: the bottom centre
+
+
+def test_a_zoom_of_one_changes_nothing() -> None:
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (4, 3, 3, 16, 20), dtype=torch.uint8, generator=g)
+    batch = Batch(frames, _white_with_dancer(4, 3, 16, 20), frames[:, 1].clone(), None, frames[:, 2].clone())
+    for out in (zoom(batch, 1.0, 1.0, 1.0, torch.Generator().manual_seed(1), mask_fill=True),
+                zoom(batch, 0.5, 2.0, 0.0, torch.Generator().manual_seed(1), mask_fill=True)):
+        for name in ("frames", "poses", "anchor", "anchor_pose"):
+            assert torch.equal(getattr(out, name), getattr(batch, name)), name
+        assert out.valid.shape == (4, 16, 20) and out.valid.all()
+
+
+def test_the_zoom_mask_is_exactly_the_filled_region() -> None:
+    """valid is False exactly where the zoom's sample point lies outside the frame's pixel centres:
+    where a sample with zero padding of an all-ones image is not 1 (it mixes in the padding)."""
+    H, W = 16, 20
+    scale = torch.tensor([0.6, 0.8, 1.0, 1.2, 2.0])
+    centre = torch.tensor([[9.5, 15.0], [3.0, 14.0], [10.0, 8.0], [9.5, 15.0], [2.0, 3.0]])
+    grid, inside = zoom_grid(scale, centre, H, W)
+    ones = F.grid_sample(torch.ones(5, 1, H, W), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert torch.equal(inside, ones[:, 0] > 1 - 1e-6)
+    assert inside[2].all() and not inside[0].all() and (~inside[0]).sum() > 0.3 * H * W
+    assert inside[3].all()  # a zoom in fills nothing in when the centre is inside the frame
+
+
+def test_zoom_moves_frames_poses_and_anchors_alike_about_the_feet() -> None:
+    H, W = 16, 20
+    g = torch.Generator().manual_seed(0)
+    poses = _white_with_dancer(6, 3, H, W)
+    frames = poses.clone()
+    batch = Batch(frames, poses, frames[:, 0].clone(), None, poses[:, 0].clone())
+    out = zoom(batch, 0.5, 0.7, 1.0, g, mask_fill=True)
+    assert torch.equal(out.frames, out.poses) and torch.equal(out.anchor, out.frames[:, 0])  # alike
+    assert torch.equal(out.anchor_pose, out.poses[:, 0])
+    before, after = feet(poses), feet(out.poses)
+    assert (after[:, 1] - before[:, 1]).abs().max() <= 1  # the feet stay where they stood
+    height = lambda p: (p[:, 0, 0] < 230).any(dim=2).sum(dim=1).float()  # skeleton rows
+    assert ((height(out.poses) / height(poses)) < 0.8).all()  # the dancer is smaller
+    assert not out.valid.all()  # the filled-in border is left out
+    again = zoom(batch, 0.5, 0.7, 1.0, torch.Generator().manual_seed(0), mask_fill=True)
+    assert torch.equal(again.frames, out.frames)  # seeded
+    plain = zoom(batch, 0.5, 0.7, 1.0, torch.Generator().manual_seed(0))
+    assert plain.valid is None and torch.equal(plain.frames, out.frames)  # the mask is asked for only
+
+
+def test_the_sampler_zooms_only_when_asked(synth_root: Path) -> None:
+    seq = load_split(synth_root, "train")
+    plain = list(_sampler(seq, anchor="random", first_frame_cond=True).epoch(1))
+    zoomed = list(_sampler(seq, anchor="random", first_frame_cond=True, zoom_min=0.6, zoom_max=1.2, zoom_prob=1.0,
+                           shift_x=2, shift_mask=True).epoch(1))
+    assert all(b.anchor_pose is not None and b.anchor_pose.shape == b.anchor.shape for b in plain)
+    assert any(not torch.equal(a.poses, b.poses) for a, b in zip(plain, zoomed))
+    assert all(b.valid is not None and b.valid.shape == (len(b), *b.frames.shape[-2:]) for b in zoomed)

@@ -26,6 +26,10 @@ OPTIONS += [dict(first_frame_cond=True, prior="standard", output="masked_first",
             dict(first_frame_cond=False, prior="learned", output="residual", down=0, arch="unet", levels=2),
             dict(first_frame_cond=True, prior="standard", output="direct", down=0, arch="posecast",
                  prev_frame_cond=False)]
+# the first frame warped to the target pose, with the first frame's pose as an input (the recipe's shape)
+OPTIONS += [dict(first_frame_cond=True, prior="standard", output="warped_first", down=0, arch="unet", levels=2,
+                 prev_frame_cond=False, first_pose_cond=True),
+            dict(first_frame_cond=True, prior="learned", output="warped_first", down=0, first_pose_cond=True)]
 IDS = [f"{o.get('arch', 'posecast')}-ffc={o['first_frame_cond']}-{o['prior']}-{o['output']}-down{o['down']}"
        + ("" if o.get("prev_frame_cond", True) else "-noprev") for o in OPTIONS]
 ATOL = 1e-5  # batched (B*T) and per-step (B) convolutions may round differently
@@ -316,3 +320,42 @@ def test_inverted_pose_input_reads_one_minus_pose() -> None:
         assert not torch.allclose(inv.pose_encoder(poses), plain.pose_encoder(poses))
     with pytest.raises(cfgmod.ConfigError, match="model.pose_input"):
         cfgmod.override(cfgmod.preset("tiny"), pose_input="inverted", arch="lab").validate()
+
+
+def test_a_new_warped_first_model_predicts_what_masked_first_does() -> None:
+    """The flow channels start at exactly zero: a new warped_first model draws the frames of the
+    masked_first model with the same other weights (training starts from the previous recipe)."""
+    opts = dict(first_frame_cond=True, down=0, arch="unet", levels=2, prev_frame_cond=False)
+    warped, masked = _model(output="warped_first", **opts), _model(output="masked_first", **opts)
+    state = {k: (v[:4] if k.startswith("generator.conv.") else v) for k, v in warped.state_dict().items()}
+    masked.load_state_dict(state)
+    frames, poses = _data()
+    with torch.no_grad():
+        a = warped.rollout(frames[:, 0], poses, z_mode="zero")
+        b = masked.rollout(frames[:, 0], poses, z_mode="zero")
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_first_pose_cond_reads_the_first_frames_pose_and_the_anchors() -> None:
+    """With model.first_pose_cond the rollout reads pose 0 (the first frame's) and training reads the
+    anchor's pose; without it pose 0 is never read."""
+    opts = dict(first_frame_cond=True, output="warped_first", down=0, arch="unet", levels=2, prev_frame_cond=False)
+    frames, poses = _data()
+    other = poses.clone()
+    other[:, 0] = torch.rand(B, 3, H, W, generator=torch.Generator().manual_seed(3))
+    for cond in (True, False):
+        model = _model(first_pose_cond=cond, **opts)
+        with torch.no_grad():
+            a = model.rollout(frames[:, 0], poses, z_mode="zero")
+            b = model.rollout(frames[:, 0], other, z_mode="zero")
+        assert (a - b).abs().max() > 1e-6 if cond else torch.equal(a, b)
+    model = _model(first_pose_cond=True, **opts)
+    eps = torch.zeros(B, T - 1, model.cfg.N_dim, H, W)
+    with torch.no_grad():
+        base = model(frames, poses, eps=eps)
+        same = model(frames, poses, eps=eps, anchor=frames[:, 0].clone(), anchor_pose=poses[:, 0].clone())
+        moved = model(frames, poses, eps=eps, anchor=frames[:, 0].clone(), anchor_pose=other[:, 0])
+    torch.testing.assert_close(same.pred, base.pred, atol=ATOL, rtol=0)
+    assert (moved.pred - base.pred).abs().max() > 1e-6
+    with pytest.raises(ValueError, match="anchor_pose"):
+        model(frames, poses, eps=eps, anchor=frames[:, 0])

@@ -82,17 +82,18 @@ def test_reconstruction_is_mse_per_step() -> None:
     assert torch.allclose(reconstruction(pred, target), torch.tensor([0.0, 0.25, 1 / 6]))
 
 
-def test_reconstruction_counts_only_the_valid_columns() -> None:
+def test_reconstruction_counts_only_the_valid_pixels() -> None:
     g = torch.Generator().manual_seed(0)
     pred, target = torch.rand(2, 3, 3, 4, 5, generator=g), torch.rand(2, 3, 3, 4, 5, generator=g)
-    everything = torch.ones(2, 5, dtype=torch.bool)
+    everything = torch.ones(2, 4, 5, dtype=torch.bool)  # [B, H, W]
     assert torch.allclose(reconstruction(pred, target, everything), reconstruction(pred, target))
     valid = everything.clone()
-    valid[0, :2] = False  # sample 0's two left columns were filled in
-    valid[1, 4] = False
+    valid[0, :, :2] = False  # sample 0's two left columns were filled in
+    valid[1, :, 4] = False
+    valid[1, 0, 0] = False  # and one pixel of sample 1
     err = (pred - target).pow(2)
-    expected = torch.stack([(err[0, s][..., 2:].sum() + err[1, s][..., :4].sum()) / (3 * 4 * 7)
-                            for s in range(3)])  # the mean over the 7 counted columns
+    expected = torch.stack([(err[0, s][..., 2:].sum() + err[1, s][..., :4].sum() - err[1, s][:, 0, 0].sum()) / (3 * 27)
+                            for s in range(3)])  # the mean over the 12 + 15 counted pixels
     assert torch.allclose(reconstruction(pred, target, valid), expected)
     wrong = pred.clone()
     wrong[0, ..., :2] += 5.0
@@ -114,3 +115,24 @@ def test_beta_zero_keeps_the_kl_out_of_the_loss() -> None:
     assert torch.isinf(elbo_loss(pred, target, q, None, 0.1, "lab").loss)
     out.loss.backward()
     assert torch.isfinite(pred.grad).all()
+
+
+def test_kl_is_never_below_zero_for_logvars_near_zero(monkeypatch) -> None:
+    """A negative KL was printed in bf16 training: with logvars within rounding of 0, 1 + lv - e^lv
+    is a difference of nearly equal numbers, and an exp one ulp low (vectorised exp is accurate to
+    about 1 ulp) puts it below 0. The expm1 form has no such cancellation and is clamped at 0:
+    it stays >= 0 even when exp and expm1 both round down."""
+    lv = torch.cat([torch.linspace(-1e-3, 1e-3, 4001), torch.tensor([1e-8, -1e-8, 3e-5, -3e-5])])
+    lv = lv.to(torch.bfloat16).float().view(1, -1, 1, 1, 1)  # [B, S, N, H, W] as a bf16 forward gives them
+    q = Gaussian(torch.zeros_like(lv), lv)
+    torch.testing.assert_close(kl_divergence(q, reduction="mean"), (lv.double().exp() - 1 - lv).float().view(-1) / 2,
+                               atol=1e-9, rtol=1e-3)
+    low = 1 - 2.0 ** -23  # one ulp below 1
+    exp, expm1 = torch.Tensor.exp, torch.expm1
+    monkeypatch.setattr(torch.Tensor, "exp", lambda x: exp(x) * low)
+    monkeypatch.setattr(torch, "expm1", lambda x: expm1(x) - x.abs() * 2.0 ** -23)
+    assert (-0.5 * (1 + lv - lv.exp()) < 0).any()  # the old form, with such an exp
+    for reduction in ("lab", "mean"):
+        assert (kl_divergence(q, reduction=reduction) >= 0).all()
+    p = Gaussian(torch.zeros_like(lv), lv + 1e-7)
+    assert (kl_divergence(q, p, reduction="mean") >= 0).all()

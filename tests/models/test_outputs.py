@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from posecast.models.outputs import compose_frame, output_channels
+from posecast.models.outputs import FLOW, compose_frame, init_output_layer, output_channels, warp
 
 
 def test_channels_per_mode() -> None:
-    assert [output_channels(m) for m in ("direct", "residual", "masked", "masked_first", "composite")] == [3, 3, 4, 4, 6]
+    modes = ("direct", "residual", "masked", "masked_first", "composite", "warped_first")
+    assert [output_channels(m) for m in modes] == [3, 3, 4, 4, 6, 6]
 
 
 def test_each_mode_blends_as_documented() -> None:
@@ -28,3 +29,46 @@ def test_each_mode_blends_as_documented() -> None:
     # direct: the sigmoid of the logits
     x = torch.randn(2, 3, 4, 5, generator=g)
     assert torch.equal(compose_frame("direct", x, prev, first), torch.sigmoid(x))
+
+
+def test_zero_flow_is_the_identity_and_a_flow_moves_the_pixels() -> None:
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 6, 7, generator=g)
+    torch.testing.assert_close(warp(image, torch.zeros(2, 2, 6, 7)), image, atol=1e-6, rtol=0)
+    right = torch.zeros(2, 2, 6, 7)
+    right[:, 0] = 2.0  # each pixel reads the one two columns to its right
+    torch.testing.assert_close(warp(image, right)[..., :5], image[..., 2:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(warp(image, right)[..., 5:], image[..., 6:].expand(2, 3, 6, 2), atol=1e-6, rtol=0)  # edge
+    down = torch.zeros(2, 2, 6, 7)
+    down[:, 1] = -1.0  # each pixel reads the one above it
+    torch.testing.assert_close(warp(image, down)[:, :, 1:], image[:, :, :5], atol=1e-6, rtol=0)
+    half = torch.zeros(2, 2, 6, 7)
+    half[:, 0] = 0.5  # bilinear: halfway between two columns
+    torch.testing.assert_close(warp(image, half)[..., :6], (image[..., :6] + image[..., 1:]) / 2, atol=1e-6, rtol=0)
+
+
+def test_warped_first_blends_over_the_warped_first_frame_and_gradients_reach_the_flow() -> None:
+    g = torch.Generator().manual_seed(1)
+    prev, first = torch.rand(2, 3, 4, 5, generator=g), torch.rand(2, 3, 4, 5, generator=g)
+    closed = torch.cat([torch.zeros(2, 3, 4, 5), torch.full((2, 1, 4, 5), -1e4), torch.zeros(2, 2, 4, 5)], 1)
+    torch.testing.assert_close(compose_frame("warped_first", closed, prev, first), first, atol=1e-6, rtol=0)
+    out = torch.cat([torch.randn(2, 4, 4, 5, generator=g), 0.3 * torch.randn(2, 2, 4, 5, generator=g)], 1)
+    out.requires_grad_(True)
+    frame = compose_frame("warped_first", out, prev, first)
+    expected = compose_frame("masked_first", out[:, :4], prev, warp(first, out[:, FLOW]))
+    torch.testing.assert_close(frame, expected)
+    (frame - torch.rand(2, 3, 4, 5, generator=g)).pow(2).sum().backward()
+    assert (out.grad[:, FLOW] != 0).any()  # the flow learns
+    opened = out.detach().clone()
+    opened[:, 3] = 1e4  # an open mask: the new pixels, whatever the flow
+    torch.testing.assert_close(compose_frame("warped_first", opened, prev, first), torch.sigmoid(opened[:, :3]))
+
+
+def test_init_output_layer_zeroes_the_flow_channels_only() -> None:
+    conv = torch.nn.Conv2d(8, 6, 3, padding=1)
+    before = conv.weight.detach().clone()
+    init_output_layer(conv, "masked_first")
+    assert torch.equal(conv.weight, before)  # other modes: untouched
+    init_output_layer(conv, "warped_first")
+    assert (conv.weight[FLOW] == 0).all() and (conv.bias[FLOW] == 0).all()
+    assert torch.equal(conv.weight[:4], before[:4])

@@ -40,8 +40,8 @@ def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
 def test_loss_step_counts_the_valid_columns_of_the_batch() -> None:
     """A batch's ``valid`` (shift augmentation with data.shift_mask) reaches the MSE."""
     cfg, model, frames, poses = _tiny_model_and_clips()
-    valid = torch.ones(2, 8, dtype=torch.bool)
-    valid[0, :3] = False
+    valid = torch.ones(2, frames.shape[-2], 8, dtype=torch.bool)  # [B, H, W]
+    valid[0, :, :3] = False
     torch.manual_seed(1)
     out = loss_step(model, Batch(frames, poses, valid=valid), None, 0.3, **loss_options(cfg))
     torch.manual_seed(1)

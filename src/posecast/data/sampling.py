@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+from torch.nn import functional as F
 
 from ..config import DataConfig
 from ..perf import to_channels_last
@@ -17,7 +18,7 @@ from .lab import DataError, VideoSequence
 
 # salts of the per-epoch streams (see epoch_seed): the trainer seeds the model's noise with
 # NOISE_SALT + 1000 * rank and the teacher-forcing coins with COIN_SALT
-ORDER_SALT, NOISE_SALT, COIN_SALT, ANCHOR_SALT, CLIP_SALT, AUGMENT_SALT = 1, 2, 3, 4, 5, 6
+ORDER_SALT, NOISE_SALT, COIN_SALT, ANCHOR_SALT, CLIP_SALT, AUGMENT_SALT, ZOOM_SALT = 1, 2, 3, 4, 5, 6, 7
 
 
 def epoch_seed(seed: int, epoch: int, salt: int) -> int:
@@ -32,13 +33,14 @@ def _generator(seed: int, epoch: int, salt: int) -> torch.Generator:
 @dataclass
 class Batch:
     """Clips of a batch, uint8: frames and poses [B, T, 3, H, W]; anchor [B, 3, H, W] or None
-    (None: the clips' own first frames); valid [B, W] bool or None: the columns of each sample
-    that the reconstruction loss counts (None: all; see augment's ``mask_fill``)."""
+    (None: the clips' own first frames) and its pose anchor_pose; valid [B, H, W] bool or None: the
+    pixels of each sample that the reconstruction loss counts (None: all; see augment's ``mask_fill``)."""
 
     frames: torch.Tensor
     poses: torch.Tensor
     anchor: torch.Tensor | None = None
     valid: torch.Tensor | None = None
+    anchor_pose: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -52,7 +54,7 @@ class Batch:
             return to_channels_last(x) if channels_last else x
 
         valid = None if self.valid is None else self.valid.to(device)
-        return Batch(move(self.frames), move(self.poses), move(self.anchor), valid)
+        return Batch(move(self.frames), move(self.poses), move(self.anchor), valid, move(self.anchor_pose))
 
 
 def clip_starts(length: int, clip_len: int, stride: int | None, fraction: float = 1.0,
@@ -89,9 +91,10 @@ def gather_clips(seq: VideoSequence, starts: torch.Tensor, clip_len: int, order:
     return seq.frames[idx], seq.poses[idx]
 
 
-def draw_anchors(seq: VideoSequence, starts: torch.Tensor, anchor_range: int, gen: torch.Generator) -> torch.Tensor:
+def draw_anchors(seq: VideoSequence, starts: torch.Tensor, anchor_range: int,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One frame of the sequence per clip, at most ``anchor_range`` frames from the clip's start
-    (0: anywhere), as [B, 3, H, W] uint8."""
+    (0: anywhere), and its pose, as [B, 3, H, W] uint8 each."""
     n, r = len(seq), anchor_range
     if r <= 0:
         idx = torch.randint(0, n, (len(starts),), generator=gen)
@@ -99,14 +102,80 @@ def draw_anchors(seq: VideoSequence, starts: torch.Tensor, anchor_range: int, ge
         lo = (starts - r).clamp(min=0)
         hi = (starts + r).clamp(max=n - 1)
         idx = lo + (torch.rand(len(starts), generator=gen) * (hi - lo + 1)).long().clamp(max=hi - lo)
-    return seq.frames[idx]
+    return seq.frames[idx], seq.poses[idx]
+
+
+def feet(poses: torch.Tensor, threshold: int = 230) -> torch.Tensor:
+    """Where each sample's dancer stands: (x, y) in pixels [B, 2], the middle column and the lowest
+    row of the skeleton pixels (any channel below ``threshold`` on the white label image) over all
+    frames of the clip; the frame's bottom centre for a sample without skeleton pixels."""
+    B, H, W = poses.shape[0], poses.shape[-2], poses.shape[-1]
+    on = (poses.amin(dim=-3) < threshold).reshape(B, -1, H, W).any(dim=1)  # [B, H, W]
+    cols, rows = on.any(dim=1), on.any(dim=2)  # [B, W], [B, H]
+    xs, ys = torch.arange(W), torch.arange(H)
+    left = torch.where(cols, xs, W).amin(1)
+    right = torch.where(cols, xs, -1).amax(1)
+    bottom = torch.where(rows, ys, -1).amax(1)
+    found = bottom >= 0
+    x = torch.where(found, (left + right).float() / 2, (W - 1) / 2)
+    y = torch.where(found, bottom.float(), float(H - 1))
+    return torch.stack([x, y], dim=1)
+
+
+def zoom_grid(scale: torch.Tensor, centre: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampling grid of a zoom by ``scale`` [B] about ``centre`` [B, 2] (pixels), for
+    grid_sample (align_corners False) [B, H, W, 2], and the pixels it does not fill in [B, H, W]:
+    those whose source point lies within the frame's pixel centres (outside them, grid_sample's
+    border padding repeats the edge)."""
+    xs, ys = torch.arange(W, dtype=torch.float32), torch.arange(H, dtype=torch.float32)
+    s = scale.float()[:, None, None]
+    cx, cy = centre[:, 0, None, None].float(), centre[:, 1, None, None].float()
+    u = (cx + (xs[None, None, :] - cx) / s).expand(-1, H, W)  # source x of each pixel
+    v = (cy + (ys[None, :, None] - cy) / s).expand(-1, H, W)  # source y
+    grid = torch.stack([(2 * u + 1) / W - 1, (2 * v + 1) / H - 1], dim=-1)
+    inside = (u >= 0) & (u <= W - 1) & (v >= 0) & (v <= H - 1)
+    return grid, inside
+
+
+def _resample(x: torch.Tensor | None, grid: torch.Tensor) -> torch.Tensor | None:
+    """uint8 images [B, ..., 3, H, W] resampled on one grid per sample [B, H, W, 2], uint8 again."""
+    if x is None:
+        return None
+    B = x.shape[0]
+    flat = x.reshape(B, -1, *x.shape[-3:])  # [B, k, 3, H, W]
+    k = flat.shape[1]
+    g = grid[:, None].expand(B, k, *grid.shape[1:]).reshape(B * k, *grid.shape[1:])
+    out = F.grid_sample(flat.flatten(0, 1).float(), g, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8).reshape(x.shape)
+
+
+def zoom(batch: Batch, zoom_min: float, zoom_max: float, prob: float, gen: torch.Generator,
+         mask_fill: bool = False) -> Batch:
+    """A fraction ``prob`` of the samples (frames, poses, anchor and its pose alike) zoomed by a
+    factor drawn log-uniformly in [zoom_min, zoom_max] about the feet of the clip's skeletons
+    (:func:`feet`): a dancer nearer to (> 1) or farther from (< 1) the camera, standing where they
+    stood. With ``mask_fill`` the batch's ``valid`` leaves out the pixels the zoom filled in
+    (outside the frame's pixel centres); the draws are the same either way. Factor 1 is the identity."""
+    B, H, W = len(batch), batch.frames.shape[-2], batch.frames.shape[-1]
+    lo, hi = torch.log(torch.tensor(zoom_min)), torch.log(torch.tensor(zoom_max))
+    scale = torch.exp(lo + (hi - lo) * torch.rand(B, generator=gen))
+    scale = torch.where(torch.rand(B, generator=gen) < prob, scale, torch.ones(B))
+    grid, inside = zoom_grid(scale, feet(batch.poses), H, W)
+    valid = batch.valid
+    if valid is not None:  # a mask from before moves with the pixels
+        moved = _resample(valid[:, None].to(torch.uint8).expand(B, 3, H, W) * 255, grid)[:, 0] > 127
+        valid = moved & inside if mask_fill else moved
+    elif mask_fill:
+        valid = inside
+    return Batch(_resample(batch.frames, grid), _resample(batch.poses, grid), _resample(batch.anchor, grid),
+                 valid, _resample(batch.anchor_pose, grid))
 
 
 def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator, mask_fill: bool = False) -> Batch:
     """Each sample of the batch (its frames, poses and anchor alike) shifted right by a random
     dx in [-shift_x, shift_x] pixels, the edge column repeated into the gap, then mirrored left to
     right with probability 1/2 when ``flip``. A missing anchor stays missing: it is the clip's
-    frame 0, moved with the clip. With ``mask_fill`` the batch's ``valid`` marks the columns the
+    frame 0, moved with the clip. With ``mask_fill`` the batch's ``valid`` [B, H, W] marks the columns the
     shift filled in as not counted by the loss (the repeated edge is not what the camera saw: a
     dancer at the edge would become a smear to learn); the draws are the same either way."""
     B, W = len(batch), batch.frames.shape[-1]
@@ -115,12 +184,12 @@ def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator, mask_f
     src = torch.arange(W)[None, :] - dx[:, None]  # [B, W] source column per column, before clamping
     cols = src.clamp(0, W - 1)
     cols = torch.where(mirror[:, None], cols.flip(1), cols)
-    valid = None if batch.valid is None else batch.valid.gather(-1, cols)  # a mask from before moves too
+    H = batch.frames.shape[-2]
+    valid = None if batch.valid is None else batch.valid.gather(-1, cols[:, None].expand(B, H, W))  # moves too
     if mask_fill:
         inside = (src >= 0) & (src < W)
-        valid = torch.where(mirror[:, None], inside.flip(1), inside)
-        if batch.valid is not None:
-            valid &= batch.valid.gather(-1, cols)
+        inside = torch.where(mirror[:, None], inside.flip(1), inside)[:, None].expand(B, H, W)
+        valid = inside if valid is None else valid & inside
 
     def move(x: torch.Tensor | None) -> torch.Tensor | None:
         if x is None:
@@ -128,7 +197,7 @@ def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator, mask_f
         idx = cols.view(B, *([1] * (x.dim() - 2)), W).expand(x.shape)
         return x.gather(-1, idx)
 
-    return Batch(move(batch.frames), move(batch.poses), move(batch.anchor), valid)
+    return Batch(move(batch.frames), move(batch.poses), move(batch.anchor), valid, move(batch.anchor_pose))
 
 
 def rank_share(batches: list[torch.Tensor], rank: int, world: int) -> list[torch.Tensor]:
@@ -170,7 +239,8 @@ class ClipSampler:
     anchor_range: int = 0
     shift_x: int = 0  # augmentation: see augment
     flip: bool = False
-    shift_mask: bool = False  # augment's mask_fill
+    shift_mask: bool = False  # augment's and zoom's mask_fill
+    zoom: tuple[float, float, float] = (1.0, 1.0, 0.0)  # zoom_min, zoom_max, zoom_prob: see zoom
     rank: int = 0
     world: int = 1
 
@@ -181,7 +251,8 @@ class ClipSampler:
         clip_starts(len(seq), data.train_vi_len, data.clip_stride, where=where)
         return cls(seq, data.train_vi_len, data.batch_size, seed, data.clip_stride, data.partial,
                    data.fast_partial, data.fast_train_epoch if data.fast_train else 0, data.clip_order,
-                   data.anchor, data.anchor_range, data.shift_x, data.flip, data.shift_mask, rank, world)
+                   data.anchor, data.anchor_range, data.shift_x, data.flip, data.shift_mask,
+                   (data.zoom_min, data.zoom_max, data.zoom_prob), rank, world)
 
     def starts(self, epoch: int) -> list[int]:
         """Start indices of the clips of this epoch, in time order."""
@@ -204,10 +275,14 @@ class ClipSampler:
         anchor_gen = _generator(self.seed, epoch, ANCHOR_SALT + 1000 * self.rank)
         clip_gen = _generator(self.seed, epoch, CLIP_SALT + 1000 * self.rank)
         aug_gen = _generator(self.seed, epoch, AUGMENT_SALT + 1000 * self.rank)
+        zoom_gen = _generator(self.seed, epoch, ZOOM_SALT + 1000 * self.rank)
         for starts in self.batches(epoch):
             frames, poses = gather_clips(self.seq, starts, self.clip_len, self.clip_order, clip_gen)
-            anchor = None if self.anchor == "clip" else draw_anchors(self.seq, starts, self.anchor_range, anchor_gen)
-            batch = Batch(frames, poses, anchor)
+            anchor, anchor_pose = (None, None) if self.anchor == "clip" else draw_anchors(
+                self.seq, starts, self.anchor_range, anchor_gen)
+            batch = Batch(frames, poses, anchor, None, anchor_pose)
+            if self.zoom[0] != 1 or self.zoom[1] != 1:
+                batch = zoom(batch, *self.zoom, zoom_gen, mask_fill=self.shift_mask)
             if self.shift_x or self.flip:
                 batch = augment(batch, self.shift_x, self.flip, aug_gen, mask_fill=self.shift_mask)
             yield batch

@@ -12,7 +12,7 @@ from .blocks import GatedConvFFN
 from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
                       PoseEncoder)
 from .objective import LossOutput, elbo_loss
-from .outputs import compose_frame, output_channels
+from .outputs import compose_frame, init_output_layer, output_channels
 from .unet import Head, Stem, UNetFusion
 
 # The lab template's VAE_Model attributes -> (PoseCVAE's attribute, the lab's class name): the one
@@ -94,6 +94,7 @@ class PoseCVAE(nn.Module):
         lab = cfg.arch == "lab"  # the lab template's modules, layer for layer (loads its checkpoints)
         inverted = cfg.pose_input == "inverted"
         fusion_in = (F if cfg.prev_frame_cond else 0) + L + N + (F if cfg.first_frame_cond else 0)
+        fusion_in += L if cfg.first_pose_cond else 0
         if cfg.arch == "unet":  # full-resolution stems, a U-Net fusion decoder, a 3x3 head
             self.frame_encoder = Stem(3, F)
             self.pose_encoder = Stem(3, L, inverted)
@@ -111,6 +112,7 @@ class PoseCVAE(nn.Module):
         else:
             self.fusion = FusionDecoder(fusion_in, D, lab)
             self.generator = Generator(D, output_channels(cfg.output), cfg.down, lab)
+        init_output_layer([m for m in self.generator.modules() if isinstance(m, nn.Conv2d)][-1], cfg.output)
         self.prior_net = GaussianPredictor(F + L, N, lab) if cfg.prior == "learned" else None
         if cfg.ffn_gate == "sigmoid":
             for m in self.modules():
@@ -127,12 +129,14 @@ class PoseCVAE(nn.Module):
     # -- one step -----------------------------------------------------------------------
     def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor | None, pose_feat: torch.Tensor,
                z: torch.Tensor, first_feat: torch.Tensor | None,
-               first_frame: torch.Tensor | None = None) -> torch.Tensor:
+               first_frame: torch.Tensor | None = None, first_pose: torch.Tensor | None = None) -> torch.Tensor:
         """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W]
         in the config's output mode (:func:`posecast.models.outputs.compose_frame`). Without
-        model.prev_frame_cond the previous frame's features are not read (prev_feat may be None)."""
+        model.prev_frame_cond the previous frame's features are not read (prev_feat may be None);
+        first_pose: the first frame's pose features (model.first_pose_cond)."""
         parts = ([prev_feat] if self.cfg.prev_frame_cond else []) + [pose_feat, z]
         parts += [first_feat] if first_feat is not None else []
+        parts += [first_pose] if first_pose is not None else []
         out = self.generator(self.fusion(*parts))
         return compose_frame(self.cfg.output, out, prev_frame, first_frame)
 
@@ -141,7 +145,8 @@ class PoseCVAE(nn.Module):
 
     # -- training -----------------------------------------------------------------------
     def forward(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None = None,
-                eps: torch.Tensor | None = None, anchor: torch.Tensor | None = None) -> CVAEOutput:
+                eps: torch.Tensor | None = None, anchor: torch.Tensor | None = None,
+                anchor_pose: torch.Tensor | None = None) -> CVAEOutput:
         """Teacher-forced pass over a clip.
 
         frames, poses: [B, T, 3, H, W] in [0, 1]. tf_mask: bool [T-1] (True: step t uses the
@@ -149,12 +154,15 @@ class PoseCVAE(nn.Module):
         means all True. Step 1 always uses x_0. eps: optional noise [B, T-1, N, H, W].
         anchor: optional first frame [B, 3, H, W] for first_frame_cond / masked_first (default
         x_0; a frame far from the clip teaches the large displacements of a long rollout).
+        anchor_pose: the anchor's pose [B, 3, H, W] (model.first_pose_cond; default pose 0 of the clip,
+        which is then the anchor's only when no anchor is given).
         """
         B, T = frames.shape[:2]
         S = T - 1
         if self.channels_last:
             frames, poses = to_channels_last(frames), to_channels_last(poses)
             anchor = None if anchor is None else to_channels_last(anchor)
+            anchor_pose = None if anchor_pose is None else to_channels_last(anchor_pose)
         feats = self.frame_encoder(_bt(frames)).unflatten(0, (B, T))  # [B, T, F, H, W]
         pose_feat = self.pose_encoder(_bt(poses[:, 1:])).unflatten(0, (B, S))  # [B, S, L, H, W]
         post = self.posterior_net(_bt(feats[:, 1:]), _bt(pose_feat))
@@ -168,19 +176,31 @@ class PoseCVAE(nn.Module):
         first = None
         if self.cfg.first_frame_cond:
             first = feats[:, 0] if anchor is None else self.frame_encoder(anchor)
+        first_pose = self._first_pose(poses, anchor, anchor_pose)
 
         # without the previous frame every step is independent of the others: all run batched
         tf_idx = _teacher_forced(tf_mask if self.cfg.prev_frame_cond else None, S)
-        pred, prior = self._decode_steps(frames, feats, pose_feat, z, tf_idx, first, x0)
+        pred, prior = self._decode_steps(frames, feats, pose_feat, z, tf_idx, (first, first_pose), x0)
         return CVAEOutput(pred, Gaussian(mu, logvar), prior, z)
 
+    def _first_pose(self, poses: torch.Tensor, anchor: torch.Tensor | None,
+                    anchor_pose: torch.Tensor | None) -> torch.Tensor | None:
+        """The first frame's pose features [B, L, H, W] (model.first_pose_cond), else None."""
+        if not self.cfg.first_pose_cond:
+            return None
+        if anchor_pose is None and anchor is not None:
+            raise ValueError("model.first_pose_cond: an anchor frame needs its pose (anchor_pose)")
+        return self.pose_encoder(poses[:, 0] if anchor_pose is None else anchor_pose)
+
     def _decode_steps(self, frames: torch.Tensor, feats: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
-                      tf_idx: list[int], first: torch.Tensor | None,
+                      tf_idx: list[int], firsts: tuple[torch.Tensor | None, torch.Tensor | None],
                       x0: torch.Tensor) -> tuple[torch.Tensor, Gaussian | None]:
         """Predicted frames [B, S, 3, H, W] and the prior (None: N(0, I)): the teacher-forced
         steps ``tf_idx`` in one batched call, then the others one after another, each fed the
-        previous prediction. feats: [B, T, F, H, W]; pose_feat: [B, S, L, H, W]; z: [B, S, N, H, W]."""
+        previous prediction. feats: [B, T, F, H, W]; pose_feat: [B, S, L, H, W]; z: [B, S, N, H, W];
+        firsts: the first frame's features and its pose's features ([B, C, H, W] or None)."""
         B, S = z.shape[:2]
+        first, first_pose = firsts
         fed_idx = [s for s in range(S) if s not in set(tf_idx)]
         preds: list[torch.Tensor | None] = [None] * S
         prior_mu: list[torch.Tensor | None] = [None] * S
@@ -190,10 +210,9 @@ class PoseCVAE(nn.Module):
             reads_prev = self.cfg.prev_frame_cond or self.prior_net is not None
             prev_f = _bt(_steps(feats, tf_idx)) if reads_prev else None
             pose_k = _bt(_steps(pose_feat, tf_idx))
-            first_k = None if first is None else _bt(first[:, None].expand(B, k, *first.shape[1:]))
-            x0_k = _bt(x0[:, None].expand(B, k, *x0.shape[1:]))
+            first_k, fpose_k, x0_k = (_repeat(v, k) for v in (first, first_pose, x0))
             prev_x = _bt(_steps(frames, tf_idx)) if self.cfg.prev_frame_cond else x0_k  # (an output mode's base)
-            out = self.decode(prev_x, prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k)
+            out = self.decode(prev_x, prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k, fpose_k)
             out = out.unflatten(0, (B, k))
             pri = self.prior(prev_f, pose_k)
             if not fed_idx:  # every step teacher-forced: no per-step split and stack
@@ -207,7 +226,7 @@ class PoseCVAE(nn.Module):
         for s in fed_idx:  # steps that feed back the model's own previous prediction
             prev = preds[s - 1]
             prev_f = self.frame_encoder(to_channels_last(prev) if self.channels_last else prev)
-            preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first, x0)
+            preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first, x0, first_pose)
             pri = self.prior(prev_f, pose_feat[:, s])
             if pri is not None:
                 prior_mu[s], prior_lv[s] = pri.mu, pri.logvar
@@ -218,15 +237,16 @@ class PoseCVAE(nn.Module):
 
     def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
              kl_reduction: str, anchor: torch.Tensor | None = None,
-             eps: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> LossOutput:
+             eps: torch.Tensor | None = None, valid: torch.Tensor | None = None,
+             anchor_pose: torch.Tensor | None = None) -> LossOutput:
         """The training objective of a batch of clips: sum over steps of MSE + beta * KL(q || p).
 
         frames, poses: [B, T, 3, H, W] in [0, 1]; tf_mask, anchor, eps: as in ``forward``;
-        valid: [B, W] bool or None, the columns the MSE counts (``objective.reconstruction``).
+        valid: [B, H, W] bool or None, the pixels the MSE counts (``objective.reconstruction``).
         kl_reduction: ``lab`` or ``mean`` (see ``objective.kl_divergence``). Under autocast the
         forward may run in bf16; the loss itself is computed in fp32.
         """
-        out = self(frames, poses, tf_mask, eps=eps, anchor=anchor)
+        out = self(frames, poses, tf_mask, eps=eps, anchor=anchor, anchor_pose=anchor_pose)
         return elbo_loss(out.pred, frames[:, 1:], out.posterior, out.prior, beta, kl_reduction, valid)
 
     # -- inference ----------------------------------------------------------------------
@@ -235,7 +255,8 @@ class PoseCVAE(nn.Module):
                 generator: torch.Generator | None = None, pose_chunk: int = 64) -> torch.Tensor:
         """Autoregressive prediction of frames 1..T-1 from frame 0 and the poses.
 
-        first_frame: [B, 3, H, W]; poses: [B, T, 3, H, W] (pose 0 is never read). z_mode:
+        first_frame: [B, 3, H, W]; poses: [B, T, 3, H, W] (pose 0, the first frame's, is read only with
+        model.first_pose_cond). z_mode:
         ``prior`` samples the prior (N(0, I) or the learned one), ``zero`` takes its mean.
         z: optional latents [B, T-1, N, H, W] to use instead; teacher: optional ground-truth
         frames [B, T, 3, H, W] to feed as the previous frame (teacher forcing).
@@ -251,9 +272,11 @@ class PoseCVAE(nn.Module):
             first_frame = to_channels_last(first_frame)
         prev = first_frame
         first = self.frame_encoder(first_frame) if self.cfg.first_frame_cond else None
+        first_pose = self._first_pose(to_channels_last(poses) if cl else poses, None, None)
         N = self.cfg.N_dim
         if not (self.cfg.prev_frame_cond or self.prior_net is not None):  # no step reads the one before
-            return self._rollout_independent(out, first_frame, first, poses, z_mode, z, generator, pose_chunk)
+            return self._rollout_independent(out, first_frame, (first, first_pose), poses, z_mode, z, generator,
+                                             pose_chunk)
         pose_feat = None
         pose_chunk = max(1, min(pose_chunk, ROLLOUT_PIXELS_PER_CALL // (B * H * W)))  # bounded memory, as below
         for t in range(1, T):
@@ -268,12 +291,13 @@ class PoseCVAE(nn.Module):
                 z_t = to_channels_last(z[:, t - 1]) if cl else z[:, t - 1]
             else:
                 z_t = _draw_z(self.prior(prev_f, p), p, N, z_mode, generator, cl)
-            frame = self.decode(prev, prev_f, p, z_t, first, first_frame)
+            frame = self.decode(prev, prev_f, p, z_t, first, first_frame, first_pose)
             out[:, t] = frame
             prev = teacher[:, t] if teacher is not None else frame
         return out
 
-    def _rollout_independent(self, out: torch.Tensor, first_frame: torch.Tensor, first: torch.Tensor | None,
+    def _rollout_independent(self, out: torch.Tensor, first_frame: torch.Tensor,
+                             firsts: tuple[torch.Tensor | None, torch.Tensor | None],
                              poses: torch.Tensor, z_mode: str, z: torch.Tensor | None,
                              generator: torch.Generator | None, chunk: int) -> torch.Tensor:
         """``rollout`` of a model that reads no previous frame (model.prev_frame_cond false, the
@@ -283,6 +307,7 @@ class PoseCVAE(nn.Module):
         another), are those of a rollout one step at a time; a teacher changes nothing."""
         B, T = poses.shape[:2]
         cl, N = self.channels_last, self.cfg.N_dim
+        first, first_pose = firsts
         chunk = max(1, min(chunk, ROLLOUT_PIXELS_PER_CALL // (B * poses.shape[-2] * poses.shape[-1])))
         for t in range(1, T, chunk):
             end = min(T, t + chunk)
@@ -295,10 +320,14 @@ class PoseCVAE(nn.Module):
                 per_step = pose_f.unflatten(0, (B, k))
                 zs = torch.stack([_draw_z(None, per_step[:, j], N, z_mode, generator, False) for j in range(k)], 1)
                 z_k = _bt(to_channels_last(zs) if cl else zs)  # the same numbers, laid out like the features
-            first_k = None if first is None else _bt(first[:, None].expand(B, k, *first.shape[1:]))
-            x0_k = _bt(first_frame[:, None].expand(B, k, *first_frame.shape[1:]))
-            out[:, t:end] = self.decode(x0_k, None, pose_f, z_k, first_k, x0_k).unflatten(0, (B, k))
+            first_k, fpose_k, x0_k = (_repeat(v, k) for v in (first, first_pose, first_frame))
+            out[:, t:end] = self.decode(x0_k, None, pose_f, z_k, first_k, x0_k, fpose_k).unflatten(0, (B, k))
         return out
+
+
+def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    """[B, C, H, W] -> [B*k, C, H, W], each sample k times in a row (the layout of _bt), or None."""
+    return None if x is None else _bt(x[:, None].expand(x.shape[0], k, *x.shape[1:]))
 
 
 def _draw_z(prior: Gaussian | None, feat: torch.Tensor, n_dim: int, z_mode: str,

@@ -25,10 +25,10 @@ def kl_divergence(q: Gaussian, p: Gaussian | None = None, *, reduction: str = "l
     lab: summed over latent elements and divided by the batch size (the lab's kl_criterion);
     mean: averaged over every latent element.
     """
-    if p is None:
-        kl = -0.5 * (1 + q.logvar - q.mu.pow(2) - q.logvar.exp())
+    if p is None:  # 0.5 (mu^2 + e^lv - 1 - lv) with expm1: no cancellation, so no rounding below 0
+        kl = 0.5 * (q.mu.pow(2) + (torch.expm1(q.logvar) - q.logvar).clamp_min(0))
     else:
-        kl = 0.5 * (p.logvar - q.logvar + (q.logvar.exp() + (q.mu - p.mu).pow(2)) / p.logvar.exp() - 1)
+        kl = (0.5 * (p.logvar - q.logvar + (q.logvar.exp() + (q.mu - p.mu).pow(2)) / p.logvar.exp() - 1)).clamp_min(0)
     B = kl.shape[0]
     if reduction == "lab":
         return kl.sum(dim=(0, 2, 3, 4)) / B
@@ -39,12 +39,12 @@ def kl_divergence(q: Gaussian, p: Gaussian | None = None, *, reduction: str = "l
 
 def reconstruction(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """MSE per time step, [S], averaged over batch and pixels (the lab's nn.MSELoss per step).
-    valid: [B, W] bool or None: only these columns of each sample count (the average is over them)."""
+    valid: [B, H, W] bool or None: only these pixels of each sample count (the average is over them)."""
     err = F.mse_loss(pred, target, reduction="none")
     if valid is None:
         return err.mean(dim=(0, 2, 3, 4))
-    m = valid[:, None, None, None, :].to(err.dtype)  # [B, 1, 1, 1, W]
-    count = m.sum() * err.shape[2] * err.shape[3]  # the counted pixels of one step
+    m = valid[:, None, None].to(err.dtype)  # [B, 1, 1, H, W]
+    count = m.sum() * err.shape[2]  # the counted pixels (times channels) of one step
     return (err * m).sum(dim=(0, 2, 3, 4)) / count.clamp_min(1)
 
 

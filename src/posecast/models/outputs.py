@@ -3,14 +3,19 @@
 direct (the lab: sigmoid of the generator), residual (a change of the previous frame in logit
 space), masked (a mask m blends new pixels with the previous frame: m * rgb + (1 - m) * prev),
 masked_first (the same with the first frame), composite (softmax weights per pixel over new
-pixels, the previous and the first frame).
+pixels, the previous and the first frame), warped_first (masked_first over the first frame warped
+by a flow the generator predicts: the person's own pixels carried to the target pose, new pixels
+painted only where the mask says the warp cannot; as in the First Order Motion Model).
 """
 from __future__ import annotations
 
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 _LOGIT_EPS = 1e-3
-_CHANNELS = {"masked": 4, "masked_first": 4, "composite": 6}
+_CHANNELS = {"masked": 4, "masked_first": 4, "composite": 6, "warped_first": 6}
+FLOW = slice(4, 6)  # warped_first: the flow's channels (dx, dy in pixels) of the generator's output
 
 
 def output_channels(mode: str) -> int:
@@ -18,9 +23,36 @@ def output_channels(mode: str) -> int:
     return _CHANNELS.get(mode, 3)
 
 
+def init_output_layer(conv: nn.Conv2d, mode: str) -> None:
+    """Zero the weights of the flow channels of the generator's last convolution (warped_first), so
+    that a new model warps by exactly zero: it starts as masked_first does."""
+    if mode == "warped_first":
+        with torch.no_grad():
+            conv.weight[FLOW].zero_()
+            if conv.bias is not None:
+                conv.bias[FLOW].zero_()
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``image`` [B, C, H, W] sampled at (x + dx, y + dy) for each pixel, ``flow`` [B, 2, H, W]
+    in pixels (bilinear, edges repeated), in fp32: zero flow returns the image."""
+    B, _, H, W = image.shape
+    flow = flow.float()
+    xs = torch.arange(W, device=flow.device, dtype=flow.dtype)
+    ys = torch.arange(H, device=flow.device, dtype=flow.dtype)
+    gx = (2 * (xs + flow[:, 0]) + 1) / W - 1  # [B, H, W] in grid_sample's [-1, 1] (align_corners False)
+    gy = (2 * (ys[:, None] + flow[:, 1]) + 1) / H - 1
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def compose_frame(mode: str, out: torch.Tensor, prev_frame: torch.Tensor,
                   first_frame: torch.Tensor | None) -> torch.Tensor:
     """The frame in [0, 1] from the generator's logits ``out`` [B, output_channels(mode), H, W]."""
+    if mode == "warped_first":
+        base = warp(first_frame, out[:, FLOW])
+        rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
+        return mask * rgb + (1 - mask) * base
     if mode.startswith("masked"):
         base = first_frame if mode == "masked_first" else prev_frame
         rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])

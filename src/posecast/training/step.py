@@ -77,6 +77,8 @@ def loss_step(model: Objective, batch: Batch, tf_mask: torch.Tensor | None, beta
     x = to_float(batch.frames)
     anchor = None if batch.anchor is None else to_float(batch.anchor)
     extra = {} if batch.valid is None else {"valid": batch.valid}  # wrappers without it keep working
+    if batch.anchor_pose is not None:
+        extra["anchor_pose"] = to_float(batch.anchor_pose)
     with autocast(precision, x.device):
         return model.loss(x, to_float(batch.poses), tf_mask, beta, kl_reduction=kl_reduction, anchor=anchor,
                           **extra)
