@@ -187,7 +187,7 @@ def test_field_types_come_from_the_annotations() -> None:
                                                         "runtime.max_time"]
     assert ft["runtime.precision"] == cfgmod.FieldType((str,), False, choices=("auto", "fp32", "bf16"))
     assert ft["schedule.kl_anneal_type"].choices == ("Cyclical", "Monotonic", "None")
-    assert ft["model.output"].choices[-1] == "composite"
+    assert ft["model.output"].choices[-1] == "warped_first"
 
 
 def test_flat_and_config_diff() -> None:
