@@ -34,6 +34,7 @@ from posecast.metrics import psnr, ssim
 from posecast.perf import to_float
 from posecast.rollout import validation_rollout
 from posecast.training.run import Run
+from posecast.training.budget import plan_epochs
 from posecast.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,11 +74,11 @@ def time_to_quality(run: Run, val, T: int, cfg, marks: list[float]) -> list[dict
 TRAINING_RUNTIME = ("runtime.seed", "runtime.max_time", "runtime.precision", "runtime.channels_last")
 
 
-def finished_run(out: Path, cfg: cfgmod.Config) -> tuple[float, int]:
+def finished_run(out: Path, cfg: cfgmod.Config, minutes: float | None = None) -> tuple[float, int]:
     """The training time (s, the last checkpoint's) and epochs of the finished run in ``out``, whose
     config must equal ``cfg`` in its data, model and optim and schedule fields and in TRAINING_RUNTIME
     (ValueError otherwise); inference.*, data.val_vi_len and the other runtime fields (threads,
-    saving, validation) may differ."""
+    saving, validation) may differ, and with ``minutes`` (a budget) optim.num_epoch."""
     last = Run(out).last_ckpt
     if not last.exists():
         raise ValueError(f"{out}: no finished run to rescore (no checkpoints/last.ckpt)")
@@ -85,8 +86,10 @@ def finished_run(out: Path, cfg: cfgmod.Config) -> tuple[float, int]:
     if state.get("config") is None or "elapsed" not in state:
         raise ValueError(f"{last}: not a checkpoint of a posecast run (no config or training time)")
     ran = cfgmod.from_dict(state["config"])
-    differ = cfgmod.config_diff(ran, cfg, sections=("data", "model", "optim", "schedule"),
-                                ignore=("data.val_vi_len",))  # how much of val is scored: not training
+    ignore = ("data.val_vi_len",)  # how much of val is scored: not training
+    if minutes:  # the epoch count was measured for the budget when it trained
+        ignore += ("optim.num_epoch",)
+    differ = cfgmod.config_diff(ran, cfg, sections=("data", "model", "optim", "schedule"), ignore=ignore)
     differ.update({k: v for k, v in cfgmod.config_diff(ran, cfg, sections=("runtime",)).items()
                    if k in TRAINING_RUNTIME})
     if differ:
@@ -133,8 +136,6 @@ def configure(args: argparse.Namespace) -> cfgmod.Config:
         over = {k: yaml.safe_load(v) for k, v in sets}
     except yaml.YAMLError as exc:
         raise ValueError(f"--set: a value is not YAML: {exc}".replace("\n", " ")) from exc
-    if args.minutes is not None:
-        over["max_time"] = args.minutes * 60
     if args.epochs is not None:
         over["num_epoch"] = args.epochs
     if args.seed is not None:
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="small", help="a YAML file or a recipe's name (best, small ...)")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--minutes", type=float, default=None, help="wall-clock training budget")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="training budget: the epochs that fit it here are measured first (posecast.training.budget)")
     ap.add_argument("--epochs", type=int, default=None, help="epoch budget (overrides num_epoch)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--val-len", type=int, default=630, help="frames of the val sequence rolled out")
@@ -164,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.rescore and not args.out:
         ap.error("--rescore needs --out (the finished run)")
     load_start = os.getloadavg()[0]  # before the data is read and the training starts
+    budget_plan = None
 
     try:  # a wrong config, set or data folder: one line, not a traceback
         cfg, train, val = prepare(args)
@@ -175,12 +178,18 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out) if args.out else Path(args.results) / "quality_runs" / name.replace("/", "_")
     if args.rescore:
         try:
-            train_s, epochs = finished_run(out, cfg)
+            train_s, epochs = finished_run(out, cfg, args.minutes)
         except (ValueError, OSError) as exc:
             ap.exit(2, f"{ap.prog}: error: {exc}\n")
     else:
         if Run(out).ckpt_dir.exists():
             raise SystemExit(f"{out} exists: remove it or give --out (a benchmark trains from scratch)")
+        if args.minutes is not None:  # the epochs that fit the budget here, measured; the cosine over them
+            cfg, plan = plan_epochs(cfg, None, args.minutes, train_seq=train, val_seqs=[val])
+            budget_plan = {"epochs": plan.epochs, "step_seconds": round(plan.step_seconds, 4),
+                           "steps_per_epoch": plan.steps_per_epoch, "val_seconds": round(plan.val_seconds, 2)}
+            if not args.quiet:
+                print(plan.describe())
         t0 = time.perf_counter()
         trainer = Trainer(cfg, args.data, out, progress=not args.quiet,
                           log=(lambda s: None) if args.quiet else print, train_seq=train, val_seqs=[val])
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
     best_state = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else None
     res = {
         "config": name, "epochs": epochs, "train_seconds": round(train_s, 1),
-        "budget": f"{args.minutes} min" if args.minutes else f"{cfg.optim.num_epoch} epochs",
+        "budget": f"{args.minutes} min" if args.minutes else f"{cfg.optim.num_epoch} epochs", "plan": budget_plan,
         "z": cfg.inference.z_infer, "mirror_average": cfg.inference.mirror_average, "frames": T - 1,
         "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3), "ssim_mean": round(ev.mean_ssim, 4),
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),

@@ -28,6 +28,8 @@ def add_train(subparsers: Any) -> None:
     t.add_argument("--resume", help="run folder (or its checkpoint) to continue [lab: --ckpt_path]")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... [lab: --device/--gpu]")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--minutes", type=float, help="a training budget: time a few steps here, then train the epochs "
+                   "that fit it (optim.num_epoch set and recorded in RUN/config.yaml)")
     t.add_argument("--devices", type=int, default=1, help="processes (GPUs, or CPU processes with gloo) per node")
     t.add_argument("--num-nodes", type=int, default=1, help="machines (run the same command on each, with --node-rank)")
     t.add_argument("--node-rank", type=int, default=0)
@@ -125,7 +127,21 @@ def _versus_copying(trainer: Any, row: dict[str, Any]) -> None:
               f"{copy:.2f} dB): it has not learnt to draw the person from the poses; {advice}", file=sys.stderr)
 
 
+def _check_minutes(args: argparse.Namespace) -> None:
+    if args.minutes is None:
+        return
+    if args.resume:
+        raise cfgmod.ConfigError("--minutes: a resumed run keeps its epoch count (optim.num_epoch in its "
+                                 "config.yaml); give --num_epoch to change it")
+    if args.devices * args.num_nodes > 1:
+        raise cfgmod.ConfigError("--minutes: measured on one process only; with --devices or --num-nodes, "
+                                 "give --num_epoch")
+    if not args.minutes > 0:
+        raise cfgmod.ConfigError(f"--minutes: a training budget > 0, got {args.minutes:g}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    _check_minutes(args)
     if args.devices * args.num_nodes > 1 and "LOCAL_RANK" not in os.environ:
         return _launch_distributed(args)
     if args.resume:
@@ -145,7 +161,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..perf import cpu_summary, resolve_precision
     from ..training.trainer import Trainer
 
-    trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress)
+    seqs: dict[str, Any] = {}
+    if args.minutes is not None:
+        from ..training.budget import plan_epochs
+
+        cfg, plan = plan_epochs(cfg, data, args.minutes, device=args.device)
+        seqs = {"train_seq": plan.train_seq, "val_seqs": plan.val_seqs}  # loaded once
+        print(plan.describe())
+    trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress, **seqs)
     trainer.run.record_data(data)  # after the data loaded: a bad dataset leaves no run folder
     t = cfg.runtime
     prec = resolve_precision(t.precision, trainer.device)

@@ -107,7 +107,7 @@ class Trainer:
         """One epoch: train, validate when due (rank 0), log the row, then checkpoint."""
         r, e, num_epoch = self.cfg.runtime, self.epoch, self.cfg.optim.num_epoch
         t0 = time.perf_counter()
-        row = self._train(e)
+        row = self.train_epoch(e)
         self.scheduler.step()
         if self.dist.main and ((e + 1) % r.val_every == 0 or e + 1 == num_epoch):
             row.update(self.validate(e))  # validation and checkpoints: once, on rank 0
@@ -125,8 +125,9 @@ class Trainer:
         self.log(_epoch_line(row, num_epoch, best))
         return row
 
-    def _train(self, e: int) -> dict[str, Any]:
-        """The optimiser steps of epoch e; returns the start of its metrics row."""
+    def train_epoch(self, e: int, limit: int | None = None) -> dict[str, Any]:
+        """The optimiser steps of epoch e (its first ``limit`` batches: posecast.training.budget's
+        timing); returns the start of its metrics row."""
         r = self.cfg.runtime
         torch.manual_seed(epoch_seed(r.seed, e, NOISE_SALT + 1000 * self.dist.rank))  # noise differs per rank
         rng = random.Random(epoch_seed(r.seed, e, COIN_SALT))  # teacher-forcing coins: the same on every rank
@@ -137,6 +138,8 @@ class Trainer:
         bar = tqdm(self.sampler.epoch(e), total=len(self.sampler.batches(e)), desc=f"epoch {e + 1}/{self.cfg.optim.num_epoch}",
                    leave=False, disable=None if self.progress else True, dynamic_ncols=True)
         for i, batch in enumerate(bar):
+            if limit is not None and i >= limit:
+                break
             batch = batch.to(self.device, r.channels_last)
             mask = tf_mask_for(self.cfg.schedule.tfr_flip, tfr, batch.frames.shape[1] - 1, rng, epoch_flip)
             beta = self.schedules.beta(e, i)

@@ -1,0 +1,53 @@
+"""`--minutes M` (posecast.training.budget): the epoch count that fits a budget, measured here."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from posecast import config as cfgmod
+from posecast.training.budget import epochs_within, plan_epochs, validations
+from posecast.training.trainer import Trainer
+from posecast_testing import tiny_config
+
+
+def test_validations_and_epochs_within_a_budget() -> None:
+    assert [validations(n, 100) for n in (1, 99, 100, 101, 250)] == [1, 1, 1, 2, 3]
+    assert [validations(n, 1) for n in (1, 5)] == [1, 5]
+    # 10 s epochs, a 5 s validation every 100 epochs (and the last): 3600 s hold 356 epochs + 4 validations
+    assert epochs_within(3600, 10.0, 5.0, 100) == 358
+    assert 358 * 10 + validations(358, 100) * 5 <= 3600 < 359 * 10 + validations(359, 100) * 5
+    assert epochs_within(3600, 10.0, 20.0, 1) == 120  # a validation every epoch: 30 s an epoch
+    assert epochs_within(5, 10.0, 5.0, 1) == 1  # at least one epoch
+
+
+def test_plan_sets_the_epochs_and_a_run_with_that_count_repeats_the_weights(synth_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(val_every=1)
+    planned, plan = plan_epochs(cfg, synth_root, 0.02)  # 1.2 s
+    assert planned.optim.num_epoch == plan.epochs >= 1
+    assert plan.step_seconds > 0 and plan.val_seconds > 0 and plan.steps_per_epoch >= 1
+    assert plan.epochs * plan.epoch_seconds + validations(plan.epochs, 1) * plan.val_seconds <= 1.2 or plan.epochs == 1
+    assert "epochs (optim.num_epoch)" in plan.describe()
+    assert cfgmod.config_diff(planned, cfg) == {"optim.num_epoch": (plan.epochs, cfg.optim.num_epoch)}
+    a = Trainer(planned, synth_root, tmp_path / "a", progress=False, log=lambda _m: None,
+                train_seq=plan.train_seq, val_seqs=plan.val_seqs)
+    a.fit()
+    b = Trainer(cfgmod.override(cfg, num_epoch=plan.epochs), synth_root, tmp_path / "b", progress=False,
+                log=lambda _m: None)
+    b.fit()
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)  # the probe left nothing behind: the same weights
+    assert cfgmod.load(a.run.config_path).optim.num_epoch == plan.epochs  # recorded in the run's config
+
+
+@pytest.mark.parametrize("extra, message", [(["--minutes", "0"], "--minutes: a training budget > 0"),
+                                            (["--minutes", "5", "--resume", "x"], "--minutes: a resumed run")])
+def test_bad_minutes_stop_with_one_line(extra: list[str], message: str, synth_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "posecast.cli", "train", "--preset", "tiny", "--data", str(synth_root),
+                           "--out", str(out), *extra], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
