@@ -8,9 +8,9 @@ import torch
 
 from posecast import config as cfgmod
 from posecast.rollout import predict
-from posecast.models import PoseCVAE, cvae
+from posecast.models import Objective, PoseCVAE, cvae
 from posecast.data.sampling import Batch
-from posecast.training.step import loss_options, loss_step
+from posecast.training.step import loss_step
 
 B, T, H, W = 2, 5, 8, 12
 OPTIONS = [dict(first_frame_cond=f, prior=p, output=o, down=0)
@@ -198,7 +198,8 @@ def test_gradients_reach_every_parameter(options: dict) -> None:
     cfg = cfgmod.override(cfgmod.preset("tiny"), **options)
     frames, poses = _data()
     mask = torch.tensor([True, False, True, False])
-    out = loss_step(model, Batch(frames, poses), mask, 1.0, **loss_options(cfg))
+    out = loss_step(Objective(model, cfg.schedule.kl_reduction), Batch(frames, poses), mask, 1.0,
+                    precision=cfg.runtime.precision)
     out.loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"no gradient for {missing}"
