@@ -11,11 +11,11 @@ way the lab template runs it: fp32, NCHW, the batch of 4 clips of 16 frames (a Y
 data.batch_size clips of data.train_vi_len frames) advancing one time step at a time with every
 module called at every step (frame encoder on the previous frame, unless the model reads none, and
 on the current frame, pose encoder, posterior, reparameterisation, fusion, generator), the per-step
-losses summed and one backward at the end; its rollout is one sequence frame by frame under
-torch.no_grad with the pose encoded at each step. posecast's path is the project's own code:
-``posecast.training.step.train_step`` (the Trainer's step), and ``posecast.rollout.predict`` for
-5 sequences at once, with the speed options of ``posecast.perf`` (see --help). The training
-steps of each run in a fresh process of their own (one after the other), both with the same
+losses summed and one backward at the end (``posecast.models.reference``); its rollout is one
+sequence frame by frame under torch.no_grad with the pose encoded at each step. posecast's path is
+the project's own code: ``posecast.training.step.train_step`` (the Trainer's step), and
+``posecast.rollout.predict`` for 5 sequences at once, with the speed options of ``posecast.perf``
+(see --help). The training steps of each run in a fresh process of their own (one after the other), both with the same
 threads and the same (tuned) allocator: the ratio is the execution strategy's.
 
 Every figure is the best of ``--reps`` timed runs after a warm-up at the full size (the machines

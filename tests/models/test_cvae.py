@@ -360,3 +360,27 @@ def test_first_pose_cond_reads_the_first_frames_pose_and_the_anchors() -> None:
     assert (moved.pred - base.pred).abs().max() > 1e-6
     with pytest.raises(ValueError, match="anchor_pose"):
         model(frames, poses, eps=eps, anchor=frames[:, 0])
+
+
+@pytest.mark.parametrize("arch", ["posecast", "lab", "unet"])
+def test_each_architecture_builds_its_modules_with_the_configured_gate(arch: str) -> None:
+    """ARCHS[arch] builds the modules PoseCVAE registers (in the state dict's order, the same
+    weights for a seed), its own kind of pose encoder, and model.ffn_gate in every gated FFN."""
+    from posecast.models.blocks import GatedConvFFN
+    from posecast.models.lab import LabLabelEncoder
+    from posecast.models.unet import Stem
+
+    for gate in ("relu", "sigmoid"):
+        cfg = cfgmod.override(cfgmod.preset("tiny"), arch=arch, ffn_gate=gate, prior="learned").model
+        torch.manual_seed(0)
+        model = PoseCVAE(cfg)
+        torch.manual_seed(0)
+        given = PoseCVAE(cfg, cvae.ARCHS[arch](cfg))
+        assert [n for n, _ in model.named_children()] == ["frame_encoder", "pose_encoder", "posterior_net",
+                                                          "fusion", "generator", "prior_net"]
+        assert list(given.state_dict()) == list(model.state_dict())
+        assert all(torch.equal(a, b) for a, b in zip(given.state_dict().values(), model.state_dict().values()))
+        kind = {"posecast": cvae.default.PoseEncoder, "lab": LabLabelEncoder, "unet": Stem}[arch]
+        assert type(model.pose_encoder) is kind
+        ffns = [m for m in model.modules() if isinstance(m, GatedConvFFN)]
+        assert ffns and all(m.gate == gate for m in ffns)

@@ -95,6 +95,13 @@ def map_lab_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[st
     other = sorted(set(ours) - set(out) - {k for k in ours if k.partition(".")[0] in to_lab})
     if not problems and not other:
         return out
+    raise CheckpointError(_misfit_message(sd, model, problems, other))
+
+
+def _misfit_message(sd: dict[str, torch.Tensor], model: nn.Module, problems: dict[str, list[str]],
+                    other: list[str]) -> str:
+    """Why a lab state dict does not fit ``model``: per lab module the tensors that differ, the
+    model's tensors outside the lab's modules, and the likely cause."""
     parts = []
     for module, items in problems.items():
         if items:
@@ -114,8 +121,7 @@ def map_lab_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[st
     elif any(problems.get(m) for m in ("label_transformation", "Decoder_Fusion", "Generator")):
         why = ("posecast's pose encoder, fusion decoder and generator are built differently from the lab "
                "template's Label_Encoder, Decoder_Fusion and Generator (see docs/robustness.md). ")
-    raise CheckpointError("the lab checkpoint does not fit posecast's model: " + why + "Differences: "
-                          + " | ".join(parts))
+    return "the lab checkpoint does not fit posecast's model: " + why + "Differences: " + " | ".join(parts)
 
 
 def _model_dims(model: nn.Module) -> dict[str, int] | None:
