@@ -15,8 +15,9 @@ losses summed and one backward at the end (``posecast.models.reference``); its r
 sequence frame by frame under torch.no_grad with the pose encoded at each step. posecast's path is
 the project's own code: ``posecast.training.step.train_step`` (the Trainer's step), and
 ``posecast.rollout.predict`` for 5 sequences at once, with the speed options of ``posecast.perf``
-(see --help). The training steps of each run in a fresh process of their own (one after the other), both with the same
-threads and the same (tuned) allocator: the ratio is the execution strategy's.
+(see --help). The training steps of each run in a fresh process of their own (one after the
+other), both with the same threads and the same (tuned) allocator: the ratio is the execution
+strategy's.
 
 Every figure is the best of ``--reps`` timed runs after a warm-up at the full size (the machines
 are shared; the 1-minute load average is printed with the table, and ``--threads auto`` takes one
@@ -137,8 +138,9 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
 # -- posecast's path ------------------------------------------------------------------------
 def fast_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
     """The Trainer's step: train_step (batched forward, autocast per runtime.precision, optimiser)."""
-    train_step(Objective(model, cfg.schedule.kl_reduction), opt, Batch(frames, poses), _mask(frames, teacher_forcing),
-               beta, precision=cfg.runtime.precision, grad_clip=cfg.optim.grad_clip)
+    objective = Objective(model, cfg.schedule.kl_reduction)
+    train_step(objective, opt, Batch(frames, poses), _mask(frames, teacher_forcing), beta,
+               precision=cfg.runtime.precision, grad_clip=cfg.optim.grad_clip)
 
 
 def fast_rollout(model: PoseCVAE, first: torch.Tensor, poses: torch.Tensor, precision: str) -> torch.Tensor:
