@@ -11,12 +11,13 @@ way the lab template runs it: fp32, NCHW, the batch of 4 clips of 16 frames (a Y
 data.batch_size clips of data.train_vi_len frames) advancing one time step at a time with every
 module called at every step (frame encoder on the previous frame, unless the model reads none, and
 on the current frame, pose encoder, posterior, reparameterisation, fusion, generator), the per-step
-losses summed and one backward at the end; its rollout is one sequence frame by frame under
-torch.no_grad with the pose encoded at each step. posecast's path is the project's own code:
-``posecast.training.step.train_step`` (the Trainer's step), and ``posecast.rollout.predict`` for
-5 sequences at once, with the speed options of ``posecast.perf`` (see --help). The training
-steps of each run in a fresh process of their own (one after the other), both with the same
-threads and the same (tuned) allocator: the ratio is the execution strategy's.
+losses summed and one backward at the end (``posecast.models.reference``); its rollout is one
+sequence frame by frame under torch.no_grad with the pose encoded at each step. posecast's path is
+the project's own code: ``posecast.training.step.train_step`` (the Trainer's step), and
+``posecast.rollout.predict`` for 5 sequences at once, with the speed options of ``posecast.perf``
+(see --help). The training steps of each run in a fresh process of their own (one after the
+other), both with the same threads and the same (tuned) allocator: the ratio is the execution
+strategy's.
 
 Every figure is the best of ``--reps`` timed runs after a warm-up at the full size (the machines
 are shared; the 1-minute load average is printed with the table, and ``--threads auto`` takes one
@@ -48,13 +49,12 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 from posecast import config as cfgmod
 from posecast import perf
 from posecast.rollout import predict
-from posecast.models import PoseCVAE
-from posecast.models.modules import Gaussian
+from posecast.models import Objective, PoseCVAE
+from posecast.models.reference import reference_loss
 from posecast.perf import to_float
 from posecast.runtime import malloc_stats, tune_allocator
 from posecast.data.sampling import Batch
-from posecast.models.objective import kl_divergence
-from posecast.training.step import loss_options, loss_step, make_optimizer, optimizer_step, train_step
+from posecast.training.step import loss_step, make_optimizer, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_B, TRAIN_T = 4, 16  # the issue's training batch: 4 clips of 16 frames
@@ -95,53 +95,20 @@ def build_model(cfg: cfgmod.Config, seed: int = 0) -> PoseCVAE:
     return PoseCVAE(cfg.model)
 
 
-# -- the reference: the lab template's way ----------------------------------------------------
-def _reads_prev(model: PoseCVAE) -> bool:
-    """Whether a step reads the previous frame's features (not with model.prev_frame_cond false)."""
-    return model.cfg.prev_frame_cond or model.prior_net is not None
-
-
-def reference_loss(model: PoseCVAE, frames: torch.Tensor, poses: torch.Tensor, teacher_forcing: bool,
-                   beta: float, cfg: cfgmod.Config, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """One time step after another for the whole batch, every module called at every step.
-
-    Step t encodes the previous frame (ground truth x_{t-1} with teacher forcing, else the
-    previous prediction; step 1 always x_0) and the current frame x_t with the frame encoder,
-    pose_t with the pose encoder, then posterior, reparameterisation, fusion and generator.
-    The per-step losses (MSE + beta * KL, the same terms as ``PoseCVAE.loss``) are summed; the
-    caller runs one backward. eps: optional noise [B, T-1, N, H, W]."""
-    x, p = to_float(frames), to_float(poses)
-    T = x.shape[1]
-    x0 = x[:, 0]
-    first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
-    mses, kls, preds = [], [], []
-    prev = x0
-    for t in range(1, T):
-        if teacher_forcing or t == 1:
-            prev = x[:, t - 1]
-        h_prev = model.frame_encoder(prev) if _reads_prev(model) else None
-        h_t = model.frame_encoder(x[:, t])
-        pose_f = model.pose_encoder(p[:, t])
-        post = model.posterior_net(h_t, pose_f)
-        e = torch.randn_like(post.mu) if eps is None else eps[:, t - 1]
-        z = post.mu + e * torch.exp(0.5 * post.logvar)
-        pred = model.decode(prev, h_prev, pose_f, z, first, x0)
-        pri = model.prior(h_prev, pose_f)
-        mses.append(F.mse_loss(pred.float(), x[:, t]))
-        q = Gaussian(post.mu.float()[:, None], post.logvar.float()[:, None])
-        pr = None if pri is None else Gaussian(pri.mu.float()[:, None], pri.logvar.float()[:, None])
-        kls.append(kl_divergence(q, pr, reduction=cfg.schedule.kl_reduction)[0])
-        preds.append(pred)
-        prev = pred
-    mse, kl = torch.stack(mses).sum(), torch.stack(kls).sum()
-    total = mse + beta * kl if beta > 0 else mse
-    return {"loss": total, "mse": mse, "kl": kl, "pred": torch.stack(preds, 1)}
+# -- the reference: the lab template's way (the loss: posecast.models.reference) ----------------
+def _mask(frames: torch.Tensor, teacher_forcing: bool) -> torch.Tensor:
+    return torch.full((frames.shape[1] - 1,), teacher_forcing, dtype=torch.bool)
 
 
 def reference_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
+    """posecast.models.reference's loss, then backward, clip and step as the Trainer's step does."""
     opt.zero_grad(set_to_none=True)
-    out = reference_loss(model, frames, poses, teacher_forcing, beta, cfg)
-    optimizer_step(opt, out["loss"], cfg.optim.grad_clip)  # backward, clip, step: the Trainer's
+    out = reference_loss(model, Batch(frames, poses), _mask(frames, teacher_forcing), beta,
+                         kl_reduction=cfg.schedule.kl_reduction)
+    out.loss.backward()
+    if cfg.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+    opt.step()
 
 
 @torch.no_grad()
@@ -153,7 +120,7 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
     first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
     frames, prev = [x0], x0
     for t in range(1, p.shape[1]):
-        h_prev = model.frame_encoder(prev) if _reads_prev(model) else None
+        h_prev = model.frame_encoder(prev) if model.reads_prev else None
         pose_f = model.pose_encoder(p[:, t])
         if z is not None:
             z_t = z[:, t - 1]
@@ -171,8 +138,9 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
 # -- posecast's path ------------------------------------------------------------------------
 def fast_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
     """The Trainer's step: train_step (batched forward, autocast per runtime.precision, optimiser)."""
-    mask = torch.full((frames.shape[1] - 1,), teacher_forcing, dtype=torch.bool)
-    train_step(model, opt, Batch(frames, poses), mask, beta, **loss_options(cfg), grad_clip=cfg.optim.grad_clip)
+    objective = Objective(model, cfg.schedule.kl_reduction)
+    train_step(objective, opt, Batch(frames, poses), _mask(frames, teacher_forcing), beta,
+               precision=cfg.runtime.precision, grad_clip=cfg.optim.grad_clip)
 
 
 def fast_rollout(model: PoseCVAE, first: torch.Tensor, poses: torch.Tensor, precision: str) -> torch.Tensor:
@@ -241,19 +209,21 @@ def flops_per_frame(model: PoseCVAE, cfg: cfgmod.Config, T: int) -> dict[str, fl
     poses = torch.zeros(1, T, 3, H, W, device="meta")
     z = torch.zeros(1, 2, cfg.model.N_dim, H, W, device="meta")
 
+    objective, kl = Objective(meta, cfg.schedule.kl_reduction), cfg.schedule.kl_reduction
+
     def train_fast():
-        loss_step(meta, Batch(frames, poses), None, 1.0, **loss_options(cfg)).loss.backward()
+        loss_step(objective, Batch(frames, poses), None, 1.0, precision=cfg.runtime.precision).loss.backward()
 
     def train_ref():
-        reference_loss(meta, frames[:, :3], poses[:, :3], True, 1.0, cfg)["loss"].backward()
+        reference_loss(meta, Batch(frames[:, :3], poses[:, :3]), None, 1.0, kl_reduction=kl).loss.backward()
 
     def fwd_ref():
         with torch.no_grad():
-            reference_loss(meta, frames[:, :3], poses[:, :3], True, 1.0, cfg)
+            reference_loss(meta, Batch(frames[:, :3], poses[:, :3]), None, 1.0, kl_reduction=kl)
 
     def fwd_fast():
         with torch.no_grad():
-            loss_step(meta, Batch(frames, poses), None, 1.0, **loss_options(cfg))
+            loss_step(objective, Batch(frames, poses), None, 1.0, precision=cfg.runtime.precision)
 
     def roll():
         with torch.no_grad():

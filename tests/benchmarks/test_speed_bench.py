@@ -1,4 +1,5 @@
-"""benchmarks/speed.py: its reference equals posecast's path in fp32, and its tiny mode runs."""
+"""benchmarks/speed.py: its reference rollout equals posecast's in fp32, and its tiny mode runs (the
+reference loss it times: tests/models/test_reference.py)."""
 from __future__ import annotations
 
 import json
@@ -22,54 +23,6 @@ KEYS = ["train_tf_speedup", "train_notf_speedup", "rollout_speedup", "peak_fract
 @pytest.fixture(scope="module")
 def speed():
     return load_benchmark("speed")
-
-
-def _fixed_eps_model(model, eps):
-    class WithEps(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.m = model
-
-        def loss(self, *args, **kwargs):
-            return self.m.loss(*args, eps=eps, **kwargs)
-
-    return WithEps()
-
-
-@pytest.mark.parametrize("tf", [True, False], ids=["tf", "no-tf"])
-@pytest.mark.parametrize("options", [{}, dict(prior="learned", first_frame_cond=True, output="masked")],
-                         ids=["lab-options", "other-options"])
-@pytest.mark.slow
-def test_reference_step_equals_posecast_step(speed, tf: bool, options: dict) -> None:
-    """The lab template's loop and the batched loss_step: the same loss and gradients."""
-    from posecast.data.sampling import Batch
-    from posecast.training.step import loss_options, loss_step
-
-    cfg = cfgmod.override(cfgmod.preset("tiny"), **options)
-    model = speed.build_model(cfg)
-    frames, poses = speed.make_clips(cfg, 2, 5)
-    frames, poses = frames[..., :8, :12], poses[..., :8, :12]  # small frames: fast
-    eps = torch.randn(2, 4, cfg.model.N_dim, 8, 12, generator=torch.Generator().manual_seed(0))
-
-    model.zero_grad(set_to_none=True)
-    ref = speed.reference_loss(model, frames, poses, tf, 0.5, cfg, eps=eps)
-    ref["loss"].backward()
-    g_ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    model.zero_grad(set_to_none=True)
-    mask = torch.full((4,), tf)
-    out = loss_step(_fixed_eps_model(model, eps), Batch(frames, poses), mask, 0.5, **loss_options(cfg))
-    out.loss.backward()
-    g_fast = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    with torch.no_grad():
-        pred = model(speed.to_float(frames), speed.to_float(poses), mask, eps=eps).pred
-    torch.testing.assert_close(pred, ref["pred"].detach(), atol=1e-5, rtol=0)
-    for k in ("loss", "mse", "kl"):
-        torch.testing.assert_close(getattr(out, k).detach(), ref[k].detach(), atol=1e-5, rtol=1e-5)
-    assert g_ref.keys() == g_fast.keys()
-    for n in g_ref:
-        torch.testing.assert_close(g_fast[n], g_ref[n], atol=1e-5, rtol=1e-4, msg=n)
 
 
 def test_reference_rollout_equals_posecast_rollout(speed) -> None:

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.inference.load import load_model, posecast_key_to_lab
+from posecast.inference.load import load_model
 from posecast.rollout import predict
 from posecast.models import PoseCVAE
+from posecast.models.lab import posecast_key_to_lab
 from posecast.io.checkpoint import (FORMAT_VERSION, CheckpointError,
                                           atomic_write_bytes, load_checkpoint, save_checkpoint)
 from posecast_testing import leftover_temp_files, tiny_config
@@ -187,6 +188,6 @@ def test_load_model_puts_the_model_in_its_configs_layout(tmp_path: Path) -> None
 def test_the_lab_layout_names_are_the_model_s_lab_modules() -> None:
     # io recognises a lab checkpoint by the module names the model's key mapping renames
     from posecast.io.checkpoint import LAB_MODULE_NAMES
-    from posecast.models.cvae import LAB_MODULES
+    from posecast.models.lab import LAB_MODULES
 
     assert LAB_MODULE_NAMES == tuple(LAB_MODULES)

@@ -8,9 +8,9 @@ import torch
 
 from posecast import config as cfgmod
 from posecast.rollout import predict
-from posecast.models import PoseCVAE, cvae
+from posecast.models import Objective, PoseCVAE, cvae
 from posecast.data.sampling import Batch
-from posecast.training.step import loss_options, loss_step
+from posecast.training.step import loss_step
 
 B, T, H, W = 2, 5, 8, 12
 OPTIONS = [dict(first_frame_cond=f, prior=p, output=o, down=0)
@@ -198,7 +198,8 @@ def test_gradients_reach_every_parameter(options: dict) -> None:
     cfg = cfgmod.override(cfgmod.preset("tiny"), **options)
     frames, poses = _data()
     mask = torch.tensor([True, False, True, False])
-    out = loss_step(model, Batch(frames, poses), mask, 1.0, **loss_options(cfg))
+    out = loss_step(Objective(model, cfg.schedule.kl_reduction), Batch(frames, poses), mask, 1.0,
+                    precision=cfg.runtime.precision)
     out.loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"no gradient for {missing}"
@@ -359,3 +360,27 @@ def test_first_pose_cond_reads_the_first_frames_pose_and_the_anchors() -> None:
     assert (moved.pred - base.pred).abs().max() > 1e-6
     with pytest.raises(ValueError, match="anchor_pose"):
         model(frames, poses, eps=eps, anchor=frames[:, 0])
+
+
+@pytest.mark.parametrize("arch", ["posecast", "lab", "unet"])
+def test_each_architecture_builds_its_modules_with_the_configured_gate(arch: str) -> None:
+    """ARCHS[arch] builds the modules PoseCVAE registers (in the state dict's order, the same
+    weights for a seed), its own kind of pose encoder, and model.ffn_gate in every gated FFN."""
+    from posecast.models.blocks import GatedConvFFN
+    from posecast.models.lab import LabLabelEncoder
+    from posecast.models.unet import Stem
+
+    for gate in ("relu", "sigmoid"):
+        cfg = cfgmod.override(cfgmod.preset("tiny"), arch=arch, ffn_gate=gate, prior="learned").model
+        torch.manual_seed(0)
+        model = PoseCVAE(cfg)
+        torch.manual_seed(0)
+        given = PoseCVAE(cfg, cvae.ARCHS[arch](cfg))
+        assert [n for n, _ in model.named_children()] == ["frame_encoder", "pose_encoder", "posterior_net",
+                                                          "fusion", "generator", "prior_net"]
+        assert list(given.state_dict()) == list(model.state_dict())
+        assert all(torch.equal(a, b) for a, b in zip(given.state_dict().values(), model.state_dict().values()))
+        kind = {"posecast": cvae.default.PoseEncoder, "lab": LabLabelEncoder, "unet": Stem}[arch]
+        assert type(model.pose_encoder) is kind
+        ffns = [m for m in model.modules() if isinstance(m, GatedConvFFN)]
+        assert ffns and all(m.gate == gate for m in ffns)

@@ -15,7 +15,8 @@ from posecast.rollout import evaluate_sequences, predict
 from posecast.models import PoseCVAE
 from posecast.runtime import tune_allocator
 from posecast.data.sampling import Batch
-from posecast.training.step import loss_options, loss_step
+from posecast.models import Objective
+from posecast.training.step import loss_step
 
 B, T, H, W = 2, 5, 8, 12
 
@@ -37,20 +38,17 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _train_outputs(model: PoseCVAE, frames, poses, mask, precision: str = "fp32"):
     """loss_step (the Trainer's) + backward, with fixed noise: losses, predictions, gradients."""
-    options = loss_options(cfgmod.override(cfgmod.preset("tiny"), precision=precision))
+    cfg = cfgmod.override(cfgmod.preset("tiny"), precision=precision)
     g = torch.Generator().manual_seed(1)
     eps = torch.randn(B, frames.shape[1] - 1, model.cfg.N_dim, H, W, generator=g)
 
-    class WithEps(torch.nn.Module):  # loss_step calls model.loss(frames, poses, mask, beta, ...)
-        def __init__(self, m: PoseCVAE) -> None:
-            super().__init__()
-            self.m = m
-
-        def loss(self, *args, **kwargs):
-            return self.m.loss(*args, eps=eps, **kwargs)
+    class WithEps(Objective):  # loss_step calls objective(batch, mask, beta)
+        def forward(self, batch, tf_mask, beta):
+            return super().forward(batch, tf_mask, beta, eps=eps)
 
     model.zero_grad(set_to_none=True)
-    out = loss_step(WithEps(model), Batch(frames, poses), mask, 1.0, **options)
+    out = loss_step(WithEps(model, cfg.schedule.kl_reduction), Batch(frames, poses), mask, 1.0,
+                    precision=cfg.runtime.precision)
     out.loss.backward()
     with torch.no_grad():
         pred = model(frames, poses, mask, eps=eps).pred
@@ -231,15 +229,16 @@ def test_tune_allocator_and_threads() -> None:
 @pytest.mark.parametrize("mode", ["relu", "lab", "bounded"])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_gated_ffn_split_convolutions_equal_conv_then_chunk(mode: str, channels_last: bool) -> None:
-    """GatedConvFFN runs value and gate as two convolutions with the halves of conv_in's weight;
-    the result (and the gradients) equal conv_in followed by chunk, the written-out formula."""
+    """GatedConvFFN (and the lab template's LabConvFFN) runs value and gate as two convolutions with
+    the halves of conv_in's weight; the result (and the gradients) equal conv_in followed by chunk,
+    the written-out formula."""
     from torch.nn import functional as F
 
     from posecast.models.blocks import GatedConvFFN
+    from posecast.models.lab import LabConvFFN
 
     torch.manual_seed(0)
-    ffn = GatedConvFFN(8, lab=mode == "lab")
-    ffn.bounded = mode == "bounded"
+    ffn = LabConvFFN(8) if mode == "lab" else GatedConvFFN(8, gate="sigmoid" if mode == "bounded" else "relu")
     x = torch.randn(2, 8, 5, 7)
     if channels_last:
         ffn = ffn.to(memory_format=torch.channels_last)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from posecast.models.modules import Gaussian
+from posecast.models.parts import Gaussian
 from posecast.models.objective import elbo_loss, kl_divergence, reconstruction
 
 B, S, N, H, W = 3, 2, 2, 2, 2

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.inference.load import (lab_config, lab_dims, lab_key_to_posecast, map_lab_state_dict,
-                                            posecast_key_to_lab)
+from posecast.inference.load import lab_config, lab_dims, map_lab_state_dict
 from posecast.models import PoseCVAE
+from posecast.models.lab import lab_key_to_posecast, posecast_key_to_lab
 from posecast.io.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,
                                           save_checkpoint)
 from robustness_support import lab_layout, lab_state_dict, run_cli, save_like_the_lab, snapshot

@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from posecast.data.sampling import Batch
-from posecast.models import PoseCVAE
+from posecast.models import Objective, PoseCVAE
 from posecast.models.objective import kl_divergence, reconstruction
-from posecast.training.step import (NonFiniteLossError, loss_options, loss_step, make_optimizer, make_scheduler,
-                                    rebase_lr, train_step)
+from posecast.training.step import NonFiniteLossError, loss_step, make_optimizer, make_scheduler, rebase_lr, train_step
 from posecast_testing import tiny_config
 
 
@@ -28,7 +27,8 @@ def _tiny_model_and_clips():
 def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
     cfg, model, frames, poses = _tiny_model_and_clips()
     torch.manual_seed(1)
-    out = loss_step(model, Batch(frames, poses), None, 0.3, **loss_options(cfg))
+    out = loss_step(Objective(model, cfg.schedule.kl_reduction), Batch(frames, poses), None, 0.3,
+                    precision=cfg.runtime.precision)
     assert torch.allclose(out.loss, out.mse + 0.3 * out.kl)
     torch.manual_seed(1)
     cvae = model(frames.float() / 255, poses.float() / 255)
@@ -43,9 +43,10 @@ def test_loss_step_counts_the_valid_columns_of_the_batch() -> None:
     valid = torch.ones(2, frames.shape[-2], 8, dtype=torch.bool)  # [B, H, W]
     valid[0, :, :3] = False
     torch.manual_seed(1)
-    out = loss_step(model, Batch(frames, poses, valid=valid), None, 0.3, **loss_options(cfg))
+    objective, precision = Objective(model, cfg.schedule.kl_reduction), cfg.runtime.precision
+    out = loss_step(objective, Batch(frames, poses, valid=valid), None, 0.3, precision=precision)
     torch.manual_seed(1)
-    plain = loss_step(model, Batch(frames, poses), None, 0.3, **loss_options(cfg))
+    plain = loss_step(objective, Batch(frames, poses), None, 0.3, precision=precision)
     assert torch.equal(out.pred, plain.pred) and torch.equal(out.kl, plain.kl)
     target = frames[:, 1:].float() / 255
     assert torch.allclose(out.mse, reconstruction(out.pred, target, valid).sum())
@@ -95,12 +96,12 @@ def test_a_non_finite_loss_leaves_the_weights_alone() -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)
     with pytest.raises(NonFiniteLossError) as info:
-        train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, **loss_options(cfg),
+        train_step(Objective(model), opt, Batch(frames, frames.clone()), None, 0.5, precision=cfg.runtime.precision,
                    grad_clip=cfg.optim.grad_clip, all_finite=lambda loss: False)
     assert math.isfinite(info.value.value)  # the loss itself (finite here: all_finite said no)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
-    out = train_step(model, opt, Batch(frames, frames.clone()), None, 0.5, **loss_options(cfg),
+    out = train_step(Objective(model), opt, Batch(frames, frames.clone()), None, 0.5, precision=cfg.runtime.precision,
                      grad_clip=cfg.optim.grad_clip)
     assert set(out) == {"loss", "mse", "kl"} and out["loss"] == pytest.approx(out["mse"] + 0.5 * out["kl"])
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())

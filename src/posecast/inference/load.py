@@ -1,19 +1,6 @@
-"""Load a model for inference: posecast checkpoints, and the lab template's (keys mapped by name).
-
-The lab's ``Trainer.save`` writes ``{"state_dict": VAE_Model.state_dict(), "optimizer", "lr",
-"tfr", "last_epoch"}``. Its five modules are ``nn.Sequential``s, so a key reads
-``<module>.<layer index>.<block key>``; posecast's modules keep their layers in ``.network``
-(the modules' names: ``posecast.models.cvae.LAB_MODULES``; :mod:`posecast.io.checkpoint`
-recognises the layout)::
-
-    frame_transformation.1.block.0.conv1.0.weight -> frame_encoder.network.1.conv.conv1.weight
-    Gaussian_Predictor.0.skip.bias                -> posterior_net.network.0.skip.bias
-    Generator.7.weight                            -> generator.network.7.weight
-
-Inside a layer: the lab's ResidualBlock (conv1, conv2, skip) keeps its names; its
-DepthConvBlock is ``block = Sequential(DepthConv, ConvFFN)`` with DepthConv's first 1x1 conv
-inside ``conv1 = Sequential(Conv2d, LeakyReLU)``: see ``_LAYER_RENAMES``.
-"""
+"""Load a model for inference: posecast checkpoints, and the lab template's (the layout is
+recognised by :mod:`posecast.io.checkpoint`; :mod:`posecast.models.lab`, beside the template's
+modules, maps its keys by name)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -25,7 +12,7 @@ from torch import nn
 from .. import config as cfgmod
 from ..config import Config
 from ..models import PoseCVAE
-from ..models.cvae import LAB_MODULES
+from ..models.lab import LAB_MODULES, lab_key_to_posecast, posecast_key_to_lab
 from ..perf import use_channels_last
 from ..io.checkpoint import CheckpointError, describe_state_dict_mismatch, load_checkpoint
 
@@ -54,44 +41,6 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
     if layout and cfg.runtime.channels_last:
         use_channels_last(model)
     return model, cfg
-
-
-# inside one layer: the lab's layers.py names -> posecast's models/blocks.py names
-_LAYER_RENAMES = (
-    ("block.0.conv1.0.", "conv.conv1."),  # DepthConvBlock.block[0] is DepthConv
-    ("block.0.depth_conv.", "conv.depth_conv."),
-    ("block.0.conv2.", "conv.conv2."),
-    ("block.0.adaptor.", "conv.adaptor."),
-    ("block.1.conv.", "ffn.conv_in."),  # DepthConvBlock.block[1] is ConvFFN
-    ("block.1.conv_out.", "ffn.conv_out."),
-)
-
-
-def lab_key_to_posecast(key: str) -> str:
-    """The PoseCVAE state-dict key for one key of the lab's ``state_dict``."""
-    module, _, rest = key.partition(".")
-    if module not in LAB_MODULES:
-        raise KeyError(f"not a key of the lab's VAE_Model: {key}")
-    index, _, rest = rest.partition(".")
-    for old, new in _LAYER_RENAMES:
-        if rest.startswith(old):
-            rest = new + rest[len(old):]
-            break
-    return f"{LAB_MODULES[module][0]}.network.{index}.{rest}"
-
-
-def posecast_key_to_lab(key: str) -> str:
-    """The inverse of ``lab_key_to_posecast`` (for exporting to the lab's layout)."""
-    ours = {v[0]: k for k, v in LAB_MODULES.items()}
-    module, _, rest = key.partition(".")
-    if module not in ours or not rest.startswith("network."):
-        raise KeyError(f"no lab counterpart for {key}")
-    index, _, rest = rest[len("network."):].partition(".")
-    for old, new in _LAYER_RENAMES:
-        if rest.startswith(new):
-            rest = old + rest[len(new):]
-            break
-    return f"{ours[module]}.{index}.{rest}"
 
 
 def lab_dims(sd: dict[str, torch.Tensor]) -> dict[str, int]:
@@ -146,6 +95,13 @@ def map_lab_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[st
     other = sorted(set(ours) - set(out) - {k for k in ours if k.partition(".")[0] in to_lab})
     if not problems and not other:
         return out
+    raise CheckpointError(_misfit_message(sd, model, problems, other))
+
+
+def _misfit_message(sd: dict[str, torch.Tensor], model: nn.Module, problems: dict[str, list[str]],
+                    other: list[str]) -> str:
+    """Why a lab state dict does not fit ``model``: per lab module the tensors that differ, the
+    model's tensors outside the lab's modules, and the likely cause."""
     parts = []
     for module, items in problems.items():
         if items:
@@ -165,8 +121,7 @@ def map_lab_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[st
     elif any(problems.get(m) for m in ("label_transformation", "Decoder_Fusion", "Generator")):
         why = ("posecast's pose encoder, fusion decoder and generator are built differently from the lab "
                "template's Label_Encoder, Decoder_Fusion and Generator (see docs/robustness.md). ")
-    raise CheckpointError("the lab checkpoint does not fit posecast's model: " + why + "Differences: "
-                          + " | ".join(parts))
+    return "the lab checkpoint does not fit posecast's model: " + why + "Differences: " + " | ".join(parts)
 
 
 def _model_dims(model: nn.Module) -> dict[str, int] | None:

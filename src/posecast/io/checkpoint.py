@@ -20,7 +20,7 @@ FORMAT = "posecast"
 FORMAT_VERSION = 2
 
 # The top-level modules of the lab template's VAE_Model: a lab checkpoint's keys start with one of
-# them (the keys of posecast.models.cvae.LAB_MODULES, which maps them to PoseCVAE's attributes;
+# them (the keys of posecast.models.lab.LAB_MODULES, which maps them to PoseCVAE's attributes;
 # tests/io/test_checkpoint.py keeps the two equal)
 LAB_MODULE_NAMES = ("frame_transformation", "label_transformation", "Gaussian_Predictor", "Decoder_Fusion",
                     "Generator")

@@ -1,6 +1,5 @@
-"""The lab's building blocks: residual blocks and depthwise conv blocks with a gated FFN.
-
-All blocks keep the spatial size (the lab runs every convolution at full resolution).
+"""The building blocks the architectures share: residual blocks and depthwise conv blocks with a
+gated FFN (models/lab.py adds the template's own FFN). All keep the spatial size.
 """
 from __future__ import annotations
 
@@ -46,43 +45,45 @@ class DepthConv(nn.Module):
 
 
 class GatedConvFFN(nn.Module):
-    """Gated 1x1 feed-forward: expand, split into value and gate, value * relu(gate), project."""
+    """Gated 1x1 feed-forward: expand, split into value and gate, gate the value, project.
 
-    def __init__(self, ch: int, slope: float = 0.1, lab: bool = False) -> None:
+    ``gate`` (model.ffn_gate): ``relu``, leaky_relu(value) * relu(gate); ``sigmoid``,
+    leaky_relu(value) * sigmoid(gate), a GLU. value * relu(gate) is quadratic in x, and a stack
+    of such blocks can overflow fp32 once activations grow (seen at step 22 of a masked,
+    downsampling model); value * sigmoid(gate) grows at most linearly."""
+
+    def __init__(self, ch: int, slope: float = 0.1, gate: str = "relu", hidden: int | None = None) -> None:
         super().__init__()
-        hidden = 4 * ch if lab else max(min(ch * 4, 1024), ch * 2)
-        self.lab = lab
+        hidden = hidden or max(min(ch * 4, 1024), ch * 2)
+        self.gate = gate
         self.conv_in = nn.Conv2d(ch, hidden, 1)
         self.act = nn.LeakyReLU(negative_slope=slope, inplace=True)  # on a fresh half of conv_in
         self.conv_out = nn.Conv2d(hidden // 2, ch, 1)
-        # bounded=True gates with sigmoid (a GLU): value * relu(gate) is quadratic in x, and a
-        # stack of such blocks can overflow fp32 once activations grow (seen at step 22 of a
-        # masked, downsampling model); value * sigmoid(gate) grows at most linearly.
-        self.bounded = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # value and gate as two convolutions with the halves of conv_in's weight (the same
-        # parameters and the same math as conv_in then chunk): each half comes out contiguous, so
-        # no strided views of a channels_last tensor reach the elementwise ops, and the backward
-        # needs no concatenation of their gradients (measured: benchmarks/speed.py)
+    def halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """conv_in(x) split into (value, gate), as two convolutions with the halves of its weight
+        (the same parameters and the same math as conv_in then chunk): each half comes out
+        contiguous, so no strided views of a channels_last tensor reach the elementwise ops, and
+        the backward needs no concatenation of their gradients (measured: benchmarks/speed.py)."""
         half = self.conv_in.out_channels // 2
         w, b = self.conv_in.weight, self.conv_in.bias
-        value = F.conv2d(x, w[:half], None if b is None else b[:half])
-        gate = F.conv2d(x, w[half:], None if b is None else b[half:])
-        if self.bounded:
+        return (F.conv2d(x, w[:half], None if b is None else b[:half]),
+                F.conv2d(x, w[half:], None if b is None else b[half:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.halves(x)
+        if self.gate == "sigmoid":
             return x + self.conv_out(self.act(value) * torch.sigmoid(gate))
-        if self.lab:  # the lab template's ConvFFN: x1 * leaky_relu(x2)
-            return x + self.conv_out(value * self.act(gate))
         return x + self.conv_out(self.act(value) * F.relu(gate, inplace=True))  # relu(leaky_relu(g)) = relu(g)
 
 
 class DepthConvBlock(nn.Module):
-    """DepthConv followed by the gated FFN (the lab's DepthConvBlock)."""
+    """DepthConv followed by the gated FFN (``gate``: see GatedConvFFN)."""
 
-    def __init__(self, in_ch: int, out_ch: int, lab: bool = False) -> None:
+    def __init__(self, in_ch: int, out_ch: int, gate: str = "relu") -> None:
         super().__init__()
         self.conv = DepthConv(in_ch, out_ch)
-        self.ffn = GatedConvFFN(out_ch, lab=lab)
+        self.ffn = GatedConvFFN(out_ch, gate=gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.ffn(self.conv(x))

@@ -1,29 +1,23 @@
-"""PoseCVAE: the lab's conditional VAE, its batched teacher-forced forward and its rollout."""
+"""PoseCVAE: the time-step logic of the lab's conditional VAE (its batched teacher-forced forward
+and its rollout) over the modules of an architecture (models/default.py, lab.py, unet.py).
+models/reference.py is the same forward and loss one step at a time: read it first."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..perf import to_channels_last
-from .blocks import GatedConvFFN
-from .modules import (FrameEncoder, FusionDecoder, Gaussian, GaussianPredictor, Generator, LabLabelEncoder,
-                      PoseEncoder)
-from .objective import LossOutput, elbo_loss
-from .outputs import compose_frame, init_output_layer, output_channels
-from .unet import Head, Stem, UNetFusion
+from . import default, lab, unet
+from .outputs import compose_frame
+from .parts import CVAEModules, Gaussian
 
-# The lab template's VAE_Model attributes -> (PoseCVAE's attribute, the lab's class name): the one
-# table behind reading the lab's checkpoints (posecast.io.checkpoint recognises them by these
-# prefixes, its LAB_MODULE_NAMES; posecast.inference.load renames their keys)
-LAB_MODULES = {
-    "frame_transformation": ("frame_encoder", "RGB_Encoder"),
-    "label_transformation": ("pose_encoder", "Label_Encoder"),
-    "Gaussian_Predictor": ("posterior_net", "Gaussian_Predictor"),
-    "Decoder_Fusion": ("fusion", "Decoder_Fusion"),
-    "Generator": ("generator", "Generator"),
+# model.arch -> the build of its modules: one file per architecture
+ARCHS: dict[str, Callable[[ModelConfig], CVAEModules]] = {
+    "posecast": default.build, "lab": lab.build, "unet": unet.build,
 }
 
 
@@ -50,6 +44,11 @@ def _bt(x: torch.Tensor) -> torch.Tensor:
     if _channels_inner(x):
         return x.permute(0, 1, 3, 4, 2).flatten(0, 1).permute(0, 3, 1, 2)
     return x.flatten(0, 1)
+
+
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """x with channels innermost when the model runs channels_last, else as it is."""
+    return to_channels_last(x) if channels_last else x
 
 
 def _steps(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -87,37 +86,14 @@ class PoseCVAE(nn.Module):
     a chunk of frames at a time).
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, modules: CVAEModules | None = None) -> None:
+        """``modules``: what the architecture's build returns (default: ``ARCHS[cfg.arch](cfg)``)."""
         super().__init__()
         self.cfg = cfg
-        F, L, N, D = cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_dim
-        lab = cfg.arch == "lab"  # the lab template's modules, layer for layer (loads its checkpoints)
-        inverted = cfg.pose_input == "inverted"
-        fusion_in = (F if cfg.prev_frame_cond else 0) + L + N + (F if cfg.first_frame_cond else 0)
-        fusion_in += L if cfg.first_pose_cond else 0
-        if cfg.arch == "unet":  # full-resolution stems, a U-Net fusion decoder, a 3x3 head
-            self.frame_encoder = Stem(3, F)
-            self.pose_encoder = Stem(3, L, inverted)
-        else:
-            self.frame_encoder = FrameEncoder(3, F, cfg.down, lab)
-            self.pose_encoder = LabLabelEncoder(3, L) if lab else PoseEncoder(3, L, cfg.down, inverted)
-        self.posterior_net = GaussianPredictor(F + L, N, lab)
-        if not lab:
-            # q starts as N(0, I), so the KL term starts at 0 instead of dominating the first
-            # hundreds of steps (with the lab's summed KL it began ~1e4 times the MSE)
-            self.posterior_net.zero_init()
-        if cfg.arch == "unet":
-            self.fusion = UNetFusion(fusion_in, D, cfg.levels)
-            self.generator = Head(D, output_channels(cfg.output))
-        else:
-            self.fusion = FusionDecoder(fusion_in, D, lab)
-            self.generator = Generator(D, output_channels(cfg.output), cfg.down, lab)
-        init_output_layer([m for m in self.generator.modules() if isinstance(m, nn.Conv2d)][-1], cfg.output)
-        self.prior_net = GaussianPredictor(F + L, N, lab) if cfg.prior == "learned" else None
-        if cfg.ffn_gate == "sigmoid":
-            for m in self.modules():
-                if isinstance(m, GatedConvFFN):
-                    m.bounded = True
+        m = modules if modules is not None else ARCHS[cfg.arch](cfg)
+        # registered in this order: the state dict's keys and the optimiser's parameter order
+        self.frame_encoder, self.pose_encoder, self.posterior_net = m.frame_encoder, m.pose_encoder, m.posterior_net
+        self.fusion, self.generator, self.prior_net = m.fusion, m.generator, m.prior_net
 
     @property
     def channels_last(self) -> bool:
@@ -140,7 +116,13 @@ class PoseCVAE(nn.Module):
         out = self.generator(self.fusion(*parts))
         return compose_frame(self.cfg.output, out, prev_frame, first_frame)
 
+    @property
+    def reads_prev(self) -> bool:
+        """Whether a step reads the previous frame's features (the fusion decoder or a learned prior)."""
+        return self.cfg.prev_frame_cond or self.prior_net is not None
+
     def prior(self, prev_feat: torch.Tensor, pose_feat: torch.Tensor) -> Gaussian | None:
+        """The learned prior p(z | prev features, pose features), or None for N(0, I)."""
         return None if self.prior_net is None else self.prior_net(prev_feat, pose_feat)
 
     # -- training -----------------------------------------------------------------------
@@ -170,7 +152,7 @@ class PoseCVAE(nn.Module):
         if eps is None:  # drawn in NCHW order (the same numbers with or without channels_last), laid
             # out like mu (randn_like of a channel slice of an NHWC tensor takes a slow scalar path)
             eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)
-            eps = to_channels_last(eps) if self.channels_last else eps
+            eps = _layout(eps, self.channels_last)
         z = mu + eps * torch.exp(0.5 * logvar)  # [B, S, N, H, W]
         x0 = frames[:, 0] if anchor is None else anchor
         first = None
@@ -180,7 +162,7 @@ class PoseCVAE(nn.Module):
 
         # without the previous frame every step is independent of the others: all run batched
         tf_idx = _teacher_forced(tf_mask if self.cfg.prev_frame_cond else None, S)
-        pred, prior = self._decode_steps(frames, feats, pose_feat, z, tf_idx, (first, first_pose), x0)
+        pred, prior = _decode_steps(self, frames, feats, pose_feat, z, tf_idx, (first, first_pose), x0)
         return CVAEOutput(pred, Gaussian(mu, logvar), prior, z)
 
     def _first_pose(self, poses: torch.Tensor, anchor: torch.Tensor | None,
@@ -192,71 +174,14 @@ class PoseCVAE(nn.Module):
             raise ValueError("model.first_pose_cond: an anchor frame needs its pose (anchor_pose)")
         return self.pose_encoder(poses[:, 0] if anchor_pose is None else anchor_pose)
 
-    def _decode_steps(self, frames: torch.Tensor, feats: torch.Tensor, pose_feat: torch.Tensor, z: torch.Tensor,
-                      tf_idx: list[int], firsts: tuple[torch.Tensor | None, torch.Tensor | None],
-                      x0: torch.Tensor) -> tuple[torch.Tensor, Gaussian | None]:
-        """Predicted frames [B, S, 3, H, W] and the prior (None: N(0, I)): the teacher-forced
-        steps ``tf_idx`` in one batched call, then the others one after another, each fed the
-        previous prediction. feats: [B, T, F, H, W]; pose_feat: [B, S, L, H, W]; z: [B, S, N, H, W];
-        firsts: the first frame's features and its pose's features ([B, C, H, W] or None)."""
-        B, S = z.shape[:2]
-        first, first_pose = firsts
-        fed_idx = [s for s in range(S) if s not in set(tf_idx)]
-        preds: list[torch.Tensor | None] = [None] * S
-        prior_mu: list[torch.Tensor | None] = [None] * S
-        prior_lv: list[torch.Tensor | None] = [None] * S
-        if tf_idx:  # every teacher-forced step at once: prev = ground truth x_{s}
-            k = len(tf_idx)
-            reads_prev = self.cfg.prev_frame_cond or self.prior_net is not None
-            prev_f = _bt(_steps(feats, tf_idx)) if reads_prev else None
-            pose_k = _bt(_steps(pose_feat, tf_idx))
-            first_k, fpose_k, x0_k = (_repeat(v, k) for v in (first, first_pose, x0))
-            prev_x = _bt(_steps(frames, tf_idx)) if self.cfg.prev_frame_cond else x0_k  # (an output mode's base)
-            out = self.decode(prev_x, prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k, fpose_k)
-            out = out.unflatten(0, (B, k))
-            pri = self.prior(prev_f, pose_k)
-            if not fed_idx:  # every step teacher-forced: no per-step split and stack
-                prior = None if pri is None else Gaussian(pri.mu.unflatten(0, (B, k)), pri.logvar.unflatten(0, (B, k)))
-                return out, prior
-            for j, s in enumerate(tf_idx):
-                preds[s] = out[:, j]
-                if pri is not None:
-                    prior_mu[s] = pri.mu.unflatten(0, (B, k))[:, j]
-                    prior_lv[s] = pri.logvar.unflatten(0, (B, k))[:, j]
-        for s in fed_idx:  # steps that feed back the model's own previous prediction
-            prev = preds[s - 1]
-            prev_f = self.frame_encoder(to_channels_last(prev) if self.channels_last else prev)
-            preds[s] = self.decode(prev, prev_f, pose_feat[:, s], z[:, s], first, x0, first_pose)
-            pri = self.prior(prev_f, pose_feat[:, s])
-            if pri is not None:
-                prior_mu[s], prior_lv[s] = pri.mu, pri.logvar
-        prior = None
-        if self.prior_net is not None:
-            prior = Gaussian(torch.stack(prior_mu, 1), torch.stack(prior_lv, 1))
-        return torch.stack(preds, 1), prior
-
-    def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
-             kl_reduction: str, anchor: torch.Tensor | None = None,
-             eps: torch.Tensor | None = None, valid: torch.Tensor | None = None,
-             anchor_pose: torch.Tensor | None = None) -> LossOutput:
-        """The training objective of a batch of clips: sum over steps of MSE + beta * KL(q || p).
-
-        frames, poses: [B, T, 3, H, W] in [0, 1]; tf_mask, anchor, eps: as in ``forward``;
-        valid: [B, H, W] bool or None, the pixels the MSE counts (``objective.reconstruction``).
-        kl_reduction: ``lab`` or ``mean`` (see ``objective.kl_divergence``). Under autocast the
-        forward may run in bf16; the loss itself is computed in fp32.
-        """
-        out = self(frames, poses, tf_mask, eps=eps, anchor=anchor, anchor_pose=anchor_pose)
-        return elbo_loss(out.pred, frames[:, 1:], out.posterior, out.prior, beta, kl_reduction, valid)
-
     # -- inference ----------------------------------------------------------------------
     def rollout(self, first_frame: torch.Tensor, poses: torch.Tensor, *, z_mode: str = "prior",
                 z: torch.Tensor | None = None, teacher: torch.Tensor | None = None,
                 generator: torch.Generator | None = None, pose_chunk: int = 64) -> torch.Tensor:
         """Autoregressive prediction of frames 1..T-1 from frame 0 and the poses.
 
-        first_frame: [B, 3, H, W]; poses: [B, T, 3, H, W] (pose 0, the first frame's, is read only with
-        model.first_pose_cond). z_mode:
+        first_frame: [B, 3, H, W]; poses: [B, T, 3, H, W] (pose 0, the first frame's, is read only
+        with model.first_pose_cond). z_mode:
         ``prior`` samples the prior (N(0, I) or the learned one), ``zero`` takes its mean.
         z: optional latents [B, T-1, N, H, W] to use instead; teacher: optional ground-truth
         frames [B, T, 3, H, W] to feed as the previous frame (teacher forcing).
@@ -272,23 +197,22 @@ class PoseCVAE(nn.Module):
             first_frame = to_channels_last(first_frame)
         prev = first_frame
         first = self.frame_encoder(first_frame) if self.cfg.first_frame_cond else None
-        first_pose = self._first_pose(to_channels_last(poses) if cl else poses, None, None)
+        first_pose = self._first_pose(_layout(poses, cl), None, None)
         N = self.cfg.N_dim
-        if not (self.cfg.prev_frame_cond or self.prior_net is not None):  # no step reads the one before
-            return self._rollout_independent(out, first_frame, (first, first_pose), poses, z_mode, z, generator,
-                                             pose_chunk)
+        if not self.reads_prev:  # no step reads the one before
+            return _rollout_independent(self, out, first_frame, (first, first_pose), poses, z_mode, z, generator,
+                                        pose_chunk)
         pose_feat = None
         pose_chunk = max(1, min(pose_chunk, ROLLOUT_PIXELS_PER_CALL // (B * H * W)))  # bounded memory, as below
         for t in range(1, T):
             c = (t - 1) % pose_chunk
             if c == 0:  # encode the poses of the next chunk of steps in one batched call
                 end = min(T, t + pose_chunk)
-                chunk = to_channels_last(poses[:, t:end]) if cl else poses[:, t:end]
-                pose_feat = self.pose_encoder(_bt(chunk)).unflatten(0, (B, end - t))
+                pose_feat = self.pose_encoder(_bt(_layout(poses[:, t:end], cl))).unflatten(0, (B, end - t))
             p = pose_feat[:, c]
             prev_f = self.frame_encoder(prev)
             if z is not None:
-                z_t = to_channels_last(z[:, t - 1]) if cl else z[:, t - 1]
+                z_t = _layout(z[:, t - 1], cl)
             else:
                 z_t = _draw_z(self.prior(prev_f, p), p, N, z_mode, generator, cl)
             frame = self.decode(prev, prev_f, p, z_t, first, first_frame, first_pose)
@@ -296,38 +220,74 @@ class PoseCVAE(nn.Module):
             prev = teacher[:, t] if teacher is not None else frame
         return out
 
-    def _rollout_independent(self, out: torch.Tensor, first_frame: torch.Tensor,
-                             firsts: tuple[torch.Tensor | None, torch.Tensor | None],
-                             poses: torch.Tensor, z_mode: str, z: torch.Tensor | None,
-                             generator: torch.Generator | None, chunk: int) -> torch.Tensor:
-        """``rollout`` of a model that reads no previous frame (model.prev_frame_cond false, the
-        standard prior): a step depends on its pose, z and the first frame only, so ``chunk`` steps
-        are decoded in one batched call (fewer where B x chunk frames would pass
-        ROLLOUT_PIXELS_PER_CALL). The frames, and the z drawn from ``generator`` (one step after
-        another), are those of a rollout one step at a time; a teacher changes nothing."""
-        B, T = poses.shape[:2]
-        cl, N = self.channels_last, self.cfg.N_dim
-        first, first_pose = firsts
-        chunk = max(1, min(chunk, ROLLOUT_PIXELS_PER_CALL // (B * poses.shape[-2] * poses.shape[-1])))
-        for t in range(1, T, chunk):
-            end = min(T, t + chunk)
-            k = end - t
-            steps = poses[:, t:end]
-            pose_f = self.pose_encoder(_bt(to_channels_last(steps) if cl else steps))  # [B*k, L, h, w]
-            if z is not None:
-                z_k = _bt(to_channels_last(z[:, t - 1:end - 1]) if cl else z[:, t - 1:end - 1])
-            else:
-                per_step = pose_f.unflatten(0, (B, k))
-                zs = torch.stack([_draw_z(None, per_step[:, j], N, z_mode, generator, False) for j in range(k)], 1)
-                z_k = _bt(to_channels_last(zs) if cl else zs)  # the same numbers, laid out like the features
-            first_k, fpose_k, x0_k = (_repeat(v, k) for v in (first, first_pose, first_frame))
-            out[:, t:end] = self.decode(x0_k, None, pose_f, z_k, first_k, x0_k, fpose_k).unflatten(0, (B, k))
-        return out
-
 
 def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
-    """[B, C, H, W] -> [B*k, C, H, W], each sample k times in a row (the layout of _bt), or None."""
+    """[B, C, H, W] -> [B*k, C, H, W]: one frame (or its features) for each of k steps, as ``_bt``
+    lays them out, or None."""
     return None if x is None else _bt(x[:, None].expand(x.shape[0], k, *x.shape[1:]))
+
+
+def _decode_steps(model: PoseCVAE, frames: torch.Tensor, feats: torch.Tensor, pose_feat: torch.Tensor,
+                  z: torch.Tensor, tf_idx: list[int], firsts: tuple[torch.Tensor | None, torch.Tensor | None],
+                  x0: torch.Tensor) -> tuple[torch.Tensor, Gaussian | None]:
+    """``PoseCVAE.forward``'s decode: predicted frames [B, S, 3, H, W] and the prior (None: N(0, I)).
+    The teacher-forced steps ``tf_idx`` run in one batched call, then the others one after another,
+    each fed the previous prediction. feats: [B, T, F, H, W]; pose_feat: [B, S, L, H, W]; z: [B, S, N, H, W];
+    firsts: the first frame's features and its pose's features ([B, C, H, W] or None)."""
+    B, S = z.shape[:2]
+    first, first_pose = firsts
+    done: dict[int, tuple[torch.Tensor, Gaussian | None]] = {}  # step -> (frame, prior)
+    if tf_idx:  # every teacher-forced step at once: prev = ground truth x_{s}
+        k = len(tf_idx)
+        prev_f = _bt(_steps(feats, tf_idx)) if model.reads_prev else None
+        pose_k, x0_k = _bt(_steps(pose_feat, tf_idx)), _repeat(x0, k)
+        prev_x = _bt(_steps(frames, tf_idx)) if model.cfg.prev_frame_cond else x0_k  # (an output mode's base)
+        first_k, fpose_k = _repeat(first, k), _repeat(first_pose, k)
+        out = model.decode(prev_x, prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k, fpose_k).unflatten(0, (B, k))
+        pri = model.prior(prev_f, pose_k)
+        pri = None if pri is None else Gaussian(pri.mu.unflatten(0, (B, k)), pri.logvar.unflatten(0, (B, k)))
+        if k == S:  # every step teacher-forced: no per-step split and stack
+            return out, pri
+        done = {s: (out[:, j], None if pri is None else Gaussian(pri.mu[:, j], pri.logvar[:, j]))
+                for j, s in enumerate(tf_idx)}
+    for s in range(S):
+        if s not in done:  # a step that feeds back the model's own previous prediction
+            prev, pose_s = done[s - 1][0], pose_feat[:, s]
+            prev_f = model.frame_encoder(_layout(prev, model.channels_last))
+            done[s] = (model.decode(prev, prev_f, pose_s, z[:, s], first, x0, first_pose), model.prior(prev_f, pose_s))
+    preds = torch.stack([done[s][0] for s in range(S)], 1)
+    if model.prior_net is None:
+        return preds, None
+    priors = [done[s][1] for s in range(S)]
+    return preds, Gaussian(torch.stack([p.mu for p in priors], 1), torch.stack([p.logvar for p in priors], 1))
+
+
+def _rollout_independent(model: PoseCVAE, out: torch.Tensor, first_frame: torch.Tensor,
+                         firsts: tuple[torch.Tensor | None, torch.Tensor | None], poses: torch.Tensor,
+                         z_mode: str, z: torch.Tensor | None, generator: torch.Generator | None,
+                         chunk: int) -> torch.Tensor:
+    """``PoseCVAE.rollout`` of a model that reads no previous frame (model.prev_frame_cond false, the
+    standard prior): a step depends on its pose, z and the first frame only, so ``chunk`` steps
+    are decoded in one batched call (fewer where B x chunk frames would pass
+    ROLLOUT_PIXELS_PER_CALL). The frames, and the z drawn from ``generator`` (one step after
+    another), are those of a rollout one step at a time; a teacher changes nothing."""
+    B, T = poses.shape[:2]
+    cl, N = model.channels_last, model.cfg.N_dim
+    first, first_pose = firsts
+    chunk = max(1, min(chunk, ROLLOUT_PIXELS_PER_CALL // (B * poses.shape[-2] * poses.shape[-1])))
+    for t in range(1, T, chunk):
+        end = min(T, t + chunk)
+        k = end - t
+        pose_f = model.pose_encoder(_bt(_layout(poses[:, t:end], cl)))  # [B*k, L, h, w]
+        if z is not None:
+            z_k = _bt(_layout(z[:, t - 1:end - 1], cl))
+        else:
+            per_step = pose_f.unflatten(0, (B, k))
+            zs = torch.stack([_draw_z(None, per_step[:, j], N, z_mode, generator, False) for j in range(k)], 1)
+            z_k = _bt(_layout(zs, cl))  # the same numbers, laid out like the features
+        first_k, fpose_k, x0_k = (_repeat(v, k) for v in (first, first_pose, first_frame))
+        out[:, t:end] = model.decode(x0_k, None, pose_f, z_k, first_k, x0_k, fpose_k).unflatten(0, (B, k))
+    return out
 
 
 def _draw_z(prior: Gaussian | None, feat: torch.Tensor, n_dim: int, z_mode: str,
@@ -343,4 +303,4 @@ def _draw_z(prior: Gaussian | None, feat: torch.Tensor, n_dim: int, z_mode: str,
     z = feat.new_zeros(feat.shape[0], n_dim, *feat.shape[-2:])
     if z_mode != "zero":
         z = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-    return to_channels_last(z) if channels_last else z  # the same numbers as NCHW randn, laid out like the features
+    return _layout(z, channels_last)  # the same numbers as NCHW randn, laid out like the features

@@ -1,12 +1,23 @@
-"""The model's objective: reconstruction and KL terms with the reductions offered (see the README)."""
+"""The model's objective: ``Objective``, a module whose forward is the loss of a batch of clips,
+and its reconstruction and KL terms with the reductions offered (docs/model.md).
+
+    objective = Objective(model, kl_reduction="lab")
+    out = objective(batch, tf_mask, beta)     # LossOutput; out.loss.backward()
+
+models/reference.py computes the same loss one time step after another.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from .modules import Gaussian
+from ..data.sampling import Batch
+from ..perf import to_float
+from .cvae import PoseCVAE
+from .parts import Gaussian
 
 
 @dataclass
@@ -60,3 +71,31 @@ def elbo_loss(pred: torch.Tensor, target: torch.Tensor, posterior: Gaussian, pri
     # beta = 0 leaves the posterior unconstrained: keep its KL out of the graph, since 0 * inf is NaN
     total = mse.sum() + beta * kl.sum() if beta > 0 else mse.sum()
     return LossOutput(total, mse.sum(), kl.sum(), pred)
+
+
+class Objective(nn.Module):
+    """A PoseCVAE's training objective as a module: ``forward`` returns the loss of a batch, so
+    DistributedDataParallel wraps it as it is (it synchronises the gradients of what forward ran).
+
+    kl_reduction: schedule.kl_reduction (``lab`` or ``mean``, see ``kl_divergence``)."""
+
+    def __init__(self, model: PoseCVAE, kl_reduction: str = "lab") -> None:
+        super().__init__()
+        self.model = model
+        self.kl_reduction = kl_reduction
+
+    def forward(self, batch: Batch, tf_mask: torch.Tensor | None, beta: float,
+                eps: torch.Tensor | None = None) -> LossOutput:
+        """Sum over steps of MSE + beta * KL(q || p) of a batch of clips (uint8 or in [0, 1]).
+
+        batch.frames, batch.poses: [B, T, 3, H, W]; batch.anchor: the first frame that
+        first_frame_cond / masked_first read (None: x_0) and its pose batch.anchor_pose (read by
+        model.first_pose_cond); batch.valid: [B, H, W] bool or None, the pixels the MSE counts
+        (``reconstruction``). tf_mask: bool [T-1] or None (see
+        ``PoseCVAE.forward``); eps: optional noise [B, T-1, N, h, w]. Under autocast the forward
+        may run in bf16; the loss itself is computed in fp32."""
+        x = to_float(batch.frames)
+        anchor = None if batch.anchor is None else to_float(batch.anchor)
+        anchor_pose = None if batch.anchor_pose is None else to_float(batch.anchor_pose)
+        out = self.model(x, to_float(batch.poses), tf_mask, eps=eps, anchor=anchor, anchor_pose=anchor_pose)
+        return elbo_loss(out.pred, x[:, 1:], out.posterior, out.prior, beta, self.kl_reduction, batch.valid)

@@ -1,4 +1,4 @@
-"""The modules of ``model.arch: unet``: thin full-resolution stems and a U-Net fusion decoder.
+"""``model.arch: unet``: thin full-resolution stems, a U-Net fusion decoder and a 3x3 head.
 
 The lab's fusion decoder works at one resolution: every layer sees a 3 x 3 neighbourhood, so moving
 the person's appearance from where the first frame shows them to where the pose puts them needs
@@ -10,11 +10,34 @@ Shapes: [B, C, H, W] in and out; H and W must be divisible by 2**levels.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import ModelConfig
+from .blocks import DepthConvBlock
+from .outputs import init_output_layer, output_channels
+from .parts import CVAEModules, GaussianPredictor, fusion_channels, last_conv
+
 _SLOPE = 0.1
+
+
+def build(cfg: ModelConfig) -> CVAEModules:
+    """The stems, the posterior (as in models/default.py, started as N(0, I)), the U-Net of
+    model.levels halvings with top width D_dim and the head, in this order (a seed gives the same
+    weights)."""
+    features, block = cfg.F_dim + cfg.L_dim, partial(DepthConvBlock, gate=cfg.ffn_gate)
+    frame_encoder = Stem(3, cfg.F_dim)
+    pose_encoder = Stem(3, cfg.L_dim, cfg.pose_input == "inverted")
+    posterior_net = GaussianPredictor(features, cfg.N_dim, block)
+    posterior_net.zero_init()  # the KL starts at 0 (see models/default.py)
+    fusion = UNetFusion(fusion_channels(cfg), cfg.D_dim, cfg.levels)
+    generator = Head(cfg.D_dim, output_channels(cfg.output))
+    init_output_layer(last_conv(generator), cfg.output)
+    prior_net = GaussianPredictor(features, cfg.N_dim, block) if cfg.prior == "learned" else None
+    return CVAEModules(frame_encoder, pose_encoder, posterior_net, fusion, generator, prior_net)
 
 
 class PreActBlock(nn.Module):

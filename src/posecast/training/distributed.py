@@ -8,29 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
-
-from ..models import LossOutput
-
-
-class _LossModule(nn.Module):
-    """Runs ``model.loss`` as its forward: DDP synchronises the gradients of what its forward ran."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, *args, **kwargs) -> LossOutput:
-        return self.model.loss(*args, **kwargs)
-
-
-class _DDPObjective:
-    """The ``loss`` of a model through DistributedDataParallel (see step.Objective)."""
-
-    def __init__(self, ddp: nn.Module) -> None:
-        self.ddp = ddp
-
-    def loss(self, *args, **kwargs) -> LossOutput:
-        return self.ddp(*args, **kwargs)
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass
@@ -59,14 +37,12 @@ class DistInfo:
             dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
         return dev
 
-    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module | _DDPObjective:
-        """What computes the training loss: the model, or its loss under DDP (gradients averaged)."""
+    def wrap(self, objective: nn.Module, device: torch.device) -> nn.Module:
+        """What computes the training loss: the objective, or DDP around it (gradients averaged)."""
         if self.world == 1:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
+            return objective
         ids = [device.index] if device.type == "cuda" else None
-        return _DDPObjective(DistributedDataParallel(_LossModule(model), device_ids=ids))
+        return DistributedDataParallel(objective, device_ids=ids)
 
     def all_finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (so all ranks skip or stop together)."""

@@ -1,14 +1,19 @@
-"""The one step function (training, validation and the benchmarks) and the optimiser it steps."""
+"""The one step function (training, validation and the benchmarks) and the optimiser it steps.
+
+The objective is a module (``posecast.models.Objective``, or DDP around it) whose forward returns
+the loss of a batch: a step runs it under autocast, then backward, clip and step.
+"""
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
+from torch import nn
 
-from ..config import Config, OptimConfig
+from ..config import OptimConfig
 from ..data.sampling import Batch
 from ..models import LossOutput
-from ..perf import autocast, to_float
+from ..perf import autocast
 
 
 class NonFiniteLossError(RuntimeError):
@@ -17,14 +22,6 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, message: str, value: float = float("nan")) -> None:
         super().__init__(message)
         self.value = value  # the loss
-
-
-class Objective(Protocol):
-    """A PoseCVAE, or a wrapper that runs its ``loss`` (DDP: ``distributed.DistInfo.wrap``)."""
-
-    def loss(self, frames: torch.Tensor, poses: torch.Tensor, tf_mask: torch.Tensor | None, beta: float, *,
-             kl_reduction: str, anchor: torch.Tensor | None = None,
-             valid: torch.Tensor | None = None) -> LossOutput: ...
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -64,48 +61,30 @@ def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: Scheduler, old_lr: fl
     return fresh
 
 
-def loss_options(cfg: Config) -> dict[str, str]:
-    """loss_step's keyword arguments from a config (runtime.precision, schedule.kl_reduction)."""
-    return {"precision": cfg.runtime.precision, "kl_reduction": cfg.schedule.kl_reduction}
-
-
-def loss_step(model: Objective, batch: Batch, tf_mask: torch.Tensor | None, beta: float, *,
-              precision: str, kl_reduction: str) -> LossOutput:
-    """The loss of a batch of uint8 clips, the forward under ``precision``'s autocast (runtime.precision;
-    no backward); ``kl_reduction``: schedule.kl_reduction. A batch's ``valid`` columns (shift
-    augmentation with data.shift_mask) are the only ones the MSE counts."""
-    x = to_float(batch.frames)
-    anchor = None if batch.anchor is None else to_float(batch.anchor)
-    extra = {} if batch.valid is None else {"valid": batch.valid}  # wrappers without it keep working
-    if batch.anchor_pose is not None:
-        extra["anchor_pose"] = to_float(batch.anchor_pose)
-    with autocast(precision, x.device):
-        return model.loss(x, to_float(batch.poses), tf_mask, beta, kl_reduction=kl_reduction, anchor=anchor,
-                          **extra)
+def loss_step(objective: nn.Module, batch: Batch, tf_mask: torch.Tensor | None, beta: float, *,
+              precision: str) -> LossOutput:
+    """The objective's loss of a batch, its forward under ``precision``'s autocast (runtime.precision;
+    no backward): the step function of training (``train_step``) and validation."""
+    with autocast(precision, batch.frames.device):
+        return objective(batch, tf_mask, beta)
 
 
 def _is_finite(loss: torch.Tensor) -> bool:
     return bool(torch.isfinite(loss.detach()))
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float | None) -> None:
-    """Backward, clip to ``grad_clip`` (optim.grad_clip; None: no clipping), step (the gradients
-    were cleared before the forward)."""
-    loss.backward()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
-    optimizer.step()
-
-
-def train_step(model: Objective, optimizer: torch.optim.Optimizer, batch: Batch, tf_mask: torch.Tensor | None,
-               beta: float, *, precision: str, kl_reduction: str, grad_clip: float | None,
+def train_step(objective: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, tf_mask: torch.Tensor | None,
+               beta: float, *, precision: str, grad_clip: float | None,
                all_finite: Callable[[torch.Tensor], bool] = _is_finite) -> dict[str, float]:
-    """One optimiser step on a batch: loss_step, then optimizer_step (their keyword arguments).
-    Returns the batch's loss, mse and kl. A loss that is not finite (``all_finite``: on every DDP rank) raises
+    """One optimiser step on a batch; returns its loss, mse and kl. grad_clip: optim.grad_clip
+    (None: no clipping). A loss that is not finite (``all_finite``: on every DDP rank) raises
     NonFiniteLossError before the backward, with the gradients cleared and the weights untouched."""
-    out = loss_step(model, batch, tf_mask, beta, precision=precision, kl_reduction=kl_reduction)
+    out = loss_step(objective, batch, tf_mask, beta, precision=precision)  # forward under autocast
     optimizer.zero_grad(set_to_none=True)
     if not all_finite(out.loss):
         raise NonFiniteLossError(f"non-finite loss ({out.loss.item()})", out.loss.item())
-    optimizer_step(optimizer, out.loss, grad_clip)
+    out.loss.backward()  # under DDP: the gradients averaged over the ranks
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(objective.parameters(), grad_clip)
+    optimizer.step()
     return {"loss": float(out.loss.detach()), "mse": float(out.mse.detach()), "kl": float(out.kl.detach())}

@@ -14,13 +14,13 @@ from .. import config as cfgmod
 from ..config import Config, DataConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..data.sampling import COIN_SALT, NOISE_SALT, ClipSampler, epoch_seed, tf_mask_for, validation_clips
-from ..models import PoseCVAE
+from ..models import Objective, PoseCVAE
 from ..perf import FastOptions, prepare
 from ..rollout import validation_rollout
 from .distributed import DistInfo
 from .run import Run
 from .schedules import Schedules
-from .step import NonFiniteLossError, loss_options, loss_step, make_optimizer, make_scheduler, rebase_lr, train_step
+from .step import NonFiniteLossError, loss_step, make_optimizer, make_scheduler, rebase_lr, train_step
 
 __all__ = ["NonFiniteLossError", "Trainer"]
 
@@ -47,10 +47,10 @@ class Trainer:
         torch.manual_seed(r.seed)
         self.model = PoseCVAE(cfg.model).to(self.device)
         prepare(self.model, FastOptions(precision=r.precision, channels_last=r.channels_last, threads=r.threads))
-        self.net = self.dist.wrap(self.model, self.device)  # computes the training loss
+        self.objective = Objective(self.model, cfg.schedule.kl_reduction)  # forward: the loss of a batch
+        self.net = self.dist.wrap(self.objective, self.device)  # the same under DDP (gradients averaged)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.scheduler = make_scheduler(self.optimizer, cfg.optim)
-        self.loss_options = loss_options(cfg)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimiser steps done
         self.best_psnr = -math.inf
@@ -144,7 +144,7 @@ class Trainer:
             mask = tf_mask_for(self.cfg.schedule.tfr_flip, tfr, batch.frames.shape[1] - 1, rng, epoch_flip)
             beta = self.schedules.beta(e, i)
             try:
-                out = train_step(self.net, self.optimizer, batch, mask, beta, **self.loss_options,
+                out = train_step(self.net, self.optimizer, batch, mask, beta, precision=r.precision,
                                  grad_clip=self.cfg.optim.grad_clip, all_finite=self.dist.all_finite)
             except NonFiniteLossError as exc:
                 self._nonfinite(exc, e, i)
@@ -178,7 +178,7 @@ class Trainer:
         beta = self.schedules.beta(epoch)
         sums, n = {"loss": 0.0, "mse": 0.0, "kl": 0.0}, 0
         for batch in validation_clips(self.val_seqs, d.train_vi_len, self.val_len, max(d.batch_size, 8)):
-            out = loss_step(self.model, batch.to(self.device, r.channels_last), None, beta, **self.loss_options)
+            out = loss_step(self.objective, batch.to(self.device, r.channels_last), None, beta, precision=r.precision)
             sums = {k: v + float(getattr(out, k)) * len(batch) for k, v in sums.items()}
             n += len(batch)
         ev = validation_rollout(self.model, self.val_seqs, self.cfg, length=self.val_len)
