@@ -25,7 +25,7 @@ def test_validations_and_epochs_within_a_budget() -> None:
 
 
 def test_plan_sets_the_epochs_and_a_run_with_that_count_repeats_the_weights(synth_root: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(val_every=1)
+    cfg = tiny_config(val_every=1, tfr_sde=0)
     planned, plan = plan_epochs(cfg, synth_root, 0.02)  # 1.2 s
     assert planned.optim.num_epoch == plan.epochs >= 1
     assert plan.step_seconds > 0 and plan.val_seconds > 0 and plan.steps_per_epoch >= 1
@@ -48,6 +48,11 @@ def test_plan_sets_the_epochs_and_a_run_with_that_count_repeats_the_weights(synt
 def test_bad_minutes_stop_with_one_line(extra: list[str], message: str, synth_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "posecast.cli", "train", "--preset", "tiny", "--data", str(synth_root),
-                           "--out", str(out), *extra], capture_output=True, text=True, timeout=120)
+                           "--out", str(out), *extra], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_budget_too_short_for_the_schedule_says_so(synth_root: Path) -> None:
+    with pytest.raises(cfgmod.ConfigError, match=r"--minutes 0.0001 holds 1 epoch\(s\) here: schedule.tfr_sde"):
+        plan_epochs(tiny_config(tfr_sde=1), synth_root, 0.0001)

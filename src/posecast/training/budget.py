@@ -75,6 +75,9 @@ def plan_epochs(cfg: Config, data_root: str | Path | None, minutes: float, *, de
     d = cfg.data
     per_epoch = probe.sampler.num_batches(d.fast_train_epoch if d.fast_train else 0)  # the steady epochs
     epochs = epochs_within(minutes * 60, step_s * per_epoch, val_s, cfg.runtime.val_every)
-    planned = cfgmod.override(cfg, num_epoch=epochs).validate()
+    try:
+        planned = cfgmod.override(cfg, num_epoch=epochs).validate()
+    except cfgmod.ConfigError as exc:  # e.g. a schedule that needs more epochs than the budget holds
+        raise cfgmod.ConfigError(f"--minutes {minutes:g} holds {epochs} epoch(s) here: {exc}") from None
     return planned, Plan(minutes, epochs, step_s, per_epoch, val_s, probe.train_seq, probe.val_seqs)
 
