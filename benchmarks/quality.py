@@ -88,7 +88,7 @@ def finished_run(out: Path, cfg: cfgmod.Config, minutes: float | None = None) ->
     ran = cfgmod.from_dict(state["config"])
     ignore = ("data.val_vi_len",)  # how much of val is scored: not training
     if minutes:  # the epoch count was measured for the budget when it trained
-        ignore += ("optim.num_epoch",)
+        ignore += ("optim.num_epoch", "optim.minutes")
     differ = cfgmod.config_diff(ran, cfg, sections=("data", "model", "optim", "schedule"), ignore=ignore)
     differ.update({k: v for k, v in cfgmod.config_diff(ran, cfg, sections=("runtime",)).items()
                    if k in TRAINING_RUNTIME})
@@ -172,20 +172,22 @@ def main(argv: list[str] | None = None) -> dict:
         cfg, train, val = prepare(args)
     except (ValueError, OSError) as exc:  # ConfigError and DataError are ValueErrors
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
+    # the budget: --minutes, else the recipe's optim.minutes unless --epochs gives a count
+    minutes = args.minutes if args.minutes is not None else (None if args.epochs is not None else cfg.optim.minutes)
     name = Path(args.config).stem
     if args.set:
         name += "+" + ",".join(args.set)
     out = Path(args.out) if args.out else Path(args.results) / "quality_runs" / name.replace("/", "_")
     if args.rescore:
         try:
-            train_s, epochs = finished_run(out, cfg, args.minutes)
+            train_s, epochs = finished_run(out, cfg, minutes)
         except (ValueError, OSError) as exc:
             ap.exit(2, f"{ap.prog}: error: {exc}\n")
     else:
         if Run(out).ckpt_dir.exists():
             raise SystemExit(f"{out} exists: remove it or give --out (a benchmark trains from scratch)")
-        if args.minutes is not None:  # the epochs that fit the budget here, measured; the cosine over them
-            cfg, plan = plan_epochs(cfg, None, args.minutes, train_seq=train, val_seqs=[val])
+        if minutes is not None:  # the epochs that fit the budget here, measured; the cosine over them
+            cfg, plan = plan_epochs(cfg, None, minutes, train_seq=train, val_seqs=[val])
             budget_plan = {"epochs": plan.epochs, "step_seconds": round(plan.step_seconds, 4),
                            "steps_per_epoch": plan.steps_per_epoch, "val_seconds": round(plan.val_seconds, 2)}
             if not args.quiet:
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     best_state = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else None
     res = {
         "config": name, "epochs": epochs, "train_seconds": round(train_s, 1),
-        "budget": f"{args.minutes} min" if args.minutes else f"{cfg.optim.num_epoch} epochs", "plan": budget_plan,
+        "budget": f"{minutes:g} min" if minutes else f"{cfg.optim.num_epoch} epochs", "plan": budget_plan,
         "z": cfg.inference.z_infer, "mirror_average": cfg.inference.mirror_average, "frames": T - 1,
         "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3), "ssim_mean": round(ev.mean_ssim, 4),
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),

@@ -17,7 +17,11 @@ RECIPES = ("best", "best_v1", "demo", "lab", "small", "tiny")
 def test_the_recipes_are_the_yaml_files_in_the_package() -> None:
     assert cfgmod.PRESETS == RECIPES
     assert sorted(p.stem for p in (REPO / "src" / "posecast" / "recipes").glob("*.yaml")) == list(RECIPES)
-    assert not (REPO / "configs").exists()  # one place for the recipes: no copies in the checkout to drift
+    # one place for the recipes: the checkout's configs/ holds only best.yaml, which names the packaged
+    # recipe (`--config configs/best.yaml` as before) and copies none of it, so nothing can drift
+    assert sorted(p.name for p in (REPO / "configs").iterdir()) == ["best.yaml"]
+    assert cfgmod.read_yaml(REPO / "configs" / "best.yaml") == {"preset": "best"}
+    assert cfgmod.load(REPO / "configs" / "best.yaml") == cfgmod.preset("best")
     text = (REPO / "pyproject.toml").read_text()  # shipped in the wheel, so `--preset best` works anywhere
     assert '[tool.setuptools.package-data]\n' in text and '"posecast.recipes" = ["*.yaml"]' in text
 
@@ -183,8 +187,8 @@ def test_field_types_come_from_the_annotations() -> None:
     assert ft["optim.milestones"] == cfgmod.FieldType((list,), False, int)
     assert ft["model.first_frame_cond"] == cfgmod.FieldType((bool,), False)
     assert ft["optim.lr"] == cfgmod.FieldType((float,), False)
-    assert [k for k, t in ft.items() if t.optional] == ["data.clip_stride", "optim.grad_clip", "runtime.threads",
-                                                        "runtime.max_time"]
+    assert [k for k, t in ft.items() if t.optional] == ["data.clip_stride", "optim.grad_clip", "optim.minutes",
+                                                        "runtime.threads", "runtime.max_time"]
     assert ft["runtime.precision"] == cfgmod.FieldType((str,), False, choices=("auto", "fp32", "bf16"))
     assert ft["schedule.kl_anneal_type"].choices == ("Cyclical", "Monotonic", "None")
     assert ft["model.output"].choices[-1] == "warped_first"

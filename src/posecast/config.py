@@ -101,6 +101,10 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=lambda: [2, 5])
     gamma: float = 0.1
     grad_clip: float | None = 1.0
+    # a training budget in minutes: a new run first times a few steps here and sets num_epoch to the
+    # epochs that fit it (posecast.training.budget; the run's config records that count and null here).
+    # null: num_epoch as given. An explicit --num_epoch wins over it.
+    minutes: float | None = None
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from posecast.models.outputs import FLOW, compose_frame, init_output_layer, output_channels, warp
+from posecast.models.outputs import FLOW, FLOW_MAX, bounded_flow, compose_frame, init_output_layer, output_channels, warp
 
 
 def test_channels_per_mode() -> None:
@@ -55,13 +55,20 @@ def test_warped_first_blends_over_the_warped_first_frame_and_gradients_reach_the
     out = torch.cat([torch.randn(2, 4, 4, 5, generator=g), 0.3 * torch.randn(2, 2, 4, 5, generator=g)], 1)
     out.requires_grad_(True)
     frame = compose_frame("warped_first", out, prev, first)
-    expected = compose_frame("masked_first", out[:, :4], prev, warp(first, out[:, FLOW]))
+    expected = compose_frame("masked_first", out[:, :4], prev, warp(first, bounded_flow(out[:, FLOW])))
     torch.testing.assert_close(frame, expected)
     (frame - torch.rand(2, 3, 4, 5, generator=g)).pow(2).sum().backward()
     assert (out.grad[:, FLOW] != 0).any()  # the flow learns
     opened = out.detach().clone()
     opened[:, 3] = 1e4  # an open mask: the new pixels, whatever the flow
     torch.testing.assert_close(compose_frame("warped_first", opened, prev, first), torch.sigmoid(opened[:, :3]))
+
+
+def test_the_flow_is_bounded_and_the_identity_near_zero() -> None:
+    raw = torch.tensor([0.0, 0.01, -0.5, 1e8, -1e8, float(FLOW_MAX)])
+    flow = bounded_flow(raw)
+    torch.testing.assert_close(flow[:3], raw[:3], atol=1e-4, rtol=1e-3)  # small flows as they are
+    assert flow.abs().max() <= FLOW_MAX and flow[3] == FLOW_MAX and flow[4] == -FLOW_MAX  # never beyond
 
 
 def test_init_output_layer_zeroes_the_flow_channels_only() -> None:

@@ -25,13 +25,14 @@ def test_validations_and_epochs_within_a_budget() -> None:
 
 
 def test_plan_sets_the_epochs_and_a_run_with_that_count_repeats_the_weights(synth_root: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(val_every=1, tfr_sde=0)
+    cfg = tiny_config(val_every=1, tfr_sde=0, num_epoch=1000)  # a count no budget here plans
     planned, plan = plan_epochs(cfg, synth_root, 0.02)  # 1.2 s
     assert planned.optim.num_epoch == plan.epochs >= 1
     assert plan.step_seconds > 0 and plan.val_seconds > 0 and plan.steps_per_epoch >= 1
     assert plan.epochs * plan.epoch_seconds + validations(plan.epochs, 1) * plan.val_seconds <= 1.2 or plan.epochs == 1
     assert "epochs (optim.num_epoch)" in plan.describe()
     assert cfgmod.config_diff(planned, cfg) == {"optim.num_epoch": (plan.epochs, cfg.optim.num_epoch)}
+    assert plan_epochs(cfgmod.override(cfg, minutes=5.0), synth_root, 0.02)[0].optim.minutes is None  # the count kept
     a = Trainer(planned, synth_root, tmp_path / "a", progress=False, log=lambda _m: None,
                 train_seq=plan.train_seq, val_seqs=plan.val_seqs)
     a.fit()

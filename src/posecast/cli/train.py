@@ -140,6 +140,16 @@ def _check_minutes(args: argparse.Namespace) -> None:
         raise cfgmod.ConfigError(f"--minutes: a training budget > 0, got {args.minutes:g}")
 
 
+def _budget(args: argparse.Namespace, cfg: cfgmod.Config) -> float | None:
+    """The minutes to plan a new run's epochs for: --minutes, else the recipe's optim.minutes unless
+    --num_epoch is given (a resumed run keeps its count)."""
+    if args.resume:
+        return None
+    if args.minutes is not None:
+        return args.minutes
+    return None if "num_epoch" in config_overrides(args) else cfg.optim.minutes
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     _check_minutes(args)
     if args.devices * args.num_nodes > 1 and "LOCAL_RANK" not in os.environ:
@@ -162,10 +172,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..training.trainer import Trainer
 
     seqs: dict[str, Any] = {}
-    if args.minutes is not None:
+    minutes = _budget(args, cfg)
+    if minutes is not None:
         from ..training.budget import plan_epochs
 
-        cfg, plan = plan_epochs(cfg, data, args.minutes, device=args.device)
+        cfg, plan = plan_epochs(cfg, data, minutes, device=args.device)
         seqs = {"train_seq": plan.train_seq, "val_seqs": plan.val_seqs}  # loaded once
         print(plan.describe())
     trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress, **seqs)

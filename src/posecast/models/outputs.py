@@ -16,6 +16,14 @@ from torch.nn import functional as F
 _LOGIT_EPS = 1e-3
 _CHANNELS = {"masked": 4, "masked_first": 4, "composite": 6, "warped_first": 6}
 FLOW = slice(4, 6)  # warped_first: the flow's channels (dx, dy in pixels) of the generator's output
+# the most pixels the flow moves: a run whose flow logits grew without bound (to 1e8 at epoch 47 of the
+# recipe with warped_first) sampled only the border and never recovered; tanh keeps it finite
+FLOW_MAX = 16.0
+
+
+def bounded_flow(raw: torch.Tensor) -> torch.Tensor:
+    """The generator's flow logits [B, 2, H, W] as pixels within +-FLOW_MAX (about the identity near 0)."""
+    return FLOW_MAX * torch.tanh(raw.float() / FLOW_MAX)
 
 
 def output_channels(mode: str) -> int:
@@ -50,7 +58,7 @@ def compose_frame(mode: str, out: torch.Tensor, prev_frame: torch.Tensor,
                   first_frame: torch.Tensor | None) -> torch.Tensor:
     """The frame in [0, 1] from the generator's logits ``out`` [B, output_channels(mode), H, W]."""
     if mode == "warped_first":
-        base = warp(first_frame, out[:, FLOW])
+        base = warp(first_frame, bounded_flow(out[:, FLOW]))
         rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
         return mask * rgb + (1 - mask) * base
     if mode.startswith("masked"):

@@ -1,6 +1,7 @@
 """A training budget in minutes turned into an epoch count, measured on this machine.
 
-`posecast train --minutes M` (and ``benchmarks/quality.py --minutes M``) time a few optimiser steps
+`posecast train --minutes M` (or a recipe's ``optim.minutes``, and ``benchmarks/quality.py --minutes M``)
+time a few optimiser steps
 and one validation on a throwaway copy of the run, then set ``optim.num_epoch`` to the most epochs
 whose steps and validations fit M minutes. The learning-rate cosine and the schedules are laid
 over that count from the first step, and the count is what the run's config.yaml records: a run
@@ -76,7 +77,7 @@ def plan_epochs(cfg: Config, data_root: str | Path | None, minutes: float, *, de
     per_epoch = probe.sampler.num_batches(d.fast_train_epoch if d.fast_train else 0)  # the steady epochs
     epochs = epochs_within(minutes * 60, step_s * per_epoch, val_s, cfg.runtime.val_every)
     try:
-        planned = cfgmod.override(cfg, num_epoch=epochs).validate()
+        planned = cfgmod.override(cfg, num_epoch=epochs, minutes=None).validate()  # the count, not the budget
     except cfgmod.ConfigError as exc:  # e.g. a schedule that needs more epochs than the budget holds
         raise cfgmod.ConfigError(f"--minutes {minutes:g} holds {epochs} epoch(s) here: {exc}") from None
     return planned, Plan(minutes, epochs, step_s, per_epoch, val_s, probe.train_seq, probe.val_seqs)
