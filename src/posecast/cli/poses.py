@@ -21,19 +21,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "frame with its skeleton drawn thick (overlay.mp4) and a contact sheet.")
     p.add_argument("input", help="a video (MP4, MOV, WebM) or a folder of images")
     p.add_argument("--out", required=True, help="output folder for keypoints.npz and the labels")
-    p.add_argument("--size", type=option_type("size", size_arg), default=(64, 32),
-                   help="label size WxH, sides multiples of 8 (default 64x32)")
-    p.add_argument("--margin", type=option_type("margin", float), default=0.15, help="crop margin around "
-                   "the person, as a fraction of the person's height, 0 to 2 (default 0.15)")
-    p.add_argument("--smooth", type=option_type("smooth", int), default=SMOOTH_WINDOW, metavar="FRAMES",
-                   help=f"temporal smoothing: the Savitzky-Golay window in frames, odd (default "
-                        f"{SMOOTH_WINDOW}; larger is stronger; 0: off)")
-    p.add_argument("--no-smooth", dest="smooth", action="store_const", const=0,
-                   help="keep the per-frame keypoints (the same as --smooth 0)")
+    add_label_options(p, "label")
     p.add_argument("--overwrite", action="store_true",
                    help="delete frame<N>.png labels already in --out first")
     p.set_defaults(func=run)  # the convention of posecast.cli (its main must return run()'s code)
     return p
+
+
+def add_label_options(p: argparse.ArgumentParser, size_of: str, smooth_note: str = "") -> None:
+    """--size, --margin, --smooth and --no-smooth: how the poses of a video become label images, the
+    same in ``posecast poses`` and ``posecast prepare`` (``size_of``: what --size sets)."""
+    p.add_argument("--size", type=option_type("size", size_arg), default=(64, 32),
+                   help=f"{size_of} size WxH, sides multiples of 8 (default 64x32)")
+    p.add_argument("--margin", type=option_type("margin", float), default=0.15, help="crop margin around "
+                   "the person, as a fraction of the person's height, 0 to 2 (default 0.15)")
+    p.add_argument("--smooth", type=option_type("smooth", int), default=SMOOTH_WINDOW, metavar="FRAMES",
+                   help=f"temporal smoothing of the poses: the Savitzky-Golay window in frames, odd (default "
+                        f"{SMOOTH_WINDOW}: 0.23 s at 30 fps; larger is stronger; 0: off){smooth_note}")
+    p.add_argument("--no-smooth", dest="smooth", action="store_const", const=0,
+                   help="keep the per-frame keypoints (the same as --smooth 0)")
 
 
 def run(args: argparse.Namespace) -> int:

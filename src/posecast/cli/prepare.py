@@ -5,9 +5,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..poses.keypoints import SMOOTH_WINDOW
 from ..poses.options import option_type
-from .common import size_arg
+from .poses import add_label_options
 
 if TYPE_CHECKING:
     from ..poses.estimate import PoseEstimator
@@ -24,22 +23,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "out; prepare_report.json says what was kept, the crop and the splits.")
     p.add_argument("video", help="a video (MP4, MOV, WebM) or a folder of frames")
     p.add_argument("--out", required=True, help="the dataset folder to write")
-    p.add_argument("--size", type=option_type("size", size_arg), default=(64, 32),
-                   help="frame size WxH, sides multiples of 8 (default 64x32)")
+    add_label_options(p, "frame", "; the report folder's jitter.png shows the keypoints' speed before and after")
     p.add_argument("--val-seconds", type=option_type("val_seconds", float), default=3.0,
                    help="validation: this many seconds before the test part (default 3)")
     p.add_argument("--test-seconds", type=option_type("test_seconds", float), default=3.0,
                    help="test: the clip's last seconds (default 3; 0: no test split)")
     p.add_argument("--fps", type=option_type("fps", float), help="frame rate (default: the video's; 30 for a folder)")
-    p.add_argument("--margin", type=option_type("margin", float), default=0.15, help="crop margin around "
-                   "the person, as a fraction of the person's height, 0 to 2 (default 0.15)")
     p.add_argument("--min-train-frames", type=option_type("min_train", int), default=16, help="refuse a clip "
                    "that leaves fewer training frames (default 16, the default training clip length)")
-    p.add_argument("--smooth", type=option_type("smooth", int), default=SMOOTH_WINDOW, metavar="FRAMES",
-                   help=f"temporal smoothing of the poses: the Savitzky-Golay window in frames, odd "
-                        f"(default {SMOOTH_WINDOW}: 0.23 s at 30 fps; larger is stronger; 0: off); the "
-                        f"report folder's jitter.png shows the keypoints' speed before and after")
-    p.add_argument("--no-smooth", dest="smooth", action="store_const", const=0, help="the same as --smooth 0")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     p.set_defaults(func=run)
     return p

@@ -25,9 +25,11 @@ import math
 import os
 import pathlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
 
 __all__ = [
     "JOINT_NAMES",
@@ -590,6 +592,23 @@ def _save_png(arr: np.ndarray, path: pathlib.Path) -> None:
     Image.fromarray(arr).save(path, compress_level=1)
 
 
+def _write_frames(folder: pathlib.Path, images: np.ndarray, first: int = 0) -> None:
+    """``folder/frame{first + i}.png`` for every image ``i`` of ``images`` [N, H, W, 3]."""
+    for i, image in enumerate(images):
+        _save_png(image, folder / f"frame{first + i}.png")
+
+
+def _pieces(lengths: list[int], seed: int, height: int, width: int,
+            bar: tqdm) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pieces of the one seeded recording, in the order and of the lengths of ``lengths``, ``_GAP``
+    frames apart; a piece counts on ``bar`` once the caller has written it (asks for the next)."""
+    t = 0
+    for n in lengths:
+        yield synth_sequence(n, seed=seed, height=height, width=width, start=t)
+        bar.update(n)
+        t += n + _GAP
+
+
 def write_synthetic_dataset(out_dir: str | os.PathLike, *, seed: int = 0, height: int = 32,
                             width: int = 64, train_sequences: int = 3, train_len: int = 200,
                             val_len: int = 120, test_sequences: int = 1, test_len: int = 120,
@@ -615,45 +634,20 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, *, seed: int = 0, height
                                   "val/val_label", "test/test_img", "test/test_label", "gt")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-
-    total = train_sequences * train_len + val_len + test_sequences * test_len
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc="synthetic dataset", unit="frame")
-
-    def piece(n: int, start: int) -> tuple[np.ndarray, np.ndarray]:
-        return synth_sequence(n, seed=seed, height=height, width=width, start=start)
-
-    def done(n: int) -> None:
-        if bar is not None:
-            bar.update(n)
-
-    t = 0
-    for k in range(train_sequences):
-        frames, labels = piece(train_len, t)
-        for i in range(train_len):
-            n = k * train_len + i
-            _save_png(frames[i], dirs["train/train_img"] / f"frame{n}.png")
-            _save_png(labels[i], dirs["train/train_label"] / f"frame{n}.png")
-        done(train_len)
-        t += train_len + _GAP
-    frames, labels = piece(val_len, t)
-    for i in range(val_len):
-        _save_png(frames[i], dirs["val/val_img"] / f"frame{i}.png")
-        _save_png(labels[i], dirs["val/val_label"] / f"frame{i}.png")
-    done(val_len)
-    t += val_len + _GAP
-    for k in range(test_sequences):
-        frames, labels = piece(test_len, t)
-        (dirs["test/test_img"] / str(k)).mkdir(exist_ok=True)
-        (dirs["test/test_label"] / str(k)).mkdir(exist_ok=True)
-        _save_png(frames[0], dirs["test/test_img"] / str(k) / "frame0.png")
-        for i in range(test_len):
-            _save_png(labels[i], dirs["test/test_label"] / str(k) / f"frame{i}.png")
-        np.savez_compressed(dirs["gt"] / f"{k}.npz", frames=frames)
-        done(test_len)
-        t += test_len + _GAP
-    if bar is not None:
-        bar.close()
+    lengths = [train_len] * train_sequences + [val_len] + [test_len] * test_sequences
+    with tqdm(total=sum(lengths), desc="synthetic dataset", unit="frame", disable=not progress) as bar:
+        pieces = _pieces(lengths, seed, height, width, bar)
+        for k in range(train_sequences):
+            frames, labels = next(pieces)
+            _write_frames(dirs["train/train_img"], frames, k * train_len)
+            _write_frames(dirs["train/train_label"], labels, k * train_len)
+        frames, labels = next(pieces)
+        _write_frames(dirs["val/val_img"], frames)
+        _write_frames(dirs["val/val_label"], labels)
+        for k, (frames, labels) in enumerate(pieces):  # the test sequences: what is left
+            (dirs["test/test_img"] / str(k)).mkdir(exist_ok=True)
+            (dirs["test/test_label"] / str(k)).mkdir(exist_ok=True)
+            _save_png(frames[0], dirs["test/test_img"] / str(k) / "frame0.png")
+            _write_frames(dirs["test/test_label"] / str(k), labels)
+            np.savez_compressed(dirs["gt"] / f"{k}.npz", frames=frames)
     return root

@@ -54,17 +54,21 @@ _LAYER_RENAMES = (
 )
 
 
+def _rename_layer(rest: str, renames: tuple[tuple[str, str], ...]) -> str:
+    """``rest`` with the first prefix of ``renames`` that it starts with replaced (old, new)."""
+    for old, new in renames:
+        if rest.startswith(old):
+            return new + rest[len(old):]
+    return rest
+
+
 def lab_key_to_posecast(key: str) -> str:
     """The PoseCVAE state-dict key for one key of the template's ``state_dict``."""
     module, _, rest = key.partition(".")
     if module not in LAB_MODULES:
         raise KeyError(f"not a key of the lab's VAE_Model: {key}")
     index, _, rest = rest.partition(".")
-    for old, new in _LAYER_RENAMES:
-        if rest.startswith(old):
-            rest = new + rest[len(old):]
-            break
-    return f"{LAB_MODULES[module][0]}.network.{index}.{rest}"
+    return f"{LAB_MODULES[module][0]}.network.{index}.{_rename_layer(rest, _LAYER_RENAMES)}"
 
 
 def posecast_key_to_lab(key: str) -> str:
@@ -74,11 +78,7 @@ def posecast_key_to_lab(key: str) -> str:
     if module not in ours or not rest.startswith("network."):
         raise KeyError(f"no lab counterpart for {key}")
     index, _, rest = rest[len("network."):].partition(".")
-    for old, new in _LAYER_RENAMES:
-        if rest.startswith(new):
-            rest = old + rest[len(new):]
-            break
-    return f"{ours[module]}.{index}.{rest}"
+    return f"{ours[module]}.{index}.{_rename_layer(rest, tuple((new, old) for old, new in _LAYER_RENAMES))}"
 
 
 def build(cfg: ModelConfig) -> CVAEModules:

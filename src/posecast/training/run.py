@@ -48,30 +48,14 @@ class Run:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.writer: Any = None  # TensorBoard's SummaryWriter while open
-
-    # -- the layout: every name of the folder is spelled here ----------------------------------
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def last_ckpt(self) -> Path:
-        """The resume point: the checkpoint of the last completed epoch."""
-        return self.ckpt_dir / "last.ckpt"
-
-    @property
-    def best_ckpt(self) -> Path:
-        """The checkpoint of the (last) epoch with the highest validation PSNR; absent until a
-        validation ran."""
-        return self.ckpt_dir / "best.ckpt"
+        # -- the layout: every name of the folder is spelled here ------------------------------
+        self.config_path = self.path / "config.yaml"
+        self.metrics_path = self.path / "metrics.csv"
+        self.data_file = self.path / "data_path.txt"  # where record_data keeps the dataset's path
+        self.ckpt_dir = self.path / "checkpoints"
+        self.last_ckpt = self.ckpt_dir / "last.ckpt"  # the resume point: the last completed epoch
+        # the (last) epoch with the highest validation PSNR; absent until a validation ran
+        self.best_ckpt = self.ckpt_dir / "best.ckpt"
 
     def epoch_ckpt(self, epoch: int) -> Path:
         """The checkpoint kept after epoch ``epoch`` (1-based: epochs completed), every ``per_save``."""
@@ -84,11 +68,6 @@ class Run:
     def val_frames_path(self, epoch: int) -> Path:
         """val/epoch_NNN.csv of the validation rollout after epoch ``epoch`` (0-based)."""
         return self.path / "val" / f"epoch_{epoch:03d}.csv"
-
-    @property
-    def data_file(self) -> Path:
-        """Where :meth:`record_data` keeps the dataset's path."""
-        return self.path / "data_path.txt"
 
     # -- reading ----------------------------------------------------------------------------
     def data_path(self) -> str | None:

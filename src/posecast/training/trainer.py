@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import config as cfgmod
-from ..config import Config, DataConfig
+from ..config import Config, DataConfig, OptimConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..data.sampling import COIN_SALT, NOISE_SALT, ClipSampler, epoch_seed, tf_mask_for, validation_clips
 from ..models import Objective, PoseCVAE
@@ -20,7 +20,8 @@ from ..rollout import validation_rollout
 from .distributed import DistInfo
 from .run import Run
 from .schedules import Schedules
-from .step import NonFiniteLossError, loss_step, make_optimizer, make_scheduler, rebase_lr, train_step
+from .step import (NonFiniteLossError, Scheduler, loss_step, make_optimizer, make_scheduler, rebase_lr,
+                   train_step)
 
 __all__ = ["NonFiniteLossError", "Trainer"]
 
@@ -68,16 +69,7 @@ class Trainer:
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        saved_optim = cfgmod.from_dict(state["config"]).optim
-        if saved_optim.lr_schedule != self.cfg.optim.lr_schedule:
-            raise cfgmod.ConfigError(f"optim.lr_schedule: the run was trained with {saved_optim.lr_schedule}; resume it "
-                                     f"with the same schedule (not {self.cfg.optim.lr_schedule})")
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.cfg.optim.lr_schedule == "cosine":  # `--resume RUN --num_epoch N`: the rest of the curve ends at N
-            self.scheduler.T_max = self.cfg.optim.num_epoch
-        saved_lr = saved_optim.lr
-        if self.cfg.optim.lr != saved_lr:  # `--resume RUN --lr X`: X replaces the saved rate
-            self.scheduler = rebase_lr(self.optimizer, self.scheduler, saved_lr, self.cfg.optim.lr)
+        self.scheduler = _restore_scheduler(self.optimizer, self.scheduler, state, self.cfg.optim)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_psnr = float(state["best_psnr"])
         self.elapsed = float(state.get("elapsed", 0.0))
@@ -173,20 +165,43 @@ class Trainer:
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
         """Teacher-forced loss on validation clips (the step function) and the prior rollout."""
-        r, d = self.cfg.runtime, self.cfg.data
         self.model.eval()
-        beta = self.schedules.beta(epoch)
-        sums, n = {"loss": 0.0, "mse": 0.0, "kl": 0.0}, 0
-        for batch in validation_clips(self.val_seqs, d.train_vi_len, self.val_len, max(d.batch_size, 8)):
-            out = loss_step(self.objective, batch.to(self.device, r.channels_last), None, beta, precision=r.precision)
-            sums = {k: v + float(getattr(out, k)) * len(batch) for k, v in sums.items()}
-            n += len(batch)
+        res = _validation_loss(self.objective, self.val_seqs, self.val_len, self.schedules.beta(epoch), self.cfg,
+                               self.device)
         ev = validation_rollout(self.model, self.val_seqs, self.cfg, length=self.val_len)
         self.run.write_val_frames(epoch, ev)
         self.model.train()
-        res = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
         res.update(val_psnr=ev.mean_psnr, val_ssim=ev.mean_ssim, val_psnr_min=ev.min_psnr)
         return res
+
+
+def _restore_scheduler(optimizer: torch.optim.Optimizer, scheduler: Scheduler, state: dict[str, Any],
+                       optim: OptimConfig) -> Scheduler:
+    """The saved LR scheduler's state on ``scheduler``, under the resumed run's ``optim``: a cosine ends at its
+    num_epoch, a new lr replaces the saved one (a new scheduler then); another schedule is a ConfigError."""
+    saved_optim = cfgmod.from_dict(state["config"]).optim
+    if saved_optim.lr_schedule != optim.lr_schedule:
+        raise cfgmod.ConfigError(f"optim.lr_schedule: the run was trained with {saved_optim.lr_schedule}; resume it "
+                                 f"with the same schedule (not {optim.lr_schedule})")
+    scheduler.load_state_dict(state["scheduler"])
+    if optim.lr_schedule == "cosine":  # `--resume RUN --num_epoch N`: the rest of the curve ends at N
+        scheduler.T_max = optim.num_epoch
+    if optim.lr != saved_optim.lr:  # `--resume RUN --lr X`: X replaces the saved rate
+        scheduler = rebase_lr(optimizer, scheduler, saved_optim.lr, optim.lr)
+    return scheduler
+
+
+def _validation_loss(objective: Objective, seqs: list[VideoSequence], length: int, beta: float, cfg: Config,
+                     device: torch.device) -> dict[str, float]:
+    """The teacher-forced loss (the step function) over the validation clips: ``val_loss``, ``val_mse``, ``val_kl``,
+    means over the clips."""
+    r, d = cfg.runtime, cfg.data
+    sums, n = {"loss": 0.0, "mse": 0.0, "kl": 0.0}, 0
+    for batch in validation_clips(seqs, d.train_vi_len, length, max(d.batch_size, 8)):
+        out = loss_step(objective, batch.to(device, r.channels_last), None, beta, precision=r.precision)
+        sums = {k: v + float(getattr(out, k)) * len(batch) for k, v in sums.items()}
+        n += len(batch)
+    return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
 
 
 def _load_data(data: DataConfig, root: str | Path | None, train_seq: VideoSequence | None,
