@@ -57,3 +57,15 @@ def test_bad_minutes_stop_with_one_line(extra: list[str], message: str, synth_ro
 def test_a_budget_too_short_for_the_schedule_says_so(synth_root: Path) -> None:
     with pytest.raises(cfgmod.ConfigError, match=r"--minutes 0.0001 holds 1 epoch\(s\) here: schedule.tfr_sde"):
         plan_epochs(tiny_config(tfr_sde=1), synth_root, 0.0001)
+
+
+@pytest.mark.parametrize("argv, expected", [([], 60.0), (["--minutes", "5"], 5.0), (["--num_epoch", "3"], None),
+                                            (["--num_epoch", "3", "--minutes", "5"], 5.0)])
+def test_the_budget_is_the_recipes_unless_a_count_is_given(argv: list[str], expected: float | None) -> None:
+    """`--preset best` plans its optim.minutes (60); --num_epoch alone trains that count instead."""
+    from posecast import cli
+    from posecast.cli.common import config_from
+    from posecast.cli.train import _budget
+
+    args = cli.build_parser().parse_args(["train", "--data", "x", "--preset", "best", *argv])
+    assert _budget(args, config_from(args)) == expected

@@ -28,8 +28,6 @@ def add_train(subparsers: Any) -> None:
     t.add_argument("--resume", help="run folder (or its checkpoint) to continue [lab: --ckpt_path]")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... [lab: --device/--gpu]")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--minutes", type=float, help="a training budget: time a few steps here, then train the epochs "
-                   "that fit it (optim.num_epoch set and recorded in RUN/config.yaml)")
     t.add_argument("--devices", type=int, default=1, help="processes (GPUs, or CPU processes with gloo) per node")
     t.add_argument("--num-nodes", type=int, default=1, help="machines (run the same command on each, with --node-rank)")
     t.add_argument("--node-rank", type=int, default=0)
@@ -128,7 +126,9 @@ def _versus_copying(trainer: Any, row: dict[str, Any]) -> None:
 
 
 def _check_minutes(args: argparse.Namespace) -> None:
-    if args.minutes is None:
+    """--minutes (optim.minutes, a flag like every config field): for a new run on one process."""
+    minutes = config_overrides(args).get("minutes")
+    if minutes is None:
         return
     if args.resume:
         raise cfgmod.ConfigError("--minutes: a resumed run keeps its epoch count (optim.num_epoch in its "
@@ -136,18 +136,17 @@ def _check_minutes(args: argparse.Namespace) -> None:
     if args.devices * args.num_nodes > 1:
         raise cfgmod.ConfigError("--minutes: measured on one process only; with --devices or --num-nodes, "
                                  "give --num_epoch")
-    if not args.minutes > 0:
-        raise cfgmod.ConfigError(f"--minutes: a training budget > 0, got {args.minutes:g}")
+    if not minutes > 0:
+        raise cfgmod.ConfigError(f"--minutes: a training budget > 0, got {minutes:g}")
 
 
 def _budget(args: argparse.Namespace, cfg: cfgmod.Config) -> float | None:
-    """The minutes to plan a new run's epochs for: --minutes, else the recipe's optim.minutes unless
-    --num_epoch is given (a resumed run keeps its count)."""
-    if args.resume:
+    """The minutes to plan a new run's epochs for: optim.minutes (--minutes, or the recipe's), unless
+    --num_epoch is given without --minutes (a resumed run keeps its count)."""
+    overrides = config_overrides(args)
+    if args.resume or ("num_epoch" in overrides and "minutes" not in overrides):
         return None
-    if args.minutes is not None:
-        return args.minutes
-    return None if "num_epoch" in config_overrides(args) else cfg.optim.minutes
+    return cfg.optim.minutes
 
 
 def cmd_train(args: argparse.Namespace) -> None:
