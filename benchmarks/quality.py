@@ -187,7 +187,10 @@ def main(argv: list[str] | None = None) -> dict:
         if Run(out).ckpt_dir.exists():
             raise SystemExit(f"{out} exists: remove it or give --out (a benchmark trains from scratch)")
         if minutes is not None:  # the epochs that fit the budget here, measured; the cosine over them
-            cfg, plan = plan_epochs(cfg, None, minutes, train_seq=train, val_seqs=[val])
+            try:  # a budget too short for the config's schedule: one line
+                cfg, plan = plan_epochs(cfg, None, minutes, train_seq=train, val_seqs=[val])
+            except ValueError as exc:
+                ap.exit(2, f"{ap.prog}: error: {exc}\n")
             budget_plan = {"epochs": plan.epochs, "step_seconds": round(plan.step_seconds, 4),
                            "steps_per_epoch": plan.steps_per_epoch, "val_seconds": round(plan.val_seconds, 2)}
             if not args.quiet:
