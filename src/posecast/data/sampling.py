@@ -161,12 +161,9 @@ def zoom(batch: Batch, zoom_min: float, zoom_max: float, prob: float, gen: torch
     scale = torch.exp(lo + (hi - lo) * torch.rand(B, generator=gen))
     scale = torch.where(torch.rand(B, generator=gen) < prob, scale, torch.ones(B))
     grid, inside = zoom_grid(scale, feet(batch.poses), H, W)
-    valid = batch.valid
-    if valid is not None:  # a mask from before moves with the pixels
-        moved = _resample(valid[:, None].to(torch.uint8).expand(B, 3, H, W) * 255, grid)[:, 0] > 127
-        valid = moved & inside if mask_fill else moved
-    elif mask_fill:
-        valid = inside
+    if batch.valid is not None:  # the sampler zooms first, before any shift has made a mask
+        raise ValueError("zoom: the batch already has a loss mask; zoom before shifting")
+    valid = inside if mask_fill else None
     return Batch(_resample(batch.frames, grid), _resample(batch.poses, grid), _resample(batch.anchor, grid),
                  valid, _resample(batch.anchor_pose, grid))
 
