@@ -1,4 +1,4 @@
-"""Imports point down the layers only (docs/usage.md, "Code layout"), and no import cycle hides
+"""Imports point down the layers only (docs/code_layout.md), and no import cycle hides
 inside a function: every import of src/posecast, at any depth of the code, is checked."""
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def layer(module: str) -> tuple[int, str]:
     for name in sorted(LAYERS, key=len, reverse=True):
         if module == name or (name != "posecast" and module.startswith(name + ".")):
             return LAYERS[name]
-    raise AssertionError(f"{module} has no layer: add it to LAYERS in tests/test_layers.py and docs/usage.md")
+    raise AssertionError(f"{module} has no layer: add it to LAYERS in tests/test_layers.py and docs/code_layout.md")
 
 
 def imports(module: str) -> list[tuple[int, str]]:

@@ -27,6 +27,8 @@ from .recipes import PRESETS, merge, read_yaml, recipe_data, recipe_path  # noqa
 
 @dataclass
 class DataConfig:
+    """The frames, the clips drawn from them and their augmentation."""
+
     frame_H: int = 32
     frame_W: int = 64
     train_vi_len: int = 16
@@ -64,6 +66,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """The architecture: its widths, conditioning and output.
+
+    The lab's channel widths: F_dim the frame features, L_dim the pose features, N_dim the latent z,
+    D_dim the fusion decoder's output (model.arch unet: its top width).
+    """
+
     F_dim: int = 128
     L_dim: int = 32
     N_dim: int = 12

@@ -30,12 +30,16 @@ def _epoch_arg(text: str) -> str | int:
     return value
 
 
+PLOT_DESCRIPTION = """\
+Plots from what runs logged (metrics.csv, val/epoch_NNN.csv): teacher forcing with the training loss
+and the KL weight per run; training and validation losses (total, MSE, KL), validation PSNR per
+epoch and PSNR/SSIM per frame with all runs on one figure.
+"""
+
+
 def add_plot(subparsers: Any) -> None:
     p = subparsers.add_parser("plot", help="plots from logged runs: schedules, losses, PSNR per frame and epoch",
-                              description="Plots from what runs logged (metrics.csv, val/epoch_NNN.csv): "
-                              "teacher forcing with the training loss and the KL weight per run; training and "
-                              "validation losses (total, MSE, KL), validation PSNR per epoch and PSNR/SSIM per "
-                              "frame with all runs on one figure.")
+                              description=PLOT_DESCRIPTION)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", help="folder for the PNGs (default RUN_DIR/plots, or PARENT/plots for several runs)")
     p.add_argument("--epoch", type=_epoch_arg, default="best",
@@ -43,10 +47,15 @@ def add_plot(subparsers: Any) -> None:
     p.set_defaults(func=cmd_plot)
 
 
+REPORT_DESCRIPTION = """\
+A self-contained report (index.html, report.md, plots/, media/) with the plots, a table per run and
+each run's validation rollout as GIF.
+"""
+
+
 def add_report(subparsers: Any) -> None:
     p = subparsers.add_parser("report", help="an HTML and Markdown report comparing runs",
-                              description="A self-contained report (index.html, report.md, plots/, media/) "
-                              "with the plots, a table per run and each run's validation rollout as GIF.")
+                              description=REPORT_DESCRIPTION)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--data", help="dataset for the rollout videos (default: the dataset each run recorded)")
@@ -57,14 +66,18 @@ def add_report(subparsers: Any) -> None:
     p.set_defaults(func=cmd_report)
 
 
+STUDY_DESCRIPTION = """\
+Train every variant of a study with the same config and seed (kl-annealing: Monotonic, Cyclical,
+None; teacher-forcing: step decay, linear decay, always, never), reusing finished runs and resuming
+incomplete ones, then write OUT/report/.
+"""
+
+
 def add_study(subparsers: Any) -> None:
     from ..analysis.study import STUDIES
 
     p = subparsers.add_parser("study", help="train the KL-annealing or teacher-forcing variants and report",
-                              description="Train every variant of a study with the same config and seed "
-                              "(kl-annealing: Monotonic, Cyclical, None; teacher-forcing: step decay, linear "
-                              "decay, always, never), reusing finished runs and resuming incomplete ones, then "
-                              "write OUT/report/.")
+                              description=STUDY_DESCRIPTION)
     p.add_argument("kind", choices=sorted(STUDIES))
     p.add_argument("--data", required=True, help="dataset root in the lab layout")
     p.add_argument("--config", help="YAML config (default: the small preset)")

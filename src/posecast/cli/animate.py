@@ -27,18 +27,22 @@ def _frame_rate(text: str) -> float:
     return value
 
 
+DESCRIPTION = """\
+Retarget the driving skeleton (a video, or a pose folder with the keypoints.npz of `posecast poses`)
+onto the first frame's person, draw the labels at the model's frame size and roll the model out. A
+pose folder of label images without keypoints.npz (the dataset's labels) drives as it is, without
+retargeting: only right for the same person and camera. Writes OUT.mp4, OUT.gif (driving |
+retargeted | result), OUT_poses/, OUT_preview.png (the skeletons over the first frame) and with
+--truth OUT_psnr.png. With --preview, only OUT_preview.png is written, to check the alignment before
+generating.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``animate`` command on an ``add_subparsers()`` object; returns its parser."""
     p = subparsers.add_parser(
         "animate", help="make the person of a photo perform the poses of a driving video",
-        description="Retarget the driving skeleton (a video, or a pose folder with the keypoints.npz "
-                    "of `posecast poses`) onto the first frame's person, draw the labels at the "
-                    "model's frame size and roll the model out. A pose folder of label images "
-                    "without keypoints.npz (the dataset's labels) drives as it is, without "
-                    "retargeting: only right for the same person and camera. Writes OUT.mp4, "
-                    "OUT.gif (driving | retargeted | result), OUT_poses/, OUT_preview.png (the skeletons "
-                    "over the first frame) and with --truth OUT_psnr.png. With --preview, only "
-                    "OUT_preview.png is written, to check the alignment before generating.")
+        description=DESCRIPTION)
     p.add_argument("--checkpoint", required=True, help="a posecast (or lab) checkpoint")
     p.add_argument("--first-frame", required=True, help="the photo of the person (PNG, JPEG)")
     p.add_argument("--driving", required=True, help="a video, or a pose folder (keypoints.npz or label images)")

@@ -10,14 +10,18 @@ from .common import number_arg
 _port = number_arg(int, low=1, high=65535, what="a TCP port (1-65535)")
 
 
+DESCRIPTION = """\
+Serve a Gradio page on 127.0.0.1 (only): choose a checkpoint, a first frame and a driving video or
+pose folder, see the result video, and with ground truth the PSNR per frame. Needs the optional
+'app' extra (bash scripts/install_app_extra.sh); driving videos need the 'pose' extra.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``app`` command on an ``add_subparsers()`` object; returns its parser."""
     p = subparsers.add_parser(
         "app", help="a local web page: animate a photo with driving poses (the 'app' extra)",
-        description="Serve a Gradio page on 127.0.0.1 (only): choose a checkpoint, a first frame "
-                    "and a driving video or pose folder, see the result video, and with ground "
-                    "truth the PSNR per frame. Needs the optional 'app' extra "
-                    "(bash scripts/install_app_extra.sh); driving videos need the 'pose' extra.")
+        description=DESCRIPTION)
     p.add_argument("--port", type=_port, default=7860, help="port on 127.0.0.1 (default 7860)")
     p.add_argument("--checkpoint", default="", help="fill the checkpoint path box")
     p.add_argument("--first-frame", default="", help="fill the first frame path box")

@@ -10,15 +10,19 @@ from ..poses.options import option_type
 from .common import size_arg
 
 
+DESCRIPTION = """\
+Estimate the dancer's pose in every frame (MediaPipe: the optional 'pose' extra), smooth it over
+time, and write keypoints.npz, one label image frame<N>.png per frame with a person (frames without
+one are listed), drawn in one crop of the label size's aspect around the person, and preview/: every
+frame with its skeleton drawn thick (overlay.mp4) and a contact sheet.
+"""
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``poses`` command on an ``add_subparsers()`` object; returns its parser."""
     p = subparsers.add_parser(
         "poses", help="extract poses from a video or an image folder and draw label images",
-        description="Estimate the dancer's pose in every frame (MediaPipe: the optional 'pose' "
-                    "extra), smooth it over time, and write keypoints.npz, one label image "
-                    "frame<N>.png per frame with a person (frames without one are listed), drawn in "
-                    "one crop of the label size's aspect around the person, and preview/: every "
-                    "frame with its skeleton drawn thick (overlay.mp4) and a contact sheet.")
+        description=DESCRIPTION)
     p.add_argument("input", help="a video (MP4, MOV, WebM) or a folder of images")
     p.add_argument("--out", required=True, help="output folder for keypoints.npz and the labels")
     add_label_options(p, "label")

@@ -12,15 +12,19 @@ if TYPE_CHECKING:
     from ..poses.estimate import PoseEstimator
 
 
+DESCRIPTION = """\
+Decode the clip, estimate the dancer's pose in every frame (MediaPipe: the optional 'pose' extra),
+crop one box of the frame size's aspect around the person, resize, draw the labels, and write
+train/, val/, test/, gt/ so that `posecast train --data DATASET` runs on it. Frames without a person
+are left out; prepare_report.json says what was kept, the crop and the splits.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``prepare`` command on an ``add_subparsers()`` object; returns its parser."""
     p = subparsers.add_parser(
         "prepare", help="make a dataset in the lab layout from a video of a dancer",
-        description="Decode the clip, estimate the dancer's pose in every frame (MediaPipe: the "
-                    "optional 'pose' extra), crop one box of the frame size's aspect around the "
-                    "person, resize, draw the labels, and write train/, val/, test/, gt/ so that "
-                    "`posecast train --data DATASET` runs on it. Frames without a person are left "
-                    "out; prepare_report.json says what was kept, the crop and the splits.")
+        description=DESCRIPTION)
     p.add_argument("video", help="a video (MP4, MOV, WebM) or a folder of frames")
     p.add_argument("--out", required=True, help="the dataset folder to write")
     add_label_options(p, "frame", "; the report folder's jitter.png shows the keypoints' speed before and after")

@@ -122,16 +122,21 @@ class LabDepthConvBlock(nn.Module):
         return self.ffn(self.conv(x))
 
 
+def _alternating(even: BlockFactory, odd: BlockFactory, channels: list[int]) -> list[nn.Module]:
+    """The template's progressions: layer i maps channels[i] -> channels[i + 1] and is an ``even``
+    block for even i, an ``odd`` one for odd i (so the layer indices, and the lab keys, stay put)."""
+    return [(even if i % 2 == 0 else odd)(c_in, c_out)
+            for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))]
+
+
 class LabRGBEncoder(nn.Module):
     """The template's RGB_Encoder: [B, 3, H, W] -> [B, F, H, W] through F/8, F/4, F/2 channels."""
 
     def __init__(self, in_ch: int, out_ch: int, block: BlockFactory = LabDepthConvBlock) -> None:
         super().__init__()
         c8, c4, c2 = div(out_ch, 8), div(out_ch, 4), div(out_ch, 2)
-        self.network = nn.Sequential(
-            ResidualBlock(in_ch, c8), block(c8, c8), ResidualBlock(c8, c4), block(c4, c4),
-            ResidualBlock(c4, c2), block(c2, c2), nn.Conv2d(c2, out_ch, 3, padding=1),
-        )
+        self.network = nn.Sequential(*_alternating(ResidualBlock, block, [in_ch, c8, c8, c4, c4, c2, c2]),
+                                     nn.Conv2d(c2, out_ch, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -159,10 +164,8 @@ class LabDecoderFusion(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, block: BlockFactory = LabDepthConvBlock) -> None:
         super().__init__()
         c4, c2, o2 = div(in_ch, 4), div(in_ch, 2), div(out_ch, 2)
-        self.network = nn.Sequential(
-            block(in_ch, in_ch), ResidualBlock(in_ch, c4), block(c4, c2),
-            ResidualBlock(c2, c2), block(c2, o2), nn.Conv2d(o2, out_ch, 1),
-        )
+        self.network = nn.Sequential(*_alternating(block, ResidualBlock, [in_ch, in_ch, c4, c2, c2, o2]),
+                                     nn.Conv2d(o2, out_ch, 1))
 
     def forward(self, *features: torch.Tensor) -> torch.Tensor:
         return self.network(torch.cat(features, dim=1))
@@ -174,11 +177,8 @@ class LabGenerator(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, block: BlockFactory = LabDepthConvBlock) -> None:
         super().__init__()
         c2, c4, c8 = div(in_ch, 2), div(in_ch, 4), div(in_ch, 8)
-        self.network = nn.Sequential(
-            block(in_ch, in_ch), ResidualBlock(in_ch, c2), block(c2, c2),
-            ResidualBlock(c2, c4), block(c4, c4), ResidualBlock(c4, c8),
-            block(c8, c8), nn.Conv2d(c8, out_ch, 1),
-        )
+        self.network = nn.Sequential(*_alternating(block, ResidualBlock, [in_ch, in_ch, c2, c2, c4, c4, c8, c8]),
+                                     nn.Conv2d(c8, out_ch, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)

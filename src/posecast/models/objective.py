@@ -1,5 +1,5 @@
 """The model's objective: ``Objective``, a module whose forward is the loss of a batch of clips,
-and its reconstruction and KL terms with the reductions offered (docs/model.md).
+and its reconstruction and KL terms with the reductions offered (docs/training.md).
 
     objective = Objective(model, kl_reduction="lab")
     out = objective(batch, tf_mask, beta)     # LossOutput; out.loss.backward()
