@@ -94,6 +94,9 @@ class ModelConfig:
     # feed the first frame's pose to the fusion decoder too (where the person stands in the first
     # frame: what a flow from the first frame to the target pose needs, see output warped_first)
     first_pose_cond: bool = False
+    # model.arch unet: GroupNorm before each activation of the U-Net and the head (group), or none;
+    # without it a long budget's learning rate made the activations grow without bound
+    norm: Literal["none", "group"] = "none"
 
 
 @dataclass

@@ -151,6 +151,7 @@ def _check_model(cfg: Any) -> None:
     _check(m.arch == "posecast" or m.down == 0, "model.down",
            f"the {m.arch} architecture has no downsampling encoders (down: 0)")
     _check(1 <= m.levels <= 5, "model.levels", f"1 to 5 halvings, got {m.levels}")
+    _check(m.norm == "none" or m.arch == "unet", "model.norm", f"group is a U-Net option (model.arch unet), not {m.arch}")
     if m.arch == "unet":
         for name in ("frame_H", "frame_W"):
             _check(getattr(d, name) % (2 ** m.levels) == 0, f"data.{name}",

@@ -33,26 +33,42 @@ def build(cfg: ModelConfig) -> CVAEModules:
     pose_encoder = Stem(3, cfg.L_dim, cfg.pose_input == "inverted")
     posterior_net = GaussianPredictor(features, cfg.N_dim, block)
     posterior_net.zero_init()  # the KL starts at 0 (see models/default.py)
-    fusion = UNetFusion(fusion_channels(cfg), cfg.D_dim, cfg.levels)
-    generator = Head(cfg.D_dim, output_channels(cfg.output))
+    fusion = UNetFusion(fusion_channels(cfg), cfg.D_dim, cfg.levels, norm=cfg.norm)
+    generator = Head(cfg.D_dim, output_channels(cfg.output), norm=cfg.norm)
     init_output_layer(last_conv(generator), cfg.output)
     prior_net = GaussianPredictor(features, cfg.N_dim, block) if cfg.prior == "learned" else None
     return CVAEModules(frame_encoder, pose_encoder, posterior_net, fusion, generator, prior_net)
 
 
-class PreActBlock(nn.Module):
-    """LeakyReLU -> 3x3 conv -> LeakyReLU -> 3x3 conv, plus an identity (or 1x1) shortcut."""
+GROUPS = 8  # model.norm group: GroupNorm's groups (every width of the U-Net is a multiple of 8)
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """GroupNorm of GROUPS groups for ``norm`` group (fewer where the channels do not divide),
+    nothing (identity) for none."""
+    if norm == "none":
+        return nn.Identity()
+    groups = next(g for g in range(min(GROUPS, channels), 0, -1) if channels % g == 0)
+    return nn.GroupNorm(groups, channels)
+
+
+class PreActBlock(nn.Module):
+    """[norm] -> LeakyReLU -> 3x3 conv -> [norm] -> LeakyReLU -> 3x3 conv, plus an identity (or 1x1)
+    shortcut. Without a norm nothing bounds the activations: the recipe's U-Net without one
+    diverged after 47-58 epochs of a 60-minute budget (its bottom level's activations went from
+    about 25 to 5e4 within two epochs, docs/quality.md)."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str = "none") -> None:
         super().__init__()
+        self.norm1, self.norm2 = norm_layer(norm, in_ch), norm_layer(norm, out_ch)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.skip is None else self.skip(x)
-        out = self.conv1(F.leaky_relu(x, _SLOPE))
-        return identity + self.conv2(F.leaky_relu(out, _SLOPE))
+        out = self.conv1(F.leaky_relu(self.norm1(x), _SLOPE))
+        return identity + self.conv2(F.leaky_relu(self.norm2(out), _SLOPE))
 
 
 class Stem(nn.Module):
@@ -76,17 +92,17 @@ class UNetFusion(nn.Module):
     Widths per level: width, 2 width, 4 width, 6 width, then 8 width (the bottom level at H/8 x W/8
     for 3 levels)."""
 
-    def __init__(self, in_ch: int, width: int, levels: int = 3) -> None:
+    def __init__(self, in_ch: int, width: int, levels: int = 3, norm: str = "none") -> None:
         super().__init__()
         mult = [1, 2, 4, 6, 8, 8][: levels + 1]
         ch = [width * m for m in mult]
         self.levels = levels
         self.inp = nn.Conv2d(in_ch, ch[0], 3, padding=1)
-        self.enc = nn.ModuleList(PreActBlock(c, c) for c in ch)
+        self.enc = nn.ModuleList(PreActBlock(c, c, norm) for c in ch)
         self.down = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1) for i in range(levels))
-        self.mid = PreActBlock(ch[-1], ch[-1])
+        self.mid = PreActBlock(ch[-1], ch[-1], norm)
         self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 4, stride=2, padding=1) for i in range(levels))
-        self.dec = nn.ModuleList(PreActBlock(2 * ch[i], ch[i]) for i in range(levels))
+        self.dec = nn.ModuleList(PreActBlock(2 * ch[i], ch[i], norm) for i in range(levels))
 
     def forward(self, *features: torch.Tensor) -> torch.Tensor:
         h = self.inp(torch.cat(features, dim=1))
@@ -106,11 +122,12 @@ class Head(nn.Module):
     over 0.5 grey in the masked modes), so the first steps do not push the mask into saturation
     (weights of std 1e-3 rather than 0, so that the first step's gradients reach the decoder)."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, norm: str = "none") -> None:
         super().__init__()
+        self.norm = norm_layer(norm, in_ch)
         self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         nn.init.normal_(self.conv.weight, std=1e-3)
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.leaky_relu(x, _SLOPE))
+        return self.conv(F.leaky_relu(self.norm(x), _SLOPE))
