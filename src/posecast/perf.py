@@ -105,6 +105,16 @@ def cpu_summary(flags: frozenset[str] | None = None) -> str:
     return f"{cpu_name()} x{physical_cores()} ({detail}; torch kernels: {kernels})"
 
 
+def cpu_kind(flags: frozenset[str] | None = None) -> str:
+    """A short name of the CPU kind for result files: ``amxbf16``, ``avx512bf16``, ``avx512``,
+    ``avx2`` or ``other`` (the best of these the CPU has)."""
+    isa = cpu_isa(flags)
+    for name, kind in (("AMX-BF16", "amxbf16"), ("AVX512-BF16", "avx512bf16"), ("AVX-512", "avx512"), ("AVX2", "avx2")):
+        if isa[name]:
+            return kind
+    return "other"
+
+
 @functools.lru_cache(maxsize=None)
 def bf16_supported() -> bool:
     """Whether this CPU runs bf16 convolutions/matmuls natively (AVX512-BF16 or AMX)."""

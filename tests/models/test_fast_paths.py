@@ -310,6 +310,7 @@ def test_cpu_isa_reads_the_flags_that_matter() -> None:
     line = perf.cpu_summary(avx2)
     assert "(AVX2; no AVX-512, no AVX512-BF16, no AMX-BF16;" in line and perf.cpu_name() in line
     assert "; torch kernels: " in line
+    assert [perf.cpu_kind(f) for f in (avx2, bf16, amx, frozenset())] == ["avx2", "avx512bf16", "amxbf16", "other"]
     # this machine: the flags come from /proc/cpuinfo and agree with what torch's oneDNN reports
     if perf.cpu_flags():
         assert perf.cpu_isa()["AVX512-BF16"] or perf.cpu_isa()["AMX-BF16"] or not perf.bf16_supported()

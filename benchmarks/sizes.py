@@ -1,0 +1,127 @@
+"""Frame sizes benchmark: the own-video path end to end at a frame size, as a user runs it.
+
+    python benchmarks/sizes.py --size 128x64 --minutes 10
+
+For each size: a clip of the real dancer (the dance data's train and val frames in order, 2,517
+frames at 30 fps, upscaled to 8x 64x32 = 512x256: the only video of a whole person at hand), then
+
+    posecast prepare CLIP --out DATASET --size WxH --fps 30
+    posecast train --data DATASET --preset best --minutes M --out RUN
+    posecast animate --checkpoint RUN/checkpoints/last.ckpt --first-frame DATASET/test/test_img/0/frame0.png
+                     --driving DATASET/test/test_label/0 --truth DATASET/gt/0.npz --out RESULTS/WxH/animation.mp4
+
+and the last checkpoint scored on the clip's own held-out test split (its last 3 s, never trained
+on) beside copying frame 0. The frames are upscaled 64x32 frames: a larger size shows what the
+pipeline and the model's cost do at that size, not the detail a camera would give.
+
+Writes RESULTS/sizes.md and .json (one row per size, merged with rows already there) and each
+size's animation (MP4, GIF) and PSNR plot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from posecast import perf
+from posecast.analysis.evaluate import evaluate
+from posecast.io.checkpoint import load_checkpoint
+from posecast.training.run import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dance"
+UPSCALE = 8
+
+
+def write_clip(data: Path, folder: Path) -> int:
+    """The train and val frames, in order, upscaled UPSCALE x (bicubic) into ``folder``; their count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = [data / "train" / "train_img" / f"frame{n}.png" for n in range(1887)]
+    frames += [data / "val" / "val_img" / f"frame{n}.png" for n in range(630)]
+    for i, src in enumerate(frames):
+        dst = folder / f"frame{i:05d}.png"
+        if not dst.exists():
+            im = Image.open(src).convert("RGB")
+            im.resize((im.width * UPSCALE, im.height * UPSCALE), Image.BICUBIC).save(dst)
+    return len(frames)
+
+
+def posecast(*args: str) -> str:
+    """Run ``posecast ARGS`` as a user would; its output (raises with it on failure)."""
+    done = subprocess.run([sys.executable, "-m", "posecast.cli", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"posecast {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout + done.stderr
+
+
+def run_size(size: str, minutes: float, clip: Path, work: Path, results: Path) -> dict:
+    dataset, run_dir, out = work / f"data_{size}", work / f"run_{size}", results / size
+    for stale in (dataset, run_dir):
+        shutil.rmtree(stale, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    posecast("prepare", str(clip), "--out", str(dataset), "--size", size, "--fps", "30")
+    prepare_s = time.perf_counter() - t0
+    train_log = posecast("train", "--data", str(dataset), "--preset", "best", "--minutes", f"{minutes:g}",
+                         "--out", str(run_dir), "--no-progress")
+    (out / "train.log").write_text(train_log)
+    last = Run(run_dir).last_ckpt
+    state = load_checkpoint(last)
+    test = dataset / "test"
+    animate_log = posecast("animate", "--checkpoint", str(last), "--first-frame", str(test / "test_img" / "0" / "frame0.png"),
+                           "--driving", str(test / "test_label" / "0"), "--truth", str(dataset / "gt" / "0.npz"),
+                           "--out", str(out / "animation.mp4"))
+    (out / "animate.log").write_text(animate_log)
+    s = evaluate(last, dataset, out / "eval_test", split="test", video=False)
+    return {"size": size, "minutes": minutes, "epochs": int(state["epoch"]),
+            "train_minutes": round(float(state["elapsed"]) / 60, 2), "prepare_seconds": round(prepare_s, 1),
+            "test_frames": s["frames"] - 1, "psnr_mean": round(s["mean_psnr"], 3), "psnr_min": round(s["min_psnr"], 3),
+            "ssim_mean": round(s["mean_ssim"], 4), "copy_first_psnr": round(s["baselines"]["copy_first"], 3)}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| size | budget | epochs | trained (min) | held-out mean PSNR | min PSNR | SSIM | copying frame 0 | CPU, load |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['size']} | {r['minutes']:g} min | {r['epochs']} | {r['train_minutes']:.1f} | "
+                     f"{r['psnr_mean']:.2f} | {r['psnr_min']:.2f} | {r['ssim_mean']:.3f} | {r['copy_first_psnr']:.2f} | "
+                     f"{r['cpu']}, {r['precision']}, 1-min load {r['load_start']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", nargs="+", default=["128x64"], help="frame sizes WxH (default 128x64)")
+    ap.add_argument("--minutes", type=float, default=60.0, help="training budget per size (default 60)")
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="the dance data (lab layout)")
+    ap.add_argument("--work", default="/tmp/posecast_sizes", help="clip, datasets and runs (kept between calls)")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / f"sizes_{perf.cpu_kind()}"))
+    args = ap.parse_args(argv)
+    work, results = Path(args.work), Path(args.results)
+    clip = work / "clip"
+    write_clip(Path(args.data), clip)
+    old = results / "sizes.json"
+    rows = {r["size"]: r for r in json.loads(old.read_text())} if old.exists() else {}
+    for size in args.size:
+        load = os.getloadavg()[0]
+        row = run_size(size, args.minutes, clip, work, results)
+        row.update(cpu=perf.cpu_summary(), precision=perf.resolve_precision("auto"), load_start=load)
+        rows[size] = row
+        print(table([row]), flush=True)
+        results.mkdir(parents=True, exist_ok=True)
+        ordered = sorted(rows.values(), key=lambda r: [int(v) for v in r["size"].split("x")])
+        old.write_text(json.dumps(ordered, indent=2))
+        cmd = "python benchmarks/sizes.py --size SIZE --minutes M (each row's budget in its row)"
+        (results / "sizes.md").write_text(f"`{cmd}`\n\n{table(ordered)}\n")
+    return list(rows.values())
+
+
+if __name__ == "__main__":
+    main()
