@@ -40,11 +40,20 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dance"
 UPSCALE = 8
 
 
+def split_frames(data: Path, split: str) -> list[Path]:
+    """The frames of a lab-layout split, frame0.png, frame1.png ... up to the first one missing."""
+    folder, frames = data / split / f"{split}_img", []
+    while (folder / f"frame{len(frames)}.png").exists():
+        frames.append(folder / f"frame{len(frames)}.png")
+    if not frames:
+        raise SystemExit(f"{folder}: no frame0.png (a dataset in the lab layout is needed)")
+    return frames
+
+
 def write_clip(data: Path, folder: Path) -> int:
     """The train and val frames, in order, upscaled UPSCALE x (bicubic) into ``folder``; their count."""
     folder.mkdir(parents=True, exist_ok=True)
-    frames = [data / "train" / "train_img" / f"frame{n}.png" for n in range(1887)]
-    frames += [data / "val" / "val_img" / f"frame{n}.png" for n in range(630)]
+    frames = split_frames(data, "train") + split_frames(data, "val")
     for i, src in enumerate(frames):
         dst = folder / f"frame{i:05d}.png"
         if not dst.exists():

@@ -54,9 +54,9 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
 
 class PreActBlock(nn.Module):
     """[norm] -> LeakyReLU -> 3x3 conv -> [norm] -> LeakyReLU -> 3x3 conv, plus an identity (or 1x1)
-    shortcut. Without a norm nothing bounds the activations: the recipe's U-Net without one
-    diverged after 47-58 epochs of a 60-minute budget (its bottom level's activations went from
-    about 25 to 5e4 within two epochs, docs/quality.md)."""
+    shortcut. Without a norm nothing bounds the activations: in 60-minute budgets the recipe's
+    U-Net without one diverged at epoch 58 (its bottom level's activations went from about 25 to
+    5e4 within two epochs) and its warped_first variant at epoch 47 (docs/quality.md)."""
 
     def __init__(self, in_ch: int, out_ch: int, norm: str = "none") -> None:
         super().__init__()

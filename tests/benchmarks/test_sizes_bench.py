@@ -1,0 +1,39 @@
+"""benchmarks/sizes.py's clip: the real frames of train then val, in order, upscaled 8x; and its
+table. (The end-to-end run itself trains for minutes: docs/poses.md has its command and figures.)"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from posecast_testing import dance_root, load_benchmark
+
+
+def test_the_clip_is_train_then_val_upscaled_in_order(tmp_path) -> None:
+    sizes = load_benchmark("sizes")
+    data = tmp_path / "data"
+    for split, n in (("train", 3), ("val", 2)):
+        (data / split / f"{split}_img").mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 4), (10 * i, 100 if split == "val" else 0, 0)).save(
+                data / split / f"{split}_img" / f"frame{i}.png")
+    assert sizes.write_clip(data, tmp_path / "clip") == 5
+    clip = sorted((tmp_path / "clip").iterdir())
+    assert [p.name for p in clip] == [f"frame{i:05d}.png" for i in range(5)]
+    pixels = [np.asarray(Image.open(p))[0, 0].tolist() for p in clip]
+    assert pixels == [[0, 0, 0], [10, 0, 0], [20, 0, 0], [0, 100, 0], [10, 100, 0]]
+    assert Image.open(clip[0]).size == (8 * sizes.UPSCALE, 4 * sizes.UPSCALE)
+    with pytest.raises(SystemExit, match="frame0.png"):
+        sizes.write_clip(tmp_path / "nothing", tmp_path / "clip2")
+
+
+def test_the_real_data_gives_the_clip_length_the_docs_name() -> None:
+    sizes = load_benchmark("sizes")
+    assert len(sizes.split_frames(dance_root(), "train")) + len(sizes.split_frames(dance_root(), "val")) == 2517
+
+
+def test_table_rows_name_the_cpu_and_the_baseline() -> None:
+    sizes = load_benchmark("sizes")
+    row = dict(size="128x64", minutes=5, epochs=7, train_minutes=4.9, psnr_mean=30.38, psnr_min=28.04,
+               ssim_mean=0.956, copy_first_psnr=29.21, cpu="CPU X", precision="bf16", load_start=0.91)
+    assert "| 128x64 | 5 min | 7 | 4.9 | 30.38 | 28.04 | 0.956 | 29.21 | CPU X, bf16, 1-min load 0.91 |" in sizes.table([row])
