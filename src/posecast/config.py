@@ -97,6 +97,9 @@ class ModelConfig:
     # model.arch unet: GroupNorm before each activation of the U-Net and the head (group), or none;
     # without it a long budget's learning rate made the activations grow without bound
     norm: Literal["none", "group"] = "none"
+    # output masked_first / warped_first: new pixels and the flow only within pose_gate pixels of where
+    # the target pose image differs from the first frame's (0: everywhere); identical poses keep the first frame
+    pose_gate: int = 0
 
 
 @dataclass

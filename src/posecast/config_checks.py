@@ -152,6 +152,9 @@ def _check_model(cfg: Any) -> None:
            f"the {m.arch} architecture has no downsampling encoders (down: 0)")
     _check(1 <= m.levels <= 5, "model.levels", f"1 to 5 halvings, got {m.levels}")
     _check(m.norm == "none" or m.arch == "unet", "model.norm", f"group is a U-Net option (model.arch unet), not {m.arch}")
+    _check(0 <= m.pose_gate <= 32, "model.pose_gate", f"a radius of 0 to 32 pixels, got {m.pose_gate}")
+    _check(m.pose_gate == 0 or m.output in ("masked_first", "warped_first"), "model.pose_gate",
+           f"gates the first frame's mask or flow: model.output masked_first or warped_first, not {m.output}")
     if m.arch == "unet":
         for name in ("frame_H", "frame_W"):
             _check(getattr(d, name) % (2 ** m.levels) == 0, f"data.{name}",

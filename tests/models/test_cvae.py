@@ -30,8 +30,13 @@ OPTIONS += [dict(first_frame_cond=True, prior="standard", output="masked_first",
 OPTIONS += [dict(first_frame_cond=True, prior="standard", output="warped_first", down=0, arch="unet", levels=2,
                  prev_frame_cond=False, first_pose_cond=True),
             dict(first_frame_cond=True, prior="learned", output="warped_first", down=0, first_pose_cond=True)]
+# model.pose_gate: new pixels and the flow only near where the pose changed (batched and step by step)
+OPTIONS += [dict(first_frame_cond=True, prior="standard", output="warped_first", down=0, arch="unet", levels=2,
+                 prev_frame_cond=False, first_pose_cond=True, pose_gate=1),
+            dict(first_frame_cond=True, prior="learned", output="masked_first", down=0, pose_gate=2)]
 IDS = [f"{o.get('arch', 'posecast')}-ffc={o['first_frame_cond']}-{o['prior']}-{o['output']}-down{o['down']}"
-       + ("" if o.get("prev_frame_cond", True) else "-noprev") for o in OPTIONS]
+       + ("" if o.get("prev_frame_cond", True) else "-noprev")
+       + (f"-gate{o['pose_gate']}" if o.get("pose_gate") else "") for o in OPTIONS]
 ATOL = 1e-5  # batched (B*T) and per-step (B) convolutions may round differently
 
 
@@ -360,6 +365,55 @@ def test_first_pose_cond_reads_the_first_frames_pose_and_the_anchors() -> None:
     assert (moved.pred - base.pred).abs().max() > 1e-6
     with pytest.raises(ValueError, match="anchor_pose"):
         model(frames, poses, eps=eps, anchor=frames[:, 0])
+
+
+def _opened(model: PoseCVAE) -> PoseCVAE:
+    """The model with its generator's last layer biased to an open mask and a flow of about 2
+    pixels: a model whose every pixel would differ from the first frame without a gate."""
+    conv = [m for m in model.generator.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels in (4, 6)][-1]
+    with torch.no_grad():
+        conv.bias[3] += 5.0
+        if conv.bias.shape[0] == 6:
+            conv.bias[4:6] += 2.0
+    return model
+
+
+@pytest.mark.parametrize("output", ["masked_first", "warped_first"])
+@pytest.mark.parametrize("prev", [False, True], ids=["independent", "step-by-step"])
+def test_with_a_pose_gate_identical_poses_keep_the_first_frame(output: str, prev: bool) -> None:
+    """model.pose_gate: where no pose differs from the first frame's within the radius, the frame is
+    the first frame, in the rollout and in training, whatever the weights; elsewhere the model draws."""
+    opts = dict(first_frame_cond=True, output=output, down=0, arch="unet", levels=2, prev_frame_cond=prev,
+                first_pose_cond=True, pose_gate=1)
+    model = _opened(_model(**opts))
+    frames, poses = _data()
+    still = poses[:, :1].expand(B, T, 3, H, W).clone()  # every pose the first frame's
+    moved = still.clone()
+    moved[:, 3, :, 1, 2] = 1 - moved[:, 3, :, 1, 2]  # one pose pixel changed at step 3 (row 1, column 2)
+    with torch.no_grad():
+        kept = model.rollout(frames[:, 0], still, z_mode="prior", generator=torch.Generator().manual_seed(0))
+        out = model.rollout(frames[:, 0], moved, z_mode="zero")
+        trained = model(frames, still)
+    first = frames[:, :1].expand(B, T, 3, H, W)
+    torch.testing.assert_close(kept, first, atol=1e-6, rtol=0)
+    torch.testing.assert_close(trained.pred, first[:, 1:], atol=1e-6, rtol=0)
+    near = torch.zeros(H, W, dtype=torch.bool)
+    near[0:3, 1:4] = True  # within 1 pixel of (1, 2)
+    assert (out[:, 3][..., near] - first[:, 3][..., near]).abs().mean() > 0.05  # drawn there
+    torch.testing.assert_close(out[:, 3][..., ~near], first[:, 3][..., ~near], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[:, [1, 2, 4]], first[:, [1, 2, 4]], atol=1e-6, rtol=0)
+    ungated = _opened(_model(**{**opts, "pose_gate": 0}))
+    with torch.no_grad():
+        assert (ungated.rollout(frames[:, 0], still, z_mode="zero")[:, 1:] - first[:, 1:]).abs().mean() > 0.05
+    with pytest.raises(ValueError, match="anchor_pose"):
+        model(frames, poses, anchor=frames[:, 0])
+
+
+def test_pose_gate_needs_an_output_over_the_first_frame() -> None:
+    with pytest.raises(cfgmod.ConfigError, match="model.pose_gate"):
+        cfgmod.override(cfgmod.preset("tiny"), pose_gate=2, output="direct").validate()
+    with pytest.raises(cfgmod.ConfigError, match="model.pose_gate"):
+        cfgmod.override(cfgmod.preset("tiny"), pose_gate=-1, output="masked_first").validate()
 
 
 @pytest.mark.parametrize("arch", ["posecast", "lab", "unet"])

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from posecast.models.outputs import FLOW, FLOW_MAX, bounded_flow, compose_frame, init_output_layer, output_channels, warp
+import pytest
+
+from posecast.models.outputs import (FLOW, FLOW_MAX, bounded_flow, compose_frame, init_output_layer, output_channels,
+                                    pose_change_gate, warp)
 
 
 def test_channels_per_mode() -> None:
@@ -79,3 +82,34 @@ def test_init_output_layer_zeroes_the_flow_channels_only() -> None:
     init_output_layer(conv, "warped_first")
     assert (conv.weight[FLOW] == 0).all() and (conv.bias[FLOW] == 0).all()
     assert torch.equal(conv.weight[:4], before[:4])
+
+
+def test_pose_change_gate_is_the_changed_pixels_grown_by_the_radius() -> None:
+    g = torch.Generator().manual_seed(2)
+    first = torch.randint(0, 256, (2, 3, 9, 11), generator=g).float() / 255
+    assert torch.equal(pose_change_gate(first.clone(), first, 2), torch.zeros(2, 1, 9, 11))  # the same pose
+    pose = first.clone()
+    pose[0, 1, 4, 5] += 1 / 255  # one uint8 level in one channel of one pixel
+    pose[1, 0, 0, 10] = 1 - pose[1, 0, 0, 10]  # a corner
+    expected = torch.zeros(2, 1, 9, 11)
+    expected[0, 0, 2:7, 3:8] = 1  # a 5 x 5 square about (4, 5)
+    expected[1, 0, 0:3, 8:11] = 1  # clipped at the corner
+    assert torch.equal(pose_change_gate(pose, first, 2), expected)
+    assert torch.equal(pose_change_gate(pose, first, 0), (pose != first).any(1, keepdim=True).float())
+    assert torch.equal(pose_change_gate(first + 0.4 / 255, first, 3), torch.zeros(2, 1, 9, 11))  # below half a level
+
+
+@pytest.mark.parametrize("mode", ["masked_first", "warped_first"])
+def test_a_closed_gate_keeps_the_first_frame_and_an_open_one_changes_nothing(mode: str) -> None:
+    g = torch.Generator().manual_seed(3)
+    prev, first = torch.rand(2, 3, 4, 5, generator=g), torch.rand(2, 3, 4, 5, generator=g)
+    out = torch.randn(2, output_channels(mode), 4, 5, generator=g) * 3  # any logits, flow included
+    torch.testing.assert_close(compose_frame(mode, out, prev, first, torch.zeros(2, 1, 4, 5)), first, atol=1e-6, rtol=0)
+    assert torch.equal(compose_frame(mode, out, prev, first, torch.ones(2, 1, 4, 5)), compose_frame(mode, out, prev, first))
+    half = torch.zeros(2, 1, 4, 5)
+    half[..., :2] = 1
+    frame = compose_frame(mode, out, prev, first, half)
+    torch.testing.assert_close(frame[..., 2:], first[..., 2:], atol=1e-6, rtol=0)
+    assert (frame[..., :2] - first[..., :2]).abs().mean() > 0.05
+    with pytest.raises(ValueError, match="pose gate"):
+        compose_frame("direct", out[:, :3], prev, first, half)

@@ -40,7 +40,8 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 # (data.shift_mask)
 CASES = {"lab-options": ({}, False),
          "other-options": (dict(prior="learned", first_frame_cond=True, output="masked"), False),
-         "anchor-valid": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first"), True)}
+         "anchor-valid": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first"), True),
+         "pose-gate": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first", pose_gate=1), True)}
 
 
 @pytest.mark.parametrize("tf", [True, False], ids=["tf", "no-tf"])

@@ -12,7 +12,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..perf import to_channels_last
 from . import default, lab, unet
-from .outputs import compose_frame
+from .outputs import compose_frame, pose_change_gate
 from .parts import CVAEModules, Gaussian
 
 # model.arch -> the build of its modules: one file per architecture
@@ -105,16 +105,18 @@ class PoseCVAE(nn.Module):
     # -- one step -----------------------------------------------------------------------
     def decode(self, prev_frame: torch.Tensor, prev_feat: torch.Tensor | None, pose_feat: torch.Tensor,
                z: torch.Tensor, first_feat: torch.Tensor | None,
-               first_frame: torch.Tensor | None = None, first_pose: torch.Tensor | None = None) -> torch.Tensor:
+               first_frame: torch.Tensor | None = None, first_pose: torch.Tensor | None = None,
+               gate: torch.Tensor | None = None) -> torch.Tensor:
         """Fuse (prev features, pose features, z[, first-frame features]) into a frame [B', 3, H, W]
         in the config's output mode (:func:`posecast.models.outputs.compose_frame`). Without
         model.prev_frame_cond the previous frame's features are not read (prev_feat may be None);
-        first_pose: the first frame's pose features (model.first_pose_cond)."""
+        first_pose: the first frame's pose features (model.first_pose_cond); gate: model.pose_gate's
+        [B', 1, H, W] (:func:`pose_gates`), or None."""
         parts = ([prev_feat] if self.cfg.prev_frame_cond else []) + [pose_feat, z]
         parts += [first_feat] if first_feat is not None else []
         parts += [first_pose] if first_pose is not None else []
         out = self.generator(self.fusion(*parts))
-        return compose_frame(self.cfg.output, out, prev_frame, first_frame)
+        return compose_frame(self.cfg.output, out, prev_frame, first_frame, gate)
 
     @property
     def reads_prev(self) -> bool:
@@ -159,19 +161,20 @@ class PoseCVAE(nn.Module):
         if self.cfg.first_frame_cond:
             first = feats[:, 0] if anchor is None else self.frame_encoder(anchor)
         first_pose = self._first_pose(poses, anchor, anchor_pose)
+        gates = pose_gates(self, poses[:, 1:], poses[:, 0] if anchor_pose is None else anchor_pose)
 
         # without the previous frame every step is independent of the others: all run batched
         tf_idx = _teacher_forced(tf_mask if self.cfg.prev_frame_cond else None, S)
-        pred, prior = _decode_steps(self, frames, feats, pose_feat, z, tf_idx, (first, first_pose), x0)
+        pred, prior = _decode_steps(self, frames, feats, pose_feat, z, tf_idx, (first, first_pose, gates), x0)
         return CVAEOutput(pred, Gaussian(mu, logvar), prior, z)
 
     def _first_pose(self, poses: torch.Tensor, anchor: torch.Tensor | None,
                     anchor_pose: torch.Tensor | None) -> torch.Tensor | None:
         """The first frame's pose features [B, L, H, W] (model.first_pose_cond), else None."""
+        if anchor_pose is None and anchor is not None and (self.cfg.first_pose_cond or self.cfg.pose_gate):
+            raise ValueError("model.first_pose_cond and model.pose_gate: an anchor frame needs its pose (anchor_pose)")
         if not self.cfg.first_pose_cond:
             return None
-        if anchor_pose is None and anchor is not None:
-            raise ValueError("model.first_pose_cond: an anchor frame needs its pose (anchor_pose)")
         return self.pose_encoder(poses[:, 0] if anchor_pose is None else anchor_pose)
 
     # -- inference ----------------------------------------------------------------------
@@ -202,6 +205,7 @@ class PoseCVAE(nn.Module):
         if not self.reads_prev:  # no step reads the one before
             return _rollout_independent(self, out, first_frame, (first, first_pose), poses, z_mode, z, generator,
                                         pose_chunk)
+        gates = pose_gates(self, poses, poses[:, 0])  # [B, T, 1, H, W] or None (step t reads gates[:, t])
         pose_feat = None
         pose_chunk = max(1, min(pose_chunk, ROLLOUT_PIXELS_PER_CALL // (B * H * W)))  # bounded memory, as below
         for t in range(1, T):
@@ -215,10 +219,20 @@ class PoseCVAE(nn.Module):
                 z_t = _layout(z[:, t - 1], cl)
             else:
                 z_t = _draw_z(self.prior(prev_f, p), p, N, z_mode, generator, cl)
-            frame = self.decode(prev, prev_f, p, z_t, first, first_frame, first_pose)
+            frame = self.decode(prev, prev_f, p, z_t, first, first_frame, first_pose,
+                                None if gates is None else gates[:, t])
             out[:, t] = frame
             prev = teacher[:, t] if teacher is not None else frame
         return out
+
+
+def pose_gates(model: PoseCVAE, poses: torch.Tensor, first_pose_image: torch.Tensor) -> torch.Tensor | None:
+    """model.pose_gate's gates [B, T', 1, H, W] for the pose images ``poses`` [B, T', 3, H, W]
+    against the first frame's pose image [B, 3, H, W] (see posecast.models.outputs), or None."""
+    if not model.cfg.pose_gate:
+        return None
+    B, T = poses.shape[:2]
+    return pose_change_gate(_bt(poses), _repeat(first_pose_image, T), model.cfg.pose_gate).unflatten(0, (B, T))
 
 
 def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
@@ -228,14 +242,15 @@ def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
 
 
 def _decode_steps(model: PoseCVAE, frames: torch.Tensor, feats: torch.Tensor, pose_feat: torch.Tensor,
-                  z: torch.Tensor, tf_idx: list[int], firsts: tuple[torch.Tensor | None, torch.Tensor | None],
+                  z: torch.Tensor, tf_idx: list[int], firsts: tuple[torch.Tensor | None, ...],
                   x0: torch.Tensor) -> tuple[torch.Tensor, Gaussian | None]:
     """``PoseCVAE.forward``'s decode: predicted frames [B, S, 3, H, W] and the prior (None: N(0, I)).
     The teacher-forced steps ``tf_idx`` run in one batched call, then the others one after another,
     each fed the previous prediction. feats: [B, T, F, H, W]; pose_feat: [B, S, L, H, W]; z: [B, S, N, H, W];
-    firsts: the first frame's features and its pose's features ([B, C, H, W] or None)."""
+    firsts: the first frame's features and its pose's features ([B, C, H, W] or None), and the steps'
+    pose gates ([B, S, 1, H, W] or None)."""
     B, S = z.shape[:2]
-    first, first_pose = firsts
+    first, first_pose, gates = firsts
     done: dict[int, tuple[torch.Tensor, Gaussian | None]] = {}  # step -> (frame, prior)
     if tf_idx:  # every teacher-forced step at once: prev = ground truth x_{s}
         k = len(tf_idx)
@@ -243,7 +258,9 @@ def _decode_steps(model: PoseCVAE, frames: torch.Tensor, feats: torch.Tensor, po
         pose_k, x0_k = _bt(_steps(pose_feat, tf_idx)), _repeat(x0, k)
         prev_x = _bt(_steps(frames, tf_idx)) if model.cfg.prev_frame_cond else x0_k  # (an output mode's base)
         first_k, fpose_k = _repeat(first, k), _repeat(first_pose, k)
-        out = model.decode(prev_x, prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k, fpose_k).unflatten(0, (B, k))
+        gate_k = None if gates is None else _bt(_steps(gates, tf_idx))
+        out = model.decode(prev_x, prev_f, pose_k, _bt(_steps(z, tf_idx)), first_k, x0_k, fpose_k,
+                           gate_k).unflatten(0, (B, k))
         pri = model.prior(prev_f, pose_k)
         pri = None if pri is None else Gaussian(pri.mu.unflatten(0, (B, k)), pri.logvar.unflatten(0, (B, k)))
         if k == S:  # every step teacher-forced: no per-step split and stack
@@ -254,7 +271,9 @@ def _decode_steps(model: PoseCVAE, frames: torch.Tensor, feats: torch.Tensor, po
         if s not in done:  # a step that feeds back the model's own previous prediction
             prev, pose_s = done[s - 1][0], pose_feat[:, s]
             prev_f = model.frame_encoder(_layout(prev, model.channels_last))
-            done[s] = (model.decode(prev, prev_f, pose_s, z[:, s], first, x0, first_pose), model.prior(prev_f, pose_s))
+            gate_s = None if gates is None else gates[:, s]
+            done[s] = (model.decode(prev, prev_f, pose_s, z[:, s], first, x0, first_pose, gate_s),
+                       model.prior(prev_f, pose_s))
     preds = torch.stack([done[s][0] for s in range(S)], 1)
     if model.prior_net is None:
         return preds, None
@@ -286,7 +305,9 @@ def _rollout_independent(model: PoseCVAE, out: torch.Tensor, first_frame: torch.
             zs = torch.stack([_draw_z(None, per_step[:, j], N, z_mode, generator, False) for j in range(k)], 1)
             z_k = _bt(_layout(zs, cl))  # the same numbers, laid out like the features
         first_k, fpose_k, x0_k = (_repeat(v, k) for v in (first, first_pose, first_frame))
-        out[:, t:end] = model.decode(x0_k, None, pose_f, z_k, first_k, x0_k, fpose_k).unflatten(0, (B, k))
+        gates = pose_gates(model, poses[:, t:end], poses[:, 0])
+        gate_k = None if gates is None else _bt(gates)
+        out[:, t:end] = model.decode(x0_k, None, pose_f, z_k, first_k, x0_k, fpose_k, gate_k).unflatten(0, (B, k))
     return out
 
 

@@ -6,6 +6,11 @@ masked_first (the same with the first frame), composite (softmax weights per pix
 pixels, the previous and the first frame), warped_first (masked_first over the first frame warped
 by a flow the generator predicts: the person's own pixels carried to the target pose, new pixels
 painted only where the mask says the warp cannot; as in the First Order Motion Model).
+
+model.pose_gate R (masked_first, warped_first): the mask and the flow are multiplied by a gate that
+is 1 within R pixels of where the target pose image differs from the first frame's and 0 elsewhere
+(:func:`pose_change_gate`), so a frame whose pose is the first frame's is the first frame, whatever
+the weights, and nothing is painted far from where the person moved.
 """
 from __future__ import annotations
 
@@ -19,11 +24,19 @@ FLOW = slice(4, 6)  # warped_first: the flow's channels (dx, dy in pixels) of th
 # the most pixels the flow moves: a run whose flow logits grew without bound (to 1e8 at epoch 47 of the
 # recipe with warped_first) sampled only the border and never recovered; tanh keeps it finite
 FLOW_MAX = 16.0
+POSE_CHANGE = 0.5 / 255  # pose images are uint8 levels: a smaller difference is the same pixel
 
 
 def bounded_flow(raw: torch.Tensor) -> torch.Tensor:
     """The generator's flow logits [B, 2, H, W] as pixels within +-FLOW_MAX (about the identity near 0)."""
     return FLOW_MAX * torch.tanh(raw.float() / FLOW_MAX)
+
+
+def pose_change_gate(pose: torch.Tensor, first_pose: torch.Tensor, radius: int) -> torch.Tensor:
+    """[B, 1, H, W] in fp32: 1 within ``radius`` pixels (a square) of any pixel where the pose images
+    ``pose`` and ``first_pose`` [B, 3, H, W] differ (by more than half a uint8 level), else 0."""
+    changed = ((pose.float() - first_pose.float()).abs().amax(1, keepdim=True) > POSE_CHANGE).float()
+    return F.max_pool2d(changed, 2 * radius + 1, stride=1, padding=radius) if radius > 0 else changed
 
 
 def output_channels(mode: str) -> int:
@@ -55,15 +68,21 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def compose_frame(mode: str, out: torch.Tensor, prev_frame: torch.Tensor,
-                  first_frame: torch.Tensor | None) -> torch.Tensor:
-    """The frame in [0, 1] from the generator's logits ``out`` [B, output_channels(mode), H, W]."""
+                  first_frame: torch.Tensor | None, gate: torch.Tensor | None = None) -> torch.Tensor:
+    """The frame in [0, 1] from the generator's logits ``out`` [B, output_channels(mode), H, W];
+    ``gate`` [B, 1, H, W] (masked_first, warped_first; :func:`pose_change_gate`) scales the mask and the flow."""
+    if gate is not None and mode not in ("masked_first", "warped_first"):
+        raise ValueError(f"a pose gate scales the first frame's mask or flow, and output {mode} has neither")
     if mode == "warped_first":
-        base = warp(first_frame, bounded_flow(out[:, FLOW]))
+        flow = bounded_flow(out[:, FLOW])
+        base = warp(first_frame, flow if gate is None else flow * gate)
         rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
+        mask = mask if gate is None else mask * gate.to(mask.dtype)
         return mask * rgb + (1 - mask) * base
     if mode.startswith("masked"):
         base = first_frame if mode == "masked_first" else prev_frame
         rgb, mask = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4])
+        mask = mask if gate is None else mask * gate.to(mask.dtype)
         return mask * rgb + (1 - mask) * base
     if mode == "composite":
         base = prev_frame if first_frame is None else first_frame

@@ -17,6 +17,7 @@ from ..data.sampling import Batch
 from ..perf import to_float
 from .cvae import PoseCVAE
 from .objective import LossOutput, kl_divergence, reconstruction
+from .outputs import pose_change_gate
 from .parts import Gaussian
 
 
@@ -33,8 +34,8 @@ def reference_loss(model: PoseCVAE, batch: Batch, tf_mask: torch.Tensor | None, 
     T = x.shape[1]
     x0 = x[:, 0] if batch.anchor is None else to_float(batch.anchor)  # what the first-frame options read
     first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
-    if model.cfg.first_pose_cond and batch.anchor is not None and batch.anchor_pose is None:
-        raise ValueError("model.first_pose_cond: an anchor frame needs its pose (anchor_pose)")
+    if (model.cfg.first_pose_cond or model.cfg.pose_gate) and batch.anchor is not None and batch.anchor_pose is None:
+        raise ValueError("model.first_pose_cond and model.pose_gate: an anchor frame needs its pose (anchor_pose)")
     pose0 = p[:, 0] if batch.anchor_pose is None else to_float(batch.anchor_pose)  # the first frame's pose
     first_pose = model.pose_encoder(pose0) if model.cfg.first_pose_cond else None
     forced = [True] * (T - 1) if tf_mask is None else [bool(v) for v in tf_mask.tolist()]
@@ -49,7 +50,8 @@ def reference_loss(model: PoseCVAE, batch: Batch, tf_mask: torch.Tensor | None, 
         post = model.posterior_net(h_t, pose_t)
         e = torch.randn_like(post.mu) if eps is None else eps[:, t - 1]
         z = post.mu + e * torch.exp(0.5 * post.logvar)  # the reparameterisation
-        pred = model.decode(prev, h_prev, pose_t, z, first, x0, first_pose)
+        gate = pose_change_gate(p[:, t], pose0, model.cfg.pose_gate) if model.cfg.pose_gate else None
+        pred = model.decode(prev, h_prev, pose_t, z, first, x0, first_pose, gate)
         mses.append(reconstruction(pred.float()[:, None], x[:, t, None], batch.valid)[0])
         kls.append(kl_divergence(_step(post), _step(model.prior(h_prev, pose_t)), reduction=kl_reduction)[0])
         preds.append(pred)
