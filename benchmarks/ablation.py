@@ -35,8 +35,13 @@ VARIANTS = [
     ("first frame = the clip's frame 0 in training (data.anchor: clip)", ["anchor=clip"]),
     ("raw pose images (model.pose_input: raw)", ["pose_input=raw"]),
     ("direct output, no mask over the first frame (model.output: direct)", ["output=direct"]),
-    ("no augmentation (data.shift_x: 0, data.flip: false)", ["shift_x=0", "flip=false", "shift_mask=false"]),
-    ("the columns a shift filled in counted by the loss (data.shift_mask: false)", ["shift_mask=false"]),
+    ("a flow warps the first frame under the mask (model.output: warped_first)", ["output=warped_first"]),
+    ("no first frame's pose (model.first_pose_cond: false)", ["first_pose_cond=false"]),
+    ("no GroupNorm in the U-Net (model.norm: none)", ["norm=none"]),
+    ("the mask gated near the pose change (model.pose_gate: 3)", ["pose_gate=3"]),
+    ("no zoom (data.zoom_prob: 0)", ["zoom_prob=0"]),
+    ("no augmentation (no shift, mirror or zoom)", ["shift_x=0", "flip=false", "zoom_prob=0", "shift_mask=false"]),
+    ("the pixels a shift or zoom filled in counted by the loss (data.shift_mask: false)", ["shift_mask=false"]),
 ]
 # evaluated on the recipe rows' checkpoints (no training): (label, z at inference, mirror averaging)
 EVAL_ONLY = [

@@ -41,7 +41,7 @@ def test_recipes_load_by_name_from_any_folder(name: str, tmp_path: Path, monkeyp
 def test_recipes_start_from_their_base_recipe() -> None:
     small, best, demo = cfgmod.preset("small"), cfgmod.preset("best"), cfgmod.preset("demo")
     assert (best.model.arch, best.model.output, best.model.prev_frame_cond, best.optim.num_epoch) == \
-        ("unet", "masked_first", False, 52)
+        ("unet", "warped_first", False, 52)
     assert best.data.shift_x == 8 and best.inference.mirror_average and best.schedule.kl_reduction == "mean"
     # best names only some fields: the rest come from small (its base), then from the defaults
     assert (best.optim.milestones, best.schedule.kl_anneal_cycle) == (small.optim.milestones, 2)

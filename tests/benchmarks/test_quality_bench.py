@@ -113,16 +113,17 @@ def test_error_regions_put_the_error_where_it_is() -> None:
     ("quality", ["--set", "lr"], "--set takes FIELD=VALUE"),
     ("quality", ["--set", "lr=["], "a value is not YAML"),
     ("ablation", ["--data", "{tmp}/none"], "dataset folder not found"),
-    ("ablation", ["--only", "0", "9"], "variant 9 (no_such_field=1): unknown config field"),
+    ("ablation", ["--only", "0", "{broken}"], "variant {broken} (no_such_field=1): unknown config field"),
     ("error_regions", ["--checkpoint", "{tmp}/none.ckpt"], "checkpoint not found"),
 ])
 def test_benchmarks_stop_with_one_line_on_bad_input(tmp_path: Path, capsys, monkeypatch, name: str,
                                                     argv: list[str], says: str) -> None:
-    argv = [a.format(tmp=tmp_path) for a in argv]
     bench = load_benchmark(name)
-    if "--only" in argv:  # ablation, a variant whose override is broken: refused before any other variant runs
-        monkeypatch.setattr(bench, "VARIANTS", [*bench.VARIANTS, *[("x", [])] * (9 - len(bench.VARIANTS)),
-                                                ("broken", ["no_such_field=1"])])
+    broken = len(getattr(bench, "VARIANTS", []))  # ablation: the number of a variant added with a broken override
+    argv = [a.format(tmp=tmp_path, broken=broken) for a in argv]
+    says = says.format(broken=broken)
+    if "--only" in argv:  # refused before any other variant runs
+        monkeypatch.setattr(bench, "VARIANTS", [*bench.VARIANTS, ("broken", ["no_such_field=1"])])
     if name != "error_regions":  # it writes no results folder
         argv += ["--results", str(tmp_path)]
     with pytest.raises(SystemExit) as info:  # before any training
