@@ -35,7 +35,7 @@ VARIANTS = [
     ("first frame = the clip's frame 0 in training (data.anchor: clip)", ["anchor=clip"]),
     ("raw pose images (model.pose_input: raw)", ["pose_input=raw"]),
     ("direct output, no mask over the first frame (model.output: direct)", ["output=direct"]),
-    ("a flow warps the first frame under the mask (model.output: warped_first)", ["output=warped_first"]),
+    ("no flow: the mask over the first frame as it is (model.output: masked_first)", ["output=masked_first"]),
     ("no first frame's pose (model.first_pose_cond: false)", ["first_pose_cond=false"]),
     ("no GroupNorm in the U-Net (model.norm: none)", ["norm=none"]),
     ("the mask gated near the pose change (model.pose_gate: 3)", ["pose_gate=3"]),
