@@ -62,7 +62,7 @@ def time_to_quality(run: Run, val, T: int, cfg, marks: list[float]) -> list[dict
             continue
         elapsed, epoch, path = max(within)
         if path not in scores:  # two marks may land on the same checkpoint
-            model, _ = load_model(path)
+            model, _ = load_model(path, use_ema=cfg.inference.use_ema)
             ev = validation_rollout(model, [val], cfg, length=T)
             scores[path] = {"psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
                             "ssim_mean": round(ev.mean_ssim, 4)}
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     T = min(args.val_len, len(val))
     run = Run(out)
-    model, _ = load_model(run.last_ckpt)
+    model, _ = load_model(run.last_ckpt, use_ema=cfg.inference.use_ema)
     ev = validation_rollout(model, [val], cfg, length=T)
     base_p, base_s = copy_first_baseline(val, T)
     best_path = run.best_ckpt  # absent when no validation ran within the budget
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": name, "epochs": epochs, "train_seconds": round(train_s, 1),
         "budget": f"{minutes:g} min" if minutes else f"{cfg.optim.num_epoch} epochs", "plan": budget_plan,
         "z": cfg.inference.z_infer, "mirror_average": cfg.inference.mirror_average, "frames": T - 1,
+        "weights": "moving average" if cfg.optim.ema_decay and cfg.inference.use_ema else "trained",
         "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3), "ssim_mean": round(ev.mean_ssim, 4),
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),
         "best_val_epoch": None if best_state is None else int(best_state["epoch"]),
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
     head = (f"`python benchmarks/quality.py {' '.join(argv or sys.argv[1:])}`\n\n"
             f"CPU: {res['cpu']}; {res['precision']}, {res['torch_threads']} threads, 1-min load "
             f"{res['load_avg_start']:.2f} {when}; inference: z {res['z']}, mirror averaging "
-            f"{'on' if res['mirror_average'] else 'off'}\n")
+            f"{'on' if res['mirror_average'] else 'off'}, weights: {res['weights']}\n")
     print(head)
     (results / f"{stem}.md").write_text(f"{head}\n{table}\n")
     (results / f"{stem}.json").write_text(json.dumps(res, indent=2))

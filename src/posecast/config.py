@@ -119,6 +119,9 @@ class OptimConfig:
     # epochs that fit it (posecast.training.budget; the run's config records that count and null here).
     # null: num_epoch as given. An explicit --num_epoch wins over it.
     minutes: float | None = None
+    # an exponential moving average of the weights kept beside them (posecast.training.ema), with this
+    # decay per step (e.g. 0.999; 0: none); it does not change training, inference.use_ema rolls out with it
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -158,6 +161,8 @@ class InferenceConfig:
     # the rollout averaged with that of the mirrored first frame and poses, mirrored back (test-time
     # flip averaging, for a model trained with data.flip: two rollouts' cost)
     mirror_average: bool = False
+    # roll out with the moving average of the weights (optim.ema_decay) where the checkpoint has one
+    use_ema: bool = True
 
 
 @dataclass

@@ -176,6 +176,7 @@ def _check_training(cfg: Any) -> None:
     _check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
     _check(0 < o.gamma <= 1, "optim.gamma", "must be in (0, 1]")
     _check(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip", "must be > 0 or null")
+    _check(0 <= o.ema_decay < 1, "optim.ema_decay", f"a decay in [0, 1) (0: no average), got {o.ema_decay}")
     _check(o.minutes is None or o.minutes > 0, "optim.minutes", f"a training budget > 0 or null, got {o.minutes}")
     _check(0 <= s.tfr <= 1, "schedule.tfr", f"a ratio in [0, 1], got {s.tfr}")
     _check(s.tfr_d_step >= 0, "schedule.tfr_d_step", f"must be >= 0, got {s.tfr_d_step}")

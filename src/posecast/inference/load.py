@@ -18,8 +18,11 @@ from ..io.checkpoint import CheckpointError, describe_state_dict_mismatch, load_
 
 
 def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None = None, *,
-               layout: bool = True) -> tuple[PoseCVAE, Config]:
+               layout: bool = True, use_ema: bool | None = None) -> tuple[PoseCVAE, Config]:
     """A PoseCVAE in eval mode and its config, from a posecast or lab-layout checkpoint.
+
+    A checkpoint of a run with optim.ema_decay holds the moving average of the weights too: it is
+    loaded where ``use_ema`` (None: the checkpoint's inference.use_ema), else the trained weights.
 
     With ``layout`` (the default) the model is put in the memory layout its config trains with
     (``runtime.channels_last``), so that rollouts take the fast path too (the ``lab`` rollout in bf16:
@@ -32,11 +35,13 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
     else:
         cfg = cfgmod.from_dict(state["config"])
         model = PoseCVAE(cfg.model)
+        use_ema = cfg.inference.use_ema if use_ema is None else use_ema
+        weights = state["ema"] if use_ema and "ema" in state else state["model"]
         try:
-            model.load_state_dict(state["model"])
+            model.load_state_dict(weights)
         except RuntimeError as exc:
             raise CheckpointError(f"{checkpoint}: weights do not fit the model its config describes: "
-                                  f"{describe_state_dict_mismatch(model.state_dict(), state['model'])}") from None
+                                  f"{describe_state_dict_mismatch(model.state_dict(), weights)}") from None
     model = model.to(device).eval()
     if layout and cfg.runtime.channels_last:
         use_channels_last(model)

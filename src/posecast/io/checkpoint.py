@@ -64,6 +64,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if state.get("format") == FORMAT:
         _check_version(path, state.get("format_version"))
         _check_tensors(path, state.get("model"), "model")
+        if "ema" in state:  # optim.ema_decay: the moving average of the weights
+            _check_tensors(path, state["ema"], "ema")
         if not isinstance(state.get("config"), dict):
             raise CheckpointError(f"{path}: posecast checkpoint without its config")
         return state

@@ -18,6 +18,7 @@ from ..models import Objective, PoseCVAE
 from ..perf import FastOptions, prepare
 from ..rollout import validation_rollout
 from .distributed import DistInfo
+from .ema import ema_state, load_ema_state, make_ema
 from .run import Run
 from .schedules import Schedules
 from .step import (NonFiniteLossError, Scheduler, loss_step, make_optimizer, make_scheduler, rebase_lr,
@@ -52,6 +53,7 @@ class Trainer:
         self.net = self.dist.wrap(self.objective, self.device)  # the same under DDP (gradients averaged)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.scheduler = make_scheduler(self.optimizer, cfg.optim)
+        self.ema = make_ema(self.model, cfg.optim.ema_decay)  # optim.ema_decay: None when 0
         self.epoch = 0  # epochs completed
         self.step = 0  # optimiser steps done
         self.best_psnr = -math.inf
@@ -64,7 +66,8 @@ class Trainer:
         return {"config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "epoch": self.epoch, "step": self.step, "best_psnr": self.best_psnr,
-                "elapsed": self.elapsed, "rng": {"torch": torch.get_rng_state()}}
+                "elapsed": self.elapsed, "rng": {"torch": torch.get_rng_state()},
+                **(ema_state(self.ema) if self.ema is not None else {})}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -74,6 +77,8 @@ class Trainer:
         self.best_psnr = float(state["best_psnr"])
         self.elapsed = float(state.get("elapsed", 0.0))
         torch.set_rng_state(state["rng"]["torch"])
+        if self.ema is not None:
+            load_ema_state(self.ema, state)
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
@@ -139,9 +144,11 @@ class Trainer:
                 out = train_step(self.net, self.optimizer, batch, mask, beta, precision=r.precision,
                                  grad_clip=self.cfg.optim.grad_clip, all_finite=self.dist.all_finite)
             except NonFiniteLossError as exc:
-                self._nonfinite(exc, e, i)
+                _nonfinite(self, exc, e, i)
                 continue
             self.step += 1
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             sums = {k: v + out[k] for k, v in sums.items()}
             n, forced = n + 1, forced + float(mask.float().mean())
             bar.set_postfix(loss=f"{sums['loss'] / n:.4g}", tfr=f"{tfr:.2f}", beta=f"{beta:.2f}")
@@ -152,15 +159,12 @@ class Trainer:
         row.update({f"train_{k}": v / max(n, 1) for k, v in zip(sums, totals)})
         return row
 
-    def _nonfinite(self, exc: NonFiniteLossError, e: int, i: int) -> None:
-        """Skip the batch (runtime.skip_nonfinite) or stop, saying where and what to do."""
-        msg = f"non-finite loss ({exc.value}) at epoch {e + 1}, batch {i + 1} (step {self.step + 1})"
-        if self.cfg.runtime.skip_nonfinite:
-            self.log(msg + ": batch skipped (runtime.skip_nonfinite)")
-            return
-        raise NonFiniteLossError(msg + f". The last good checkpoint is kept in {self.run.ckpt_dir}. Remedies: lower "
-                                 "optim.lr, set optim.grad_clip (e.g. 1.0), or runtime.skip_nonfinite: true.",
-                                 exc.value) from None
+    def inference_model(self) -> PoseCVAE:
+        """The weights a rollout uses: the moving average with optim.ema_decay and inference.use_ema
+        (in eval mode), else the trained model."""
+        if self.ema is None or not self.cfg.inference.use_ema:
+            return self.model
+        return self.ema.module.eval()
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
@@ -168,11 +172,22 @@ class Trainer:
         self.model.eval()
         res = _validation_loss(self.objective, self.val_seqs, self.val_len, self.schedules.beta(epoch), self.cfg,
                                self.device)
-        ev = validation_rollout(self.model, self.val_seqs, self.cfg, length=self.val_len)
+        ev = validation_rollout(self.inference_model(), self.val_seqs, self.cfg, length=self.val_len)
         self.run.write_val_frames(epoch, ev)
         self.model.train()
         res.update(val_psnr=ev.mean_psnr, val_ssim=ev.mean_ssim, val_psnr_min=ev.min_psnr)
         return res
+
+
+def _nonfinite(trainer: Trainer, exc: NonFiniteLossError, e: int, i: int) -> None:
+    """Skip the batch (runtime.skip_nonfinite) or stop, saying where and what to do."""
+    msg = f"non-finite loss ({exc.value}) at epoch {e + 1}, batch {i + 1} (step {trainer.step + 1})"
+    if trainer.cfg.runtime.skip_nonfinite:
+        trainer.log(msg + ": batch skipped (runtime.skip_nonfinite)")
+        return
+    raise NonFiniteLossError(msg + f". The last good checkpoint is kept in {trainer.run.ckpt_dir}. Remedies: lower "
+                             "optim.lr, set optim.grad_clip (e.g. 1.0), or runtime.skip_nonfinite: true.",
+                             exc.value) from None
 
 
 def _restore_scheduler(optimizer: torch.optim.Optimizer, scheduler: Scheduler, state: dict[str, Any],
