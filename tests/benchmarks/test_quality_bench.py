@@ -46,6 +46,13 @@ def test_short_quality_benchmark_beats_copying_the_first_frame(tmp_path: Path) -
     assert "| 1000 min | 2 |" in md and "| 0.001 min | no epoch finished |" in md and res["cpu"] in md
     for suffix in ("_psnr.png", ".gif"):
         assert (tmp_path / "results" / f"{stem}{suffix}").stat().st_size > 0
+    # the recipe's moving average of the weights scores by default; the same run's trained weights on --rescore
+    assert res["weights"] == "moving average" and "weights: moving average" in md
+    raw = load_benchmark("quality").main(["--config", "best", "--data", str(dance_root()), "--epochs", "2", "--quiet",
+                                          "--out", str(tmp_path / "run"), "--results", str(tmp_path / "results"),
+                                          "--marks", "1000", "--rescore", "--set", *SETS, "inference.use_ema=false"])
+    assert raw["weights"] == "trained" and raw["epochs"] == 2 and raw["psnr_mean"] != res["psnr_mean"]
+    assert raw["psnr_mean"] > raw["copy_first_psnr"] + 1.0, raw
 
 
 def test_ablation_rows_say_whether_an_effect_is_resolved() -> None:
@@ -115,6 +122,7 @@ def test_error_regions_put_the_error_where_it_is() -> None:
     ("ablation", ["--data", "{tmp}/none"], "dataset folder not found"),
     ("ablation", ["--only", "0", "{broken}"], "variant {broken} (no_such_field=1): unknown config field"),
     ("error_regions", ["--checkpoint", "{tmp}/none.ckpt"], "checkpoint not found"),
+    ("distant", ["--checkpoint", "{tmp}/none.ckpt"], "checkpoint not found"),
 ])
 def test_benchmarks_stop_with_one_line_on_bad_input(tmp_path: Path, capsys, monkeypatch, name: str,
                                                     argv: list[str], says: str) -> None:

@@ -2,12 +2,14 @@
 without changing it, saved, resumed and rolled out with (inference.use_ema)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from posecast import cli
 from posecast import config as cfgmod
 from posecast.inference.load import load_model
 from posecast.io.checkpoint import load_checkpoint
@@ -78,6 +80,13 @@ def test_inference_loads_the_average_unless_told_not(synth_root: Path, tmp_path:
     assert trainer.inference_model() is trainer.ema.module
     off = Trainer(tiny_config(num_epoch=2, ema_decay=0.9, use_ema=False), synth_root, tmp_path / "off", **QUIET)
     assert off.inference_model() is off.model
+    scores = {}  # posecast evaluate --ema on|off: the same z (its mean), only the weights differ
+    for ema in ("on", "off"):
+        assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--data", str(synth_root), "--out",
+                         str(tmp_path / ema), "--z", "zero", "--ema", ema, "--no-video"]) == 0
+        scores[ema] = json.loads((tmp_path / ema / "summary.json").read_text())
+    assert scores["on"]["weights"] == "moving average" and scores["off"]["weights"] == "trained"
+    assert scores["on"]["mean_psnr"] != scores["off"]["mean_psnr"]
 
 
 def test_resume_continues_the_average_bitwise(synth_root: Path, tmp_path: Path, monkeypatch) -> None:

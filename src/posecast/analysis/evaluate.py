@@ -33,12 +33,13 @@ def _sequences(data: str | Path, split: str, cfg: Config) -> list[VideoSequence]
 def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, split: str = "val",
              length: int | None = None, samples: int = 1, z_mode: str | None = None, seed: int = 0,
              device: str = "cpu", video: bool = True, precision: str | None = None,
-             mirror: bool | None = None) -> dict[str, Any]:
+             mirror: bool | None = None, use_ema: bool | None = None) -> dict[str, Any]:
     """Per-frame PSNR/SSIM of every sequence of a split, as CSV, a plot, GIF/MP4 and summary.json.
 
     ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``runtime.precision``,
-    ``mirror`` its ``inference.mirror_average``."""
-    model, cfg = load_model(checkpoint, device)
+    ``mirror`` its ``inference.mirror_average``, ``use_ema`` its ``inference.use_ema`` (the moving
+    average of the weights, where the checkpoint has one)."""
+    model, cfg = load_model(checkpoint, device, use_ema=use_ema)
     precision = rollout_precision(precision, cfg, device)
     seqs = _sequences(data, split, cfg)
     T = min(min(len(s) for s in seqs), length or cfg.data.val_vi_len)
@@ -55,6 +56,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
                         title=f"PSNR per frame ({split}, {samples} sample(s), z: {z_mode or cfg.inference.z_infer})")
     summary = {**_summary(ev, T), "precision": precision,
                "mirror_average": cfg.inference.mirror_average if mirror is None else mirror,
+               "weights": _weights(cfg, use_ema),
                "baselines": _baselines(seqs, T)}
     if video:
         for b, s in enumerate(seqs):
@@ -80,3 +82,9 @@ def _baselines(seqs: list[VideoSequence], T: int) -> dict[str, float]:
     """Copy-frame-0 and median-frame PSNR over frames 1..T-1, means over the sequences."""
     per_seq = [baseline_psnrs(to_float(s.frames[:T])) for s in seqs]
     return {k: sum(b[k] for b in per_seq) / len(per_seq) for k in per_seq[0]}
+
+
+def _weights(cfg: Any, use_ema: bool | None) -> str:
+    """Which weights rolled out: ``moving average`` (optim.ema_decay, inference.use_ema) or ``trained``."""
+    use = cfg.inference.use_ema if use_ema is None else use_ema
+    return "moving average" if use and cfg.optim.ema_decay > 0 else "trained"

@@ -23,6 +23,9 @@ def add_evaluate(subparsers: Any) -> None:
     e.add_argument("--z", choices=["prior", "zero"], help="z at inference (default: the config's z_infer)")
     e.add_argument("--mirror", choices=["on", "off"],
                    help="average each rollout with the mirrored one (default: the config's inference.mirror_average)")
+    e.add_argument("--ema", choices=["on", "off"],
+                   help="roll out with the moving average of the weights where the checkpoint has one (optim.ema_decay; "
+                        "default: the config's inference.use_ema), off: the trained weights")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--precision", choices=PRECISIONS, help=_PRECISION_HELP)
@@ -50,7 +53,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     out = args.out or str(Path(args.checkpoint).resolve().parent.parent / f"eval_{args.split}")
     s = evaluate(args.checkpoint, args.data, out, split=args.split, length=args.length, samples=args.samples,
                  z_mode=args.z, seed=args.seed, device=args.device, video=not args.no_video,
-                 precision=args.precision, mirror=None if args.mirror is None else args.mirror == "on")
+                 precision=args.precision, mirror=None if args.mirror is None else args.mirror == "on",
+                 use_ema=None if args.ema is None else args.ema == "on")
     print(f"{args.split}: mean PSNR {s['mean_psnr']:.2f} dB (min frame {s['min_psnr']:.2f}), "
           f"SSIM {s['mean_ssim']:.4f} over {s['frames'] - 1} predicted frames x {len(s['sequences'])} sequence(s)")
     b = s["baselines"]

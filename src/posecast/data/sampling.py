@@ -168,6 +168,21 @@ def zoom(batch: Batch, zoom_min: float, zoom_max: float, prob: float, gen: torch
                  valid, _resample(batch.anchor_pose, grid))
 
 
+def zoom_sequence(seq: VideoSequence, scales: torch.Tensor) -> tuple[VideoSequence, torch.Tensor]:
+    """Frame t of a sequence and its pose zoomed by ``scales[t]`` about the feet of all its
+    skeletons (:func:`feet`, one point for the whole sequence): a dancer walking towards (> 1) or away
+    from (< 1) the camera. Returns the zoomed sequence and the pixels each zoom did not fill in
+    (bool [T, H, W]; the rest repeat the frame's edge). Scale 1 is the identity."""
+    T, H, W = len(seq), seq.poses.shape[-2], seq.poses.shape[-1]
+    if seq.frames.shape[0] != T or scales.shape != (T,):
+        raise ValueError(f"zoom_sequence: {T} frames and poses and as many scales are needed, got "
+                         f"{seq.frames.shape[0]} frames and {tuple(scales.shape)} scales")
+    centre = feet(seq.poses[None]).expand(T, 2)
+    grid, inside = zoom_grid(scales, centre, H, W)
+    zoomed = VideoSequence(seq.name, _resample(seq.frames, grid), _resample(seq.poses, grid), seq.has_gt)
+    return zoomed, inside
+
+
 def augment(batch: Batch, shift_x: int, flip: bool, gen: torch.Generator, mask_fill: bool = False) -> Batch:
     """Each sample of the batch (its frames, poses and anchor alike) shifted right by a random
     dx in [-shift_x, shift_x] pixels, the edge column repeated into the gap, then mirrored left to
