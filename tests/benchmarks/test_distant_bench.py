@@ -47,14 +47,18 @@ def test_walk_away_runs_and_scale_one_is_the_val_score(tiny_checkpoint: Path, sy
                                                        capsys) -> None:
     common = ["--checkpoint", str(tiny_checkpoint), "--data", str(synth_root), "--results", str(tmp_path)]
     same = distant.main([*common, "--end-scale", "1", "--name", "same"])
-    assert same["psnr_mean"] == pytest.approx(same["val_psnr_mean"], abs=1e-3)
-    assert same["far_frames"] == 0 and same["far_psnr_mean"] is None
+    assert same["frame"]["psnr_mean"] == pytest.approx(same["val_psnr_mean"], abs=1e-3)
+    assert same["far_frames"] == 0 and same["frame"]["far_psnr_mean"] is None
     res = distant.main([*common, "--end-scale", "0.5"])
     assert res["frames"] == SYNTH["val_len"] - 1 and res["far_frames"] > 0 and res["weights"] == "trained"
-    assert res["psnr_min"] <= res["psnr_mean"] and res["far_psnr_mean"] is not None
+    for key in ("frame", "person"):
+        r = res[key]
+        assert r["psnr_min"] <= r["psnr_mean"] and r["far_psnr_mean"] is not None
+    assert res["person"]["psnr_mean"] != res["frame"]["psnr_mean"]  # fewer pixels: another figure
     assert json.loads((tmp_path / "distant.json").read_text()) == res
     md = (tmp_path / "distant.md").read_text()
-    assert f"| trained | {res['psnr_mean']:.2f} |" in md and res["cpu"] in md
+    assert f"| the frame | {res['frame']['psnr_mean']:.2f} |" in md and res["cpu"] in md
+    assert f"| the person (<= 5 px from the skeleton) | {res['person']['psnr_mean']:.2f} |" in md
     for suffix in ("_psnr.png", ".gif"):
         assert (tmp_path / f"distant{suffix}").stat().st_size > 0
     with pytest.raises(SystemExit) as info:
