@@ -24,7 +24,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from posecast import perf
 from posecast.analysis.plots import plot_psnr_per_frame
@@ -54,10 +56,23 @@ def walk_away(seq: VideoSequence, T: int, end_scale: float) -> tuple[VideoSequen
 
 
 def masked_psnr(pred: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """PSNR per frame over the valid pixels: pred, truth [T, 3, H, W] in [0, 1], valid bool [T, H, W]."""
+    """PSNR per frame over the valid pixels: pred, truth [T, 3, H, W] in [0, 1], valid bool [T, H, W];
+    NaN for a frame without any (no skeleton: no person to score), which the means leave out."""
     m = valid[:, None].float()
-    mse = ((pred.float() - truth.float()).pow(2) * m).sum(dim=(1, 2, 3)) / (3 * m.sum(dim=(1, 2, 3))).clamp_min(1)
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+    count = 3 * m.sum(dim=(1, 2, 3))
+    mse = ((pred.float() - truth.float()).pow(2) * m).sum(dim=(1, 2, 3)) / count.clamp_min(1)
+    out = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+    return torch.where(count > 0, out, torch.nan)
+
+
+def _summary(p: torch.Tensor, copy: torch.Tensor, far: torch.Tensor) -> dict:
+    """Mean, weakest frame, the far frames' mean and the frames under 22 dB of per-frame PSNR ``p``
+    (NaN frames left out), beside copying frame 0's mean."""
+    scored = ~p.isnan()
+    return {"psnr_mean": round(float(p.nanmean()), 3), "psnr_min": round(float(p[scored].min()), 3),
+            "far_psnr_mean": round(float(p[far].nanmean()), 3) if (far & scored).any() else None,
+            "frames_under_22db": int((p[scored] < 22).sum()), "copy_first_psnr": round(float(copy.nanmean()), 3),
+            "frames_without_pixels": int((~scored).sum())}
 
 
 def score(checkpoint: str, data: str, end_scale: float, length: int, use_ema: bool | None) -> dict:
@@ -78,14 +93,21 @@ def score(checkpoint: str, data: str, end_scale: float, length: int, use_ema: bo
     for key, mask in (("frame", valid[1:]), ("person", person)):
         p = masked_psnr(ev.pred[0, 0, 1:], truth[1:], mask)
         copy = masked_psnr(truth[:1].expand(T - 1, -1, -1, -1), truth[1:], mask)
-        res[key] = {"psnr_mean": round(float(p.mean()), 3), "psnr_min": round(float(p.min()), 3),
-                    "far_psnr_mean": round(float(p[far].mean()), 3) if far.any() else None,
-                    "frames_under_22db": int((p < 22).sum()), "copy_first_psnr": round(float(copy.mean()), 3)}
+        res[key] = _summary(p, copy, far)
         curves[key] = p
     res.update({"val_psnr_mean": round(plain.mean_psnr, 3), "val_psnr_min": round(plain.min_psnr, 3),
                 "cpu": perf.cpu_summary(), "precision": perf.resolve_precision(cfg.runtime.precision),
                 "_curves": curves, "_video": (ev.pred[0, 0], truth, poses)})
     return res
+
+
+def strip(panels: np.ndarray, path: Path, count: int = 4) -> Path:
+    """``count`` frames of the side-by-side rollout (uint8 [T, H', W', 3]: the first, the last and
+    evenly between), stacked and enlarged 2x: the figure of docs/quality_options.md."""
+    idx = np.linspace(0, panels.shape[0] - 1, count).round().astype(int)
+    im = Image.fromarray(np.concatenate([panels[i] for i in idx], axis=0))
+    im.resize((im.width * 2, im.height * 2), Image.NEAREST).save(path, optimize=True)
+    return path
 
 
 def table(res: dict) -> str:
@@ -124,7 +146,9 @@ def main(argv: list[str] | None = None) -> dict:
     plot_psnr_per_frame({f"the frame ({res['weights']} weights)": curves["frame"].numpy(),
                          "the person": curves["person"].numpy()}, out / f"{args.name}_psnr.png",
                         title=f"Val walking away to {args.end_scale:g}x, {res['frames']} predicted frames")
-    write_gif(out / f"{args.name}.gif", side_by_side(*video, labels=["prediction", "ground truth", "pose"]))
+    panels = side_by_side(*video, labels=["prediction", "ground truth", "pose"])  # uint8 [T, H', W', 3]
+    write_gif(out / f"{args.name}.gif", panels)
+    strip(panels, out / f"{args.name}_frames.png")
     head = (f"`python benchmarks/distant.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
             f"CPU: {res['cpu']}; {res['precision']}\n")
     text = f"{head}\n{table(res)}\n"

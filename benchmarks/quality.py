@@ -98,6 +98,13 @@ def finished_run(out: Path, cfg: cfgmod.Config, minutes: float | None = None) ->
     return float(state["elapsed"]), int(state["epoch"])
 
 
+def validated_with(state: dict) -> str:
+    """How training's validation scored a checkpoint (a rescore may roll out other weights)."""
+    c = cfgmod.from_dict(state["config"])
+    weights = "moving average" if c.optim.ema_decay > 0 and c.inference.use_ema else "trained"
+    return f", as scored in training, {weights} weights"
+
+
 def ttq_table(res: dict) -> str:
     """Time to quality: the val PSNR after each training-time mark, beside the baselines."""
     lines = ["| training time (budget) | epochs done | trained (min) | mean PSNR | min PSNR | SSIM |",
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     row = (f"| {name} | {res['budget']} ({train_s / 60:.1f} min) | {res['epochs']} | {res['z']} | {res['psnr_mean']:.2f} | "
            f"{res['psnr_min']:.2f} | {res['ssim_mean']:.3f} | {res['copy_first_psnr']:.2f} | {res['copy_first_ssim']:.3f} | "
            + ("none (no validation ran) |" if best_state is None else
-              f"{res['best_val_epoch']} ({res['best_val_psnr']:.2f}{', as scored in training' if args.rescore else ''}) |"))
+              f"{res['best_val_epoch']} ({res['best_val_psnr']:.2f}{validated_with(best_state) if args.rescore else ''}) |"))
     table = "\n".join([header, "|---" * (header.count("|") - 1) + "|", row])
     table += "\n\n" + ttq_table(res)
     print(table)

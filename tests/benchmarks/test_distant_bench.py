@@ -41,6 +41,13 @@ def test_masked_psnr_is_psnr_over_the_valid_pixels() -> None:
     b2[..., 3:] = 1 - b2[..., 3:]
     assert torch.allclose(distant.masked_psnr(a, b, half), distant.masked_psnr(a, b2, half))
     assert torch.allclose(distant.masked_psnr(a, b, half), psnr(a[..., :3], b[..., :3]))
+    none = full.clone()
+    none[1] = False  # a frame without pixels to score (no skeleton): NaN, left out of the summary
+    p = distant.masked_psnr(a, b, none)
+    assert p[0] == psnr(a[0], b[0]) and p[1].isnan()
+    s = distant._summary(p, p, torch.tensor([True, True]))
+    assert s["psnr_mean"] == s["psnr_min"] == s["far_psnr_mean"] == round(float(p[0]), 3)
+    assert s["frames_without_pixels"] == 1
 
 
 def test_walk_away_runs_and_scale_one_is_the_val_score(tiny_checkpoint: Path, synth_root: Path, tmp_path: Path,
@@ -59,7 +66,7 @@ def test_walk_away_runs_and_scale_one_is_the_val_score(tiny_checkpoint: Path, sy
     md = (tmp_path / "distant.md").read_text()
     assert f"| the frame | {res['frame']['psnr_mean']:.2f} |" in md and res["cpu"] in md
     assert f"| the person (<= 5 px from the skeleton) | {res['person']['psnr_mean']:.2f} |" in md
-    for suffix in ("_psnr.png", ".gif"):
+    for suffix in ("_psnr.png", ".gif", "_frames.png"):
         assert (tmp_path / f"distant{suffix}").stat().st_size > 0
     with pytest.raises(SystemExit) as info:
         distant.main([*common, "--end-scale", "0"])

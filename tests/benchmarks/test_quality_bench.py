@@ -52,6 +52,8 @@ def test_short_quality_benchmark_beats_copying_the_first_frame(tmp_path: Path) -
                                           "--out", str(tmp_path / "run"), "--results", str(tmp_path / "results"),
                                           "--marks", "1000", "--rescore", "--set", *SETS, "inference.use_ema=false"])
     assert raw["weights"] == "trained" and raw["epochs"] == 2 and raw["psnr_mean"] != res["psnr_mean"]
+    raw_md = (tmp_path / "results" / f"{stem},inference.use_ema=false.md").read_text()
+    assert "as scored in training, moving average weights" in raw_md and "weights: trained" in raw_md
     assert raw["psnr_mean"] > raw["copy_first_psnr"] + 1.0, raw
 
 

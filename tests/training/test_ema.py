@@ -43,6 +43,18 @@ def test_average_follows_the_formula() -> None:
     assert make_ema(net, 0.0) is None
 
 
+def test_integer_buffers_are_copied_not_averaged() -> None:
+    """BatchNorm (model.arch lab) has an integer count beside its float statistics."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
+    ema = make_ema(net, 0.9)
+    for _ in range(3):
+        net(torch.randn(2, 1, 3, 3))  # training mode: running stats and the count move
+        ema.update_parameters(net)
+    avg = ema.module[1]
+    assert int(avg.num_batches_tracked) == int(net[1].num_batches_tracked) == 3
+    assert not torch.equal(avg.running_mean, net[1].running_mean)  # the float statistics are averaged
+
+
 def test_bad_decay_is_a_config_error() -> None:
     for bad in (1.0, -0.1):
         with pytest.raises(cfgmod.ConfigError, match="optim.ema_decay"):

@@ -28,6 +28,9 @@ def _ema_fn(ema_decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor
     """AveragedModel's multi_avg_fn: ema <- decay * ema + (1 - decay) * current, in place."""
 
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: Any) -> None:
+        if not averaged[0].is_floating_point():  # integer buffers (BatchNorm's count, model.arch lab): copied
+            torch._foreach_copy_(averaged, current)
+            return
         weight = 1.0 - decay_at(ema_decay, int(num_averaged))
         torch._foreach_lerp_(averaged, current, weight)
 

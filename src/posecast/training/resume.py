@@ -52,8 +52,8 @@ def run_state(run_dir: str | Path, cfg: Config | None = None, *, overrides: dict
         if state is not None:
             check_resumable(last, state, cfg.to_dict())
     elif state is not None:
-        diffs = describe_config_diff(cfgmod.config_diff(state.get("config") or {}, cfg,
-                                                        ignore=("preset", *cfgmod.BUDGET_FIELDS)))
+        saved = cfgmod.from_dict(state["config"]) if state.get("config") else {}  # fields added since: defaults
+        diffs = describe_config_diff(cfgmod.config_diff(saved, cfg, ignore=("preset", *cfgmod.BUDGET_FIELDS)))
         if diffs:
             raise ConfigError(f"{run_dir} holds a run of another config ({'; '.join(diffs[:4])}"
                               f"{' ...' if len(diffs) > 4 else ''}); remove it or choose another --out")
