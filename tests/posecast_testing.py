@@ -101,3 +101,22 @@ OLD_LAYOUT = {
               "val_every": 1},
     "preset": "tiny",
 }
+
+
+def train_until_interrupted(cfg: cfgmod.Config, data: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                            epochs: int = 1) -> None:
+    """Train ``cfg`` into ``run_dir`` and stop it like a Ctrl-C once ``epochs`` epochs were checkpointed."""
+    from posecast.training.trainer import Trainer
+
+    orig, calls = Trainer._epoch, []
+
+    def interrupted(self):
+        calls.append(1)
+        if len(calls) == epochs + 1:
+            raise KeyboardInterrupt
+        return orig(self)
+
+    monkeypatch.setattr(Trainer, "_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, data, run_dir, progress=False, log=lambda _: None).fit()
+    monkeypatch.undo()

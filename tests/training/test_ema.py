@@ -15,7 +15,7 @@ from posecast.inference.load import load_model
 from posecast.io.checkpoint import load_checkpoint
 from posecast.training.ema import decay_at, make_ema
 from posecast.training.trainer import Trainer
-from posecast_testing import tiny_config
+from posecast_testing import tiny_config, train_until_interrupted
 
 QUIET = dict(progress=False, log=lambda _: None)
 
@@ -105,18 +105,7 @@ def test_resume_continues_the_average_bitwise(synth_root: Path, tmp_path: Path, 
     cfg = tiny_config(num_epoch=3, seed=4, ema_decay=0.8)
     whole = Trainer(cfg, synth_root, tmp_path / "whole", **QUIET)
     whole.fit()
-    orig, calls = Trainer._epoch, []
-
-    def interrupted(self):
-        calls.append(1)
-        if len(calls) == 2:  # killed after the first epoch's checkpoint
-            raise KeyboardInterrupt
-        return orig(self)
-
-    monkeypatch.setattr(Trainer, "_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, synth_root, tmp_path / "split", **QUIET).fit()
-    monkeypatch.undo()
+    train_until_interrupted(cfg, synth_root, tmp_path / "split", monkeypatch)  # stopped after epoch 1's checkpoint
     resumed = Trainer(cfg, synth_root, tmp_path / "split", **QUIET)
     resumed.fit(resume=True)
     assert int(resumed.ema.n_averaged) == whole.step

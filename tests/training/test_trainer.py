@@ -18,7 +18,8 @@ from posecast.io.checkpoint import load_checkpoint
 from posecast.training.schedules import kl_beta, teacher_forcing_ratio
 from posecast.training.run import METRIC_FIELDS, tensorboard_writer
 from posecast.training.trainer import NonFiniteLossError, Trainer
-from posecast_testing import SYNTH, leftover_temp_files, tensorboard_scalars, tiny_config, write_split
+from posecast_testing import (SYNTH, leftover_temp_files, tensorboard_scalars, tiny_config, train_until_interrupted,
+                              write_split)
 
 TRAIN_CLIPS = SYNTH["train_len"] // 4  # tiny: clips of 4 frames, batches of 2 -> 3 steps per epoch
 VAL_FRAMES = SYNTH["val_len"]
@@ -150,19 +151,7 @@ def test_interrupted_run_resumes_bitwise(synth_root: Path, tmp_path: Path, monke
     whole = Trainer(cfg, synth_root, tmp_path / "whole", **quiet)
     whole.fit()
 
-    orig = Trainer._epoch
-    calls = {"n": 0}
-
-    def interrupted(self):
-        calls["n"] += 1
-        if calls["n"] == 2:  # Ctrl-C after the first epoch was checkpointed
-            raise KeyboardInterrupt
-        return orig(self)
-
-    monkeypatch.setattr(Trainer, "_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, synth_root, tmp_path / "split", **quiet).fit()
-    monkeypatch.undo()
+    train_until_interrupted(cfg, synth_root, tmp_path / "split", monkeypatch)  # Ctrl-C after epoch 1's checkpoint
     assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.ckpt")["epoch"] == 1
     assert len(_rows(tmp_path / "split")) == 1
 
