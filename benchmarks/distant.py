@@ -32,7 +32,7 @@ from posecast import perf
 from posecast.analysis.plots import plot_psnr_per_frame
 from posecast.data.lab import VideoSequence, load_split
 from posecast.data.sampling import zoom_sequence
-from posecast.inference.load import load_model
+from posecast.inference.load import load_model, rollout_weights
 from posecast.io.video import side_by_side, write_gif
 from posecast.perf import to_float
 from posecast.rollout import validation_rollout
@@ -87,8 +87,7 @@ def score(checkpoint: str, data: str, end_scale: float, length: int, use_ema: bo
     far = scales[1:] <= FAR
     person = valid[1:] & skeleton_regions(poses[1:], PERSON_RADIUS)[:, 0].bool()
     res = {"checkpoint": checkpoint, "end_scale": end_scale, "frames": T - 1, "far_frames": int(far.sum()),
-           "weights": "moving average" if cfg.optim.ema_decay > 0 and (cfg.inference.use_ema if use_ema is None
-                                                                      else use_ema) else "trained"}
+           "weights": rollout_weights(cfg, use_ema)}
     curves = {}
     for key, mask in (("frame", valid[1:]), ("person", person)):
         p = masked_psnr(ev.pred[0, 0, 1:], truth[1:], mask)

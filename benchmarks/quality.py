@@ -27,7 +27,7 @@ from posecast import config as cfgmod, perf
 from posecast.analysis.baselines import median_frame
 from posecast.analysis.plots import plot_psnr_per_frame
 from posecast.data.lab import DataError, VideoSequence, load_split
-from posecast.inference.load import load_model
+from posecast.inference.load import load_model, rollout_weights
 from posecast.io.checkpoint import load_checkpoint
 from posecast.io.video import side_by_side, write_gif
 from posecast.metrics import psnr, ssim
@@ -100,9 +100,7 @@ def finished_run(out: Path, cfg: cfgmod.Config, minutes: float | None = None) ->
 
 def validated_with(state: dict) -> str:
     """How training's validation scored a checkpoint (a rescore may roll out other weights)."""
-    c = cfgmod.from_dict(state["config"])
-    weights = "moving average" if c.optim.ema_decay > 0 and c.inference.use_ema else "trained"
-    return f", as scored in training, {weights} weights"
+    return f", as scored in training, {rollout_weights(cfgmod.from_dict(state['config']))} weights"
 
 
 def ttq_table(res: dict) -> str:
@@ -219,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": name, "epochs": epochs, "train_seconds": round(train_s, 1),
         "budget": f"{minutes:g} min" if minutes else f"{cfg.optim.num_epoch} epochs", "plan": budget_plan,
         "z": cfg.inference.z_infer, "mirror_average": cfg.inference.mirror_average, "frames": T - 1,
-        "weights": "moving average" if cfg.optim.ema_decay and cfg.inference.use_ema else "trained",
+        "weights": rollout_weights(cfg),
         "psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3), "ssim_mean": round(ev.mean_ssim, 4),
         "copy_first_psnr": round(float(base_p.mean()), 3), "copy_first_ssim": round(float(base_s.mean()), 4),
         "best_val_epoch": None if best_state is None else int(best_state["epoch"]),

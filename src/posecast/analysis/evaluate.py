@@ -9,7 +9,7 @@ import torch
 
 from ..config import Config
 from ..data.lab import DataError, VideoSequence, load_split, load_test
-from ..inference.load import load_model
+from ..inference.load import load_model, rollout_weights
 from ..io.atomic import atomic_write_bytes
 from ..io.video import side_by_side, write_gif, write_mp4
 from ..perf import to_float
@@ -56,7 +56,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
                         title=f"PSNR per frame ({split}, {samples} sample(s), z: {z_mode or cfg.inference.z_infer})")
     summary = {**_summary(ev, T), "precision": precision,
                "mirror_average": cfg.inference.mirror_average if mirror is None else mirror,
-               "weights": _weights(cfg, use_ema),
+               "weights": rollout_weights(cfg, use_ema),
                "baselines": _baselines(seqs, T)}
     if video:
         for b, s in enumerate(seqs):
@@ -83,8 +83,3 @@ def _baselines(seqs: list[VideoSequence], T: int) -> dict[str, float]:
     per_seq = [baseline_psnrs(to_float(s.frames[:T])) for s in seqs]
     return {k: sum(b[k] for b in per_seq) / len(per_seq) for k in per_seq[0]}
 
-
-def _weights(cfg: Any, use_ema: bool | None) -> str:
-    """Which weights rolled out: ``moving average`` (optim.ema_decay, inference.use_ema) or ``trained``."""
-    use = cfg.inference.use_ema if use_ema is None else use_ema
-    return "moving average" if use and cfg.optim.ema_decay > 0 else "trained"

@@ -48,6 +48,13 @@ def load_model(checkpoint: str | Path, device: str = "cpu", cfg: Config | None =
     return model, cfg
 
 
+def rollout_weights(cfg: Config, use_ema: bool | None = None) -> str:
+    """Which weights :func:`load_model` rolls out for a checkpoint of config ``cfg``: ``moving average``
+    (optim.ema_decay, with ``use_ema`` or else the config's inference.use_ema) or ``trained``."""
+    use = cfg.inference.use_ema if use_ema is None else use_ema
+    return "moving average" if use and cfg.optim.ema_decay > 0 else "trained"
+
+
 def lab_dims(sd: dict[str, torch.Tensor]) -> dict[str, int]:
     """F_dim, L_dim, N_dim, D_dim of a lab checkpoint, read from its tensor shapes."""
     try:

@@ -44,7 +44,6 @@ def make_ema(model: nn.Module, ema_decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=_ema_fn(ema_decay), use_buffers=True)
 
 
-
 def ema_state(ema: AveragedModel) -> dict[str, Any]:
     """What a checkpoint keeps of the average: the model's state dict and the update count."""
     return {"ema": ema.module.state_dict(), "ema_updates": int(ema.n_averaged)}
