@@ -8,14 +8,14 @@ frames at 30 fps, upscaled to 8x 64x32 = 512x256: the only video of a whole pers
     posecast prepare CLIP --out DATASET --size WxH --fps 30
     posecast train --data DATASET --preset best --minutes M --out RUN
     posecast animate --checkpoint RUN/checkpoints/last.ckpt --first-frame DATASET/test/test_img/0/frame0.png
-                     --driving DATASET/test/test_label/0 --truth DATASET/gt/0.npz --out RESULTS/WxH/animation.mp4
+                     --driving DATASET/test/test_label/0 --truth DATASET/gt/0.npz --out RESULTS/WxH_Mmin/animation.mp4
 
 and the last checkpoint scored on the clip's own held-out test split (its last 3 s, never trained
 on) beside copying frame 0. The frames are upscaled 64x32 frames: a larger size shows what the
 pipeline and the model's cost do at that size, not the detail a camera would give.
 
-Writes RESULTS/sizes.md and .json (one row per size, merged with rows already there) and each
-size's animation (MP4, GIF) and PSNR plot.
+Writes RESULTS/sizes.md and .json (one row per size and budget, merged with rows already there)
+and each row's animation (MP4, GIF), PSNR plot and logs in RESULTS/WxH_Mmin/.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def posecast(*args: str) -> str:
 
 
 def run_size(size: str, minutes: float, clip: Path, work: Path, results: Path) -> dict:
-    dataset, run_dir, out = work / f"data_{size}", work / f"run_{size}", results / size
+    dataset, run_dir, out = work / f"data_{size}", work / f"run_{size}", results / row_name(size, minutes)
     for stale in (dataset, run_dir):
         shutil.rmtree(stale, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +93,19 @@ def run_size(size: str, minutes: float, clip: Path, work: Path, results: Path) -
             "train_minutes": round(float(state["elapsed"]) / 60, 2), "prepare_seconds": round(prepare_s, 1),
             "test_frames": s["frames"] - 1, "psnr_mean": round(s["mean_psnr"], 3), "psnr_min": round(s["min_psnr"], 3),
             "ssim_mean": round(s["mean_ssim"], 4), "copy_first_psnr": round(s["baselines"]["copy_first"], 3)}
+
+
+def row_name(size: str, minutes: float) -> str:
+    """A row's key, and its folder under RESULTS: the size and the budget (``256x128_60min``)."""
+    return f"{size}_{minutes:g}min"
+
+
+def merged(rows: list[dict], row: dict) -> list[dict]:
+    """``rows`` with ``row`` added (replacing the row of the same size and budget), ordered by size
+    then budget."""
+    keyed = {row_name(r["size"], r["minutes"]): r for r in rows}
+    keyed[row_name(row["size"], row["minutes"])] = row
+    return sorted(keyed.values(), key=lambda r: [int(v) for v in r["size"].split("x")] + [r["minutes"]])
 
 
 def table(rows: list[dict]) -> str:
@@ -117,19 +130,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     clip = work / "clip"
     write_clip(Path(args.data), clip)
     old = results / "sizes.json"
-    rows = {r["size"]: r for r in json.loads(old.read_text())} if old.exists() else {}
+    rows = json.loads(old.read_text()) if old.exists() else []
     for size in args.size:
         load = os.getloadavg()[0]
         row = run_size(size, args.minutes, clip, work, results)
         row.update(cpu=perf.cpu_summary(), precision=perf.resolve_precision("auto"), load_start=load)
-        rows[size] = row
+        rows = merged(rows, row)
         print(table([row]), flush=True)
         results.mkdir(parents=True, exist_ok=True)
-        ordered = sorted(rows.values(), key=lambda r: [int(v) for v in r["size"].split("x")])
-        old.write_text(json.dumps(ordered, indent=2))
+        old.write_text(json.dumps(rows, indent=2))
         cmd = "python benchmarks/sizes.py --size SIZE --minutes M (each row's budget in its row)"
-        (results / "sizes.md").write_text(f"`{cmd}`\n\n{table(ordered)}\n")
-    return list(rows.values())
+        (results / "sizes.md").write_text(f"`{cmd}`\n\n{table(rows)}\n")
+    return rows
 
 
 if __name__ == "__main__":

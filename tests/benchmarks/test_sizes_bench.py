@@ -37,3 +37,13 @@ def test_table_rows_name_the_cpu_and_the_baseline() -> None:
     row = dict(size="128x64", minutes=5, epochs=7, train_minutes=4.9, psnr_mean=30.38, psnr_min=28.04,
                ssim_mean=0.956, copy_first_psnr=29.21, cpu="CPU X", precision="bf16", load_start=0.91)
     assert "| 128x64 | 5 min | 7 | 4.9 | 30.38 | 28.04 | 0.956 | 29.21 | CPU X, bf16, 1-min load 0.91 |" in sizes.table([row])
+
+
+def test_rows_are_kept_per_size_and_budget() -> None:
+    sizes = load_benchmark("sizes")
+    r = lambda size, minutes, psnr: dict(size=size, minutes=minutes, psnr_mean=psnr)  # noqa: E731
+    rows = sizes.merged([r("256x128", 30, 29.0), r("128x64", 5, 30.0)], r("256x128", 60, 31.0))
+    assert [(x["size"], x["minutes"]) for x in rows] == [("128x64", 5), ("256x128", 30), ("256x128", 60)]
+    again = sizes.merged(rows, r("256x128", 60, 32.0))  # the same size and budget: replaced
+    assert [x["psnr_mean"] for x in again] == [30.0, 29.0, 32.0]
+    assert sizes.row_name("256x128", 60.0) == "256x128_60min"
