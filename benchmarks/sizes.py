@@ -11,11 +11,13 @@ frames at 30 fps, upscaled to 8x 64x32 = 512x256: the only video of a whole pers
                      --driving DATASET/test/test_label/0 --truth DATASET/gt/0.npz --out RESULTS/WxH_Mmin/animation.mp4
 
 and the last checkpoint scored on the clip's own held-out test split (its last 3 s, never trained
-on) beside copying frame 0. The frames are upscaled 64x32 frames: a larger size shows what the
+on) beside copying frame 0; beside it, the run's last validation (the clip's val split, where the
+dancer moves more) and copying frame 0 there. The frames are upscaled 64x32 frames: a larger size shows what the
 pipeline and the model's cost do at that size, not the detail a camera would give.
 
 Writes RESULTS/sizes.md and .json (one row per size and budget, merged with rows already there)
-and each row's animation (MP4, GIF), PSNR plot and logs in RESULTS/WxH_Mmin/.
+and each row's animation (MP4, GIF), PSNR plot and logs in RESULTS/WxH_Mmin/. --score-only
+scores the runs already in --work again (after a change to the scoring) without training.
 """
 from __future__ import annotations
 
@@ -31,8 +33,11 @@ from pathlib import Path
 from PIL import Image
 
 from posecast import perf
+from posecast.analysis.baselines import copy_first
 from posecast.analysis.evaluate import evaluate
+from posecast.data.lab import load_split
 from posecast.io.checkpoint import load_checkpoint
+from posecast.perf import to_float
 from posecast.training.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,17 +87,48 @@ def run_size(size: str, minutes: float, clip: Path, work: Path, results: Path) -
                          "--out", str(run_dir), "--no-progress")
     (out / "train.log").write_text(train_log)
     last = Run(run_dir).last_ckpt
-    state = load_checkpoint(last)
     test = dataset / "test"
     animate_log = posecast("animate", "--checkpoint", str(last), "--first-frame", str(test / "test_img" / "0" / "frame0.png"),
                            "--driving", str(test / "test_label" / "0"), "--truth", str(dataset / "gt" / "0.npz"),
                            "--out", str(out / "animation.mp4"))
     (out / "animate.log").write_text(animate_log)
+    return {"size": size, "minutes": minutes, "prepare_seconds": round(prepare_s, 1),
+            **score_run(dataset, run_dir, out)}
+
+
+def score_run(dataset: Path, run_dir: Path, out: Path) -> dict:
+    """A trained run's row: its epochs and training time, its last checkpoint on the clip's held-out
+    test split beside copying frame 0, and its last validation (the recipe's rollout of the clip's
+    val split, from metrics.csv) beside copying frame 0 there."""
+    run = Run(run_dir)
+    cfg, rows = run.read_log()
+    last = run.last_ckpt
+    state = load_checkpoint(last)
     s = evaluate(last, dataset, out / "eval_test", split="test", video=False)
-    return {"size": size, "minutes": minutes, "epochs": int(state["epoch"]),
-            "train_minutes": round(float(state["elapsed"]) / 60, 2), "prepare_seconds": round(prepare_s, 1),
+    val = load_split(dataset, "val", (cfg.data.frame_H, cfg.data.frame_W))
+    val_len = min(cfg.data.val_vi_len, len(val))
+    val_psnr = [float(r["val_psnr"]) for r in rows if r.get("val_psnr")]
+    return {"epochs": int(state["epoch"]), "train_minutes": round(float(state["elapsed"]) / 60, 2),
             "test_frames": s["frames"] - 1, "psnr_mean": round(s["mean_psnr"], 3), "psnr_min": round(s["min_psnr"], 3),
-            "ssim_mean": round(s["mean_ssim"], 4), "copy_first_psnr": round(s["baselines"]["copy_first"], 3)}
+            "ssim_mean": round(s["mean_ssim"], 4), "copy_first_psnr": round(s["baselines"]["copy_first"], 3),
+            "val_psnr_mean": round(val_psnr[-1], 3) if val_psnr else None,
+            "val_copy_first_psnr": round(float(copy_first(to_float(val.frames[:val_len])).mean()), 3)}
+
+
+def new_row(size: str, minutes: float, clip: Path, work: Path, results: Path) -> dict:
+    """``run_size``'s row with the CPU, the precision and the 1-minute load at the start."""
+    load = os.getloadavg()[0]
+    row = run_size(size, minutes, clip, work, results)
+    return {**row, "cpu": perf.cpu_summary(), "precision": perf.resolve_precision("auto"), "load_start": load}
+
+
+def score_again(rows: list[dict], size: str, minutes: float, work: Path, results: Path) -> dict:
+    """The row of ``size`` and ``minutes`` with its run in ``work`` scored again (``score_run``)."""
+    key = row_name(size, minutes)
+    old = {row_name(r["size"], r["minutes"]): r for r in rows}.get(key)
+    if old is None:
+        raise SystemExit(f"{results / 'sizes.json'}: no {key} row to score again (train it without --score-only)")
+    return {**old, **score_run(work / f"data_{size}", work / f"run_{size}", results / key)}
 
 
 def row_name(size: str, minutes: float) -> str:
@@ -108,12 +144,18 @@ def merged(rows: list[dict], row: dict) -> list[dict]:
     return sorted(keyed.values(), key=lambda r: [int(v) for v in r["size"].split("x")] + [r["minutes"]])
 
 
+def _db(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| size | budget | epochs | trained (min) | held-out mean PSNR | min PSNR | SSIM | copying frame 0 | CPU, load |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| size | budget | epochs | trained (min) | held-out mean PSNR | min PSNR | SSIM | copying frame 0 "
+             "| val mean PSNR | val: copying frame 0 | CPU, load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['size']} | {r['minutes']:g} min | {r['epochs']} | {r['train_minutes']:.1f} | "
                      f"{r['psnr_mean']:.2f} | {r['psnr_min']:.2f} | {r['ssim_mean']:.3f} | {r['copy_first_psnr']:.2f} | "
+                     f"{_db(r.get('val_psnr_mean'))} | {_db(r.get('val_copy_first_psnr'))} | "
                      f"{r['cpu']}, {r['precision']}, 1-min load {r['load_start']:.2f} |")
     return "\n".join(lines)
 
@@ -125,6 +167,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="the dance data (lab layout)")
     ap.add_argument("--work", default="/tmp/posecast_sizes", help="clip, datasets and runs (kept between calls)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / f"sizes_{perf.cpu_kind()}"))
+    ap.add_argument("--score-only", action="store_true",
+                    help="score the runs already in --work again (no prepare, train or animate) and update their "
+                         "rows in --results, which keep the training's CPU and load")
     args = ap.parse_args(argv)
     work, results = Path(args.work), Path(args.results)
     clip = work / "clip"
@@ -132,9 +177,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     old = results / "sizes.json"
     rows = json.loads(old.read_text()) if old.exists() else []
     for size in args.size:
-        load = os.getloadavg()[0]
-        row = run_size(size, args.minutes, clip, work, results)
-        row.update(cpu=perf.cpu_summary(), precision=perf.resolve_precision("auto"), load_start=load)
+        row = score_again(rows, size, args.minutes, work, results) if args.score_only else \
+            new_row(size, args.minutes, clip, work, results)
         rows = merged(rows, row)
         print(table([row]), flush=True)
         results.mkdir(parents=True, exist_ok=True)

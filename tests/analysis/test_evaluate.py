@@ -29,7 +29,7 @@ def test_evaluate_writes_every_output(tiny_checkpoint: Path, synth_root: Path, t
     s = evaluate(tiny_checkpoint, synth_root, tmp_path / "ev", split="test", samples=2, video=True)
     names = sorted(p.name for p in (tmp_path / "ev").iterdir())
     assert names == ["psnr_per_frame.csv", "psnr_per_frame.png", "summary.json", "test_0.gif", "test_0.mp4",
-                     "test_1.gif", "test_1.mp4"]
+                     "test_1.gif", "test_1.mp4", "weakest_frames.png"]
     assert json.loads((tmp_path / "ev" / "summary.json").read_text()) == s
     assert s["frames"] == SYNTH["test_len"] and s["sequences"] == ["test_0", "test_1"] and s["samples"] == 2
     assert s["best_of_n_psnr"] >= s["mean_psnr"]
@@ -37,9 +37,13 @@ def test_evaluate_writes_every_output(tiny_checkpoint: Path, synth_root: Path, t
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * (SYNTH["test_len"] - 1)
     assert all(float(r["psnr_max"]) >= float(r["psnr_mean"]) - 1e-4 for r in rows)
+    lowest = min(rows, key=lambda r: float(r["psnr_mean"]))  # the sheet's first frame is the CSV's weakest
+    first = s["weakest_frames"][0]
+    assert (first["name"], first["frame"]) == (lowest["sequence"], int(lowest["frame"]))
+    assert first["psnr"] == pytest.approx(float(lowest["psnr_mean"]), abs=1e-3)
     short = evaluate(tiny_checkpoint, synth_root, tmp_path / "short", length=5, video=False)
     assert short["frames"] == 5 and sorted(p.name for p in (tmp_path / "short").iterdir()) == \
-        ["psnr_per_frame.csv", "psnr_per_frame.png", "summary.json"]
+        ["psnr_per_frame.csv", "psnr_per_frame.png", "summary.json", "weakest_frames.png"]
 
 
 def test_evaluate_needs_two_frames(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 table. (The end-to-end run itself trains for minutes: docs/poses.md has its command and figures.)"""
 from __future__ import annotations
 
+import csv
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -32,11 +35,15 @@ def test_the_real_data_gives_the_clip_length_the_docs_name() -> None:
     assert len(sizes.split_frames(dance_root(), "train")) + len(sizes.split_frames(dance_root(), "val")) == 2517
 
 
-def test_table_rows_name_the_cpu_and_the_baseline() -> None:
+def test_table_rows_name_the_cpu_and_the_baselines() -> None:
     sizes = load_benchmark("sizes")
     row = dict(size="128x64", minutes=5, epochs=7, train_minutes=4.9, psnr_mean=30.38, psnr_min=28.04,
-               ssim_mean=0.956, copy_first_psnr=29.21, cpu="CPU X", precision="bf16", load_start=0.91)
-    assert "| 128x64 | 5 min | 7 | 4.9 | 30.38 | 28.04 | 0.956 | 29.21 | CPU X, bf16, 1-min load 0.91 |" in sizes.table([row])
+               ssim_mean=0.956, copy_first_psnr=29.21, val_psnr_mean=28.954, val_copy_first_psnr=19.74,
+               cpu="CPU X", precision="bf16", load_start=0.91)
+    assert ("| 128x64 | 5 min | 7 | 4.9 | 30.38 | 28.04 | 0.956 | 29.21 | 28.95 | 19.74 | CPU X, bf16, 1-min load 0.91 |"
+            in sizes.table([row]))
+    older = {k: v for k, v in row.items() if not k.startswith("val_")}  # a row from before the val columns
+    assert "| 29.21 | n/a | n/a | CPU X" in sizes.table([older])
 
 
 def test_rows_are_kept_per_size_and_budget() -> None:
@@ -47,3 +54,18 @@ def test_rows_are_kept_per_size_and_budget() -> None:
     again = sizes.merged(rows, r("256x128", 60, 32.0))  # the same size and budget: replaced
     assert [x["psnr_mean"] for x in again] == [30.0, 29.0, 32.0]
     assert sizes.row_name("256x128", 60.0) == "256x128_60min"
+
+
+@pytest.mark.slow
+def test_a_trained_run_is_scored_on_the_test_split_and_its_last_validation(trained_run, synth_root, tmp_path) -> None:
+    sizes = load_benchmark("sizes")
+    trainer, run_dir, _ = trained_run
+    row = sizes.score_run(synth_root, run_dir, tmp_path / "out")
+    last = [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if r["val_psnr"]][-1]
+    assert row["val_psnr_mean"] == pytest.approx(float(last["val_psnr"]), abs=1e-3)
+    summary = json.loads((tmp_path / "out" / "eval_test" / "summary.json").read_text())
+    assert row["psnr_mean"] == pytest.approx(summary["mean_psnr"], abs=1e-3)
+    assert row["copy_first_psnr"] == pytest.approx(summary["baselines"]["copy_first"], abs=1e-3)
+    assert row["epochs"] == trainer.cfg.optim.num_epoch and row["val_copy_first_psnr"] > 0
+    with pytest.raises(SystemExit, match="no 64x32_5min row"):
+        sizes.score_again([], "64x32", 5, tmp_path, tmp_path)

@@ -216,9 +216,12 @@ def test_evaluate_command(tiny_checkpoint: Path, synth_root: Path, tmp_path: Pat
     rc, out, err = run(["evaluate", "--checkpoint", tiny_checkpoint, "--data", synth_root, "--out", out_dir,
                         "--samples", "2"], capsys)
     assert rc == 0, err
-    for name in ("psnr_per_frame.csv", "psnr_per_frame.png", "val.gif", "val.mp4", "summary.json"):
+    for name in ("psnr_per_frame.csv", "psnr_per_frame.png", "val.gif", "val.mp4", "summary.json",
+                 "weakest_frames.png"):
         assert (out_dir / name).stat().st_size > 0, name
     s = json.loads((out_dir / "summary.json").read_text())
+    w = s["weakest_frames"][0]
+    assert f"weakest: val frame {w['frame']} ({w['psnr']:.2f} dB)" in out
     assert s["samples"] == 2 and s["frames"] == SYNTH["val_len"] and s["sequences"] == ["val"]
     assert s["best_of_n_psnr"] >= s["mean_psnr"]
     assert "best of 2" in out and f"{s['mean_psnr']:.2f}" in out

@@ -1,7 +1,9 @@
-"""`posecast evaluate`: per-frame PSNR/SSIM of a split's rollouts as CSV, a plot, GIF/MP4 and summary.json."""
+"""`posecast evaluate`: per-frame PSNR/SSIM of a split's rollouts as CSV, a plot, a sheet of the
+weakest frames, GIF/MP4 and summary.json."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from ..perf import to_float
 from ..rollout import SequenceEval, rollout_precision, validation_rollout, write_frame_csv
 from .baselines import baseline_psnrs
 from .plots import plot_psnr_per_frame
+from .weakest import plot_weakest
 
 
 def _sequences(data: str | Path, split: str, cfg: Config) -> list[VideoSequence]:
@@ -34,7 +37,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
              length: int | None = None, samples: int = 1, z_mode: str | None = None, seed: int = 0,
              device: str = "cpu", video: bool = True, precision: str | None = None,
              mirror: bool | None = None, use_ema: bool | None = None) -> dict[str, Any]:
-    """Per-frame PSNR/SSIM of every sequence of a split, as CSV, a plot, GIF/MP4 and summary.json.
+    """Per-frame PSNR/SSIM of every sequence of a split, as CSV, a plot, GIF/MP4 and summary.json,
+    and the weakest frames (prediction, truth, pose, error) as weakest_frames.png.
 
     ``precision`` (auto | fp32 | bf16) overrides the checkpoint config's ``runtime.precision``,
     ``mirror`` its ``inference.mirror_average``, ``use_ema`` its ``inference.use_ema`` (the moving
@@ -57,7 +61,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, s
     summary = {**_summary(ev, T), "precision": precision,
                "mirror_average": cfg.inference.mirror_average if mirror is None else mirror,
                "weights": rollout_weights(cfg, use_ema),
-               "baselines": _baselines(seqs, T)}
+               "baselines": _baselines(seqs, T),
+               "weakest_frames": [asdict(f) for f in plot_weakest(ev, seqs, out / "weakest_frames.png")]}
     if video:
         for b, s in enumerate(seqs):
             panel = side_by_side(ev.pred[0, b], to_float(s.frames[:T]), to_float(s.poses[:T]),

@@ -59,6 +59,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
           f"SSIM {s['mean_ssim']:.4f} over {s['frames'] - 1} predicted frames x {len(s['sequences'])} sequence(s)")
     b = s["baselines"]
     print(f"  beside: copying frame 0 {b['copy_first']:.2f} dB, the median frame {b['median_frame']:.2f} dB")
+    weak = ", ".join(f"{w['name']} frame {w['frame']} ({w['psnr']:.2f} dB)" for w in s["weakest_frames"][:3])
+    print(f"  weakest: {weak} (weakest_frames.png)")
     if s["samples"] > 1:
         print(f"best of {s['samples']}: PSNR {s['best_of_n_psnr']:.2f} dB, SSIM {s['best_of_n_ssim']:.4f}")
     print(f"written to {out}")
