@@ -17,7 +17,8 @@ pipeline and the model's cost do at that size, not the detail a camera would giv
 
 Writes RESULTS/sizes.md and .json (one row per size and budget, merged with rows already there)
 and each row's animation (MP4, GIF), PSNR plot and logs in RESULTS/WxH_Mmin/. --score-only
-scores the runs already in --work again (after a change to the scoring) without training.
+scores the runs already in --work again (after a change to the scoring) without training: each
+row's run is WORK/run_WxH_Mmin, its dataset WORK/data_WxH (one per size).
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def posecast(*args: str) -> str:
 
 
 def run_size(size: str, minutes: float, clip: Path, work: Path, results: Path) -> dict:
-    dataset, run_dir, out = work / f"data_{size}", work / f"run_{size}", results / row_name(size, minutes)
+    dataset, run_dir, out = work / f"data_{size}", work / f"run_{row_name(size, minutes)}", results / row_name(size, minutes)
     for stale in (dataset, run_dir):
         shutil.rmtree(stale, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def score_again(rows: list[dict], size: str, minutes: float, work: Path, results
     old = {row_name(r["size"], r["minutes"]): r for r in rows}.get(key)
     if old is None:
         raise SystemExit(f"{results / 'sizes.json'}: no {key} row to score again (train it without --score-only)")
-    return {**old, **score_run(work / f"data_{size}", work / f"run_{size}", results / key)}
+    return {**old, **score_run(work / f"data_{size}", work / f"run_{key}", results / key)}
 
 
 def row_name(size: str, minutes: float) -> str:
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ap.parse_args(argv)
     work, results = Path(args.work), Path(args.results)
     clip = work / "clip"
-    write_clip(Path(args.data), clip)
+    if not args.score_only:
+        write_clip(Path(args.data), clip)
     old = results / "sizes.json"
     rows = json.loads(old.read_text()) if old.exists() else []
     for size in args.size:

@@ -69,3 +69,11 @@ def test_a_trained_run_is_scored_on_the_test_split_and_its_last_validation(train
     assert row["epochs"] == trainer.cfg.optim.num_epoch and row["val_copy_first_psnr"] > 0
     with pytest.raises(SystemExit, match="no 64x32_5min row"):
         sizes.score_again([], "64x32", 5, tmp_path, tmp_path)
+    work = tmp_path / "work"  # --score-only's layout: WORK/run_WxH_Mmin and WORK/data_WxH
+    work.mkdir()
+    (work / "run_64x32_5min").symlink_to(run_dir)
+    (work / "data_64x32").symlink_to(synth_root)
+    old = dict(size="64x32", minutes=5, psnr_mean=0.0, cpu="CPU X", precision="bf16", load_start=0.5, prepare_seconds=3.0)
+    again = sizes.score_again([old], "64x32", 5, work, tmp_path / "results")
+    assert again["psnr_mean"] == pytest.approx(row["psnr_mean"], abs=1e-3)
+    assert (again["cpu"], again["load_start"], again["prepare_seconds"]) == ("CPU X", 0.5, 3.0)

@@ -2,6 +2,7 @@
 prediction, ground truth, pose and error (what `posecast evaluate` writes as weakest_frames.png)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,12 @@ class WeakFrame:
 
 def weakest_frames(ev: SequenceEval, k: int = 6) -> list[WeakFrame]:
     """The ``k`` frames of lowest PSNR over all sequences (mean over samples), weakest first; ties
-    in sequence then frame order."""
+    in sequence then frame order. A frame whose PSNR is NaN (a rollout that diverged) comes first."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     per_frame = ev.psnr.mean(0)  # [B, T-1]
-    flat = per_frame.flatten()
-    order = sorted(range(flat.numel()), key=lambda i: (float(flat[i]), i))[:k]
+    flat = per_frame.flatten().tolist()
+    order = sorted(range(len(flat)), key=lambda i: (0, 0.0, i) if math.isnan(flat[i]) else (1, flat[i], i))[:k]
     steps = per_frame.shape[1]
     return [WeakFrame(i // steps, ev.names[i // steps], i % steps + 1, float(flat[i])) for i in order]
 
@@ -45,7 +46,8 @@ def _image(x: torch.Tensor) -> np.ndarray:
 
 def figure_weakest(ev: SequenceEval, seqs: list[VideoSequence], frames: list[WeakFrame]) -> Figure:
     """One column per frame (weakest first): the prediction (the first sample), the ground truth,
-    the pose image, and the absolute error (mean over the colours, 0 to 0.5 and above)."""
+    the pose image, and the absolute error of that prediction (mean over the colours, 0 to 0.5 and
+    above); each titled with the frame's PSNR (the mean over the samples)."""
     rows = ["prediction", "ground truth", "pose", "|error|"]
     H, W = ev.pred.shape[-2:]
     cell = 2.2
@@ -65,7 +67,9 @@ def figure_weakest(ev: SequenceEval, seqs: list[VideoSequence], frames: list[Wea
             if c == 0:
                 ax.set_ylabel(rows[r], fontsize=8)
         axes[0, c].set_title(f"{f.name} frame {f.frame}\n{f.psnr:.2f} dB", fontsize=8)
-    fig.suptitle(f"The {len(frames)} weakest frames of the rollout", fontsize=10)
+    K = ev.psnr.shape[0]
+    shown = "" if K == 1 else f" (PSNR: mean of {K} samples; the first sample shown)"
+    fig.suptitle(f"The {len(frames)} weakest frames of the rollout{shown}", fontsize=10)
     fig.tight_layout()
     return fig
 
