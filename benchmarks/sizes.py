@@ -36,7 +36,7 @@ from PIL import Image
 from posecast import perf
 from posecast.analysis.baselines import copy_first
 from posecast.analysis.evaluate import evaluate
-from posecast.data.lab import load_split
+from posecast.data.lab import DataError, load_split
 from posecast.io.checkpoint import load_checkpoint
 from posecast.perf import to_float
 from posecast.training.run import Run
@@ -129,7 +129,10 @@ def score_again(rows: list[dict], size: str, minutes: float, work: Path, results
     old = {row_name(r["size"], r["minutes"]): r for r in rows}.get(key)
     if old is None:
         raise SystemExit(f"{results / 'sizes.json'}: no {key} row to score again (train it without --score-only)")
-    return {**old, **score_run(work / f"data_{size}", work / f"run_{key}", results / key)}
+    try:
+        return {**old, **score_run(work / f"data_{size}", work / f"run_{key}", results / key)}
+    except DataError as e:  # no run or dataset where --work says: one line, not a traceback
+        raise SystemExit(f"--score-only {key}: {e}") from None
 
 
 def row_name(size: str, minutes: float) -> str:

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from posecast.analysis.baselines import baseline_psnrs
+from posecast.data.lab import load_split
+from posecast.perf import to_float
 from posecast_testing import dance_root, load_benchmark
 
 
@@ -66,7 +69,12 @@ def test_a_trained_run_is_scored_on_the_test_split_and_its_last_validation(train
     summary = json.loads((tmp_path / "out" / "eval_test" / "summary.json").read_text())
     assert row["psnr_mean"] == pytest.approx(summary["mean_psnr"], abs=1e-3)
     assert row["copy_first_psnr"] == pytest.approx(summary["baselines"]["copy_first"], abs=1e-3)
-    assert row["epochs"] == trainer.cfg.optim.num_epoch and row["val_copy_first_psnr"] > 0
+    cfg = trainer.cfg
+    val = load_split(synth_root, "val", (cfg.data.frame_H, cfg.data.frame_W))
+    copy = baseline_psnrs(to_float(val.frames[:min(cfg.data.val_vi_len, len(val))]))["copy_first"]
+    assert row["epochs"] == cfg.optim.num_epoch and row["val_copy_first_psnr"] == pytest.approx(copy, abs=1e-3)
+    with pytest.raises(SystemExit, match="--score-only 64x32_9min: .*run folder not found"):
+        sizes.score_again([dict(size="64x32", minutes=9)], "64x32", 9, tmp_path, tmp_path)
     with pytest.raises(SystemExit, match="no 64x32_5min row"):
         sizes.score_again([], "64x32", 5, tmp_path, tmp_path)
     work = tmp_path / "work"  # --score-only's layout: WORK/run_WxH_Mmin and WORK/data_WxH
