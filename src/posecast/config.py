@@ -100,6 +100,9 @@ class ModelConfig:
     # output masked_first / warped_first: new pixels and the flow only within pose_gate pixels of where
     # the target pose image differs from the first frame's (0: everywhere); identical poses keep the first frame
     pose_gate: int = 0
+    # model.arch unet: each step also reads the pose images of its pose_context neighbouring frames on
+    # either side (models/pose_context.py): a label off its dancer or missing matters less
+    pose_context: int = 0
 
 
 @dataclass

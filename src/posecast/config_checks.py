@@ -155,6 +155,9 @@ def _check_model(cfg: Any) -> None:
     _check(0 <= m.pose_gate <= 32, "model.pose_gate", f"a radius of 0 to 32 pixels, got {m.pose_gate}")
     _check(m.pose_gate == 0 or m.output in ("masked_first", "warped_first"), "model.pose_gate",
            f"gates the first frame's mask or flow: model.output masked_first or warped_first, not {m.output}")
+    _check(0 <= m.pose_context <= 4, "model.pose_context", f"0 to 4 neighbouring frames each side, got {m.pose_context}")
+    _check(m.pose_context == 0 or m.arch == "unet", "model.pose_context",
+           f"neighbouring poses are a U-Net option (model.arch unet), not {m.arch}")
     if m.arch == "unet":
         for name in ("frame_H", "frame_W"):
             _check(getattr(d, name) % (2 ** m.levels) == 0, f"data.{name}",

@@ -14,6 +14,7 @@ from ..perf import to_channels_last
 from . import default, lab, unet
 from .outputs import compose_frame, pose_change_gate
 from .parts import CVAEModules, Gaussian
+from .pose_context import single_pose_context, stack_pose_context
 
 # model.arch -> the build of its modules: one file per architecture
 ARCHS: dict[str, Callable[[ModelConfig], CVAEModules]] = {
@@ -133,16 +134,17 @@ class PoseCVAE(nn.Module):
                 anchor_pose: torch.Tensor | None = None) -> CVAEOutput:
         """Teacher-forced pass over a clip.
 
-        frames, poses: [B, T, 3, H, W] in [0, 1]. tf_mask: bool [T-1] (True: step t uses the
-        ground truth x_{t-1} as the previous frame; False: the model's own prediction); None
-        means all True. Step 1 always uses x_0. eps: optional noise [B, T-1, N, H, W].
+        frames, poses: [B, T, 3, H, W] in [0, 1] (poses may come stacked, models/pose_context.py).
+        tf_mask: bool [T-1] (True: step t uses the ground truth x_{t-1} as the previous frame; False:
+        the model's own prediction; None: all True). Step 1 always uses x_0. eps: noise [B, T-1, N, H, W].
         anchor: optional first frame [B, 3, H, W] for first_frame_cond / masked_first (default
         x_0; a frame far from the clip teaches the large displacements of a long rollout).
         anchor_pose: the anchor's pose [B, 3, H, W] (model.first_pose_cond; default pose 0 of the clip,
         which is then the anchor's only when no anchor is given).
         """
-        B, T = frames.shape[:2]
-        S = T - 1
+        (B, T), k = frames.shape[:2], self.cfg.pose_context
+        S = T - 1  # poses with their k neighbours (model.pose_context), stacked within the clip unless given so
+        poses, anchor_pose = stack_pose_context(poses, k), single_pose_context(anchor_pose, k)
         if self.channels_last:
             frames, poses = to_channels_last(frames), to_channels_last(poses)
             anchor = None if anchor is None else to_channels_last(anchor)
@@ -193,6 +195,7 @@ class PoseCVAE(nn.Module):
         """
         B, T = poses.shape[:2]
         H, W = first_frame.shape[-2:]
+        poses = stack_pose_context(poses, self.cfg.pose_context)  # each step's neighbours (model.pose_context)
         out = first_frame.new_empty(B, T, 3, H, W)
         out[:, 0] = first_frame
         cl = self.channels_last

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .blocks import DepthConvBlock
 from .outputs import init_output_layer, output_channels
+from .pose_context import context_channels
 from .parts import CVAEModules, GaussianPredictor, fusion_channels, last_conv
 
 _SLOPE = 0.1
@@ -30,7 +31,7 @@ def build(cfg: ModelConfig) -> CVAEModules:
     weights)."""
     features, block = cfg.F_dim + cfg.L_dim, partial(DepthConvBlock, gate=cfg.ffn_gate)
     frame_encoder = Stem(3, cfg.F_dim)
-    pose_encoder = Stem(3, cfg.L_dim, cfg.pose_input == "inverted")
+    pose_encoder = Stem(context_channels(cfg.pose_context), cfg.L_dim, cfg.pose_input == "inverted")
     posterior_net = GaussianPredictor(features, cfg.N_dim, block)
     posterior_net.zero_init()  # the KL starts at 0 (see models/default.py)
     fusion = UNetFusion(fusion_channels(cfg), cfg.D_dim, cfg.levels, norm=cfg.norm)

@@ -11,10 +11,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import config as cfgmod
-from ..config import Config, DataConfig, OptimConfig
+from ..config import Config, OptimConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..data.sampling import COIN_SALT, NOISE_SALT, ClipSampler, epoch_seed, tf_mask_for, validation_clips
 from ..models import Objective, PoseCVAE
+from ..models.pose_context import context_channels, stack_pose_context
 from ..perf import FastOptions, prepare
 from ..rollout import validation_rollout
 from .distributed import DistInfo
@@ -42,7 +43,7 @@ class Trainer:
         self.device = self.dist.setup(device)
         self.progress = progress and self.dist.main
         self.log = log if self.dist.main else (lambda _msg: None)
-        self.train_seq, self.val_seqs, self.val_len = _load_data(cfg.data, data_root, train_seq, val_seqs)
+        self.train_seq, self.val_seqs, self.val_len = _load_data(cfg, data_root, train_seq, val_seqs)
         where = str(Path(data_root) / "train") if data_root is not None else "<given sequences>/train"
         self.sampler = ClipSampler.from_config(self.train_seq, cfg.data, r.seed, self.dist.rank, self.dist.world,
                                                where=where)  # fails before training
@@ -219,9 +220,12 @@ def _validation_loss(objective: Objective, seqs: list[VideoSequence], length: in
     return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
 
 
-def _load_data(data: DataConfig, root: str | Path | None, train_seq: VideoSequence | None,
+def _load_data(cfg: Config, root: str | Path | None, train_seq: VideoSequence | None,
                val_seqs: list[VideoSequence] | None) -> tuple[VideoSequence, list[VideoSequence], int]:
-    """The training sequence, the validation sequences and the validation length (frames)."""
+    """The training sequence, the validation sequences and the validation length (frames); with
+    model.pose_context their poses stacked with their neighbours once, so that a clip gathered
+    anywhere sees the neighbours of its frames in the whole sequence."""
+    data = cfg.data
     size = (data.frame_H, data.frame_W)
     train_seq = train_seq if train_seq is not None else load_split(root, "train", size)
     val_seqs = val_seqs if val_seqs is not None else [load_split(root, "val", size)]
@@ -230,7 +234,15 @@ def _load_data(data: DataConfig, root: str | Path | None, train_seq: VideoSequen
         where = Path(root) if root is not None else Path("<given sequences>")
         raise DataError(f"{where / 'val'}: a validation sequence needs at least 2 frames "
                         f"(frame 0 and one to predict), found {val_len}")
-    return train_seq, val_seqs, val_len
+    k = cfg.model.pose_context
+    return with_pose_context(train_seq, k), [with_pose_context(s, k) for s in val_seqs], val_len
+
+
+def with_pose_context(seq: VideoSequence, k: int) -> VideoSequence:
+    """``seq`` with each pose stacked with its k neighbours on either side (models/pose_context.py)."""
+    if k == 0 or seq.poses.shape[-3] == context_channels(k):  # (a budget's probe hands its stacked ones on)
+        return seq
+    return VideoSequence(seq.name, seq.frames, stack_pose_context(seq.poses[None], k)[0], seq.has_gt)
 
 
 def _epoch_line(row: dict[str, Any], num_epoch: int, best: bool) -> str:

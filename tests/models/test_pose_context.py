@@ -1,0 +1,122 @@
+"""model.pose_context: each step reads its neighbours' pose images too (models/pose_context.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from posecast import config as cfgmod
+from posecast.config import ConfigError
+from posecast.data.sampling import gather_clips
+from posecast.models import PoseCVAE
+from posecast.models.pose_context import context_channels, single_pose_context, stack_pose_context
+from posecast.training.trainer import Trainer, with_pose_context
+from posecast_testing import tiny_config
+
+B, T, H, W = 2, 6, 16, 24
+
+
+def _model(k: int, seed: int = 0) -> PoseCVAE:
+    torch.manual_seed(seed)
+    cfg = cfgmod.override(cfgmod.preset("tiny"), arch="unet", levels=3, first_frame_cond=True, output="warped_first",
+                          prev_frame_cond=False, first_pose_cond=True, pose_input="inverted", norm="group",
+                          pose_context=k, frame_H=H, frame_W=W).validate()
+    return PoseCVAE(cfg.model).eval()
+
+
+def _data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(B, T, 3, H, W, generator=g), torch.rand(B, T, 3, H, W, generator=g)
+
+
+def _numbered(t: int = T) -> torch.Tensor:
+    """Pose images whose every pixel of step s holds s, and of channel c the fraction c / 10."""
+    steps = torch.arange(t, dtype=torch.float32).view(1, t, 1, 1, 1)
+    return (steps + torch.arange(3).view(1, 1, 3, 1, 1) / 10).expand(1, t, 3, 2, 2).clone()
+
+
+def test_stacking_is_in_time_order_and_clamped_at_the_ends() -> None:
+    out = stack_pose_context(_numbered(), 2)
+    assert out.shape == (1, T, context_channels(2), 2, 2) == (1, T, 15, 2, 2)
+    got = out[0, :, :, 0, 0].view(T, 5, 3)  # [step, neighbour, channel]
+    for t in range(T):
+        for j, n in enumerate(range(t - 2, t + 3)):
+            src = min(max(n, 0), T - 1)
+            torch.testing.assert_close(got[t, j], torch.tensor([src, src + 0.1, src + 0.2]))
+
+
+def test_stacked_poses_and_k_0_pass_through() -> None:
+    poses = _numbered()
+    assert stack_pose_context(poses, 0) is poses
+    stacked = stack_pose_context(poses, 1)
+    assert stack_pose_context(stacked, 1) is stacked
+    with pytest.raises(ValueError, match=r"pose_context 2: pose images \[B, T, 3, H, W\] or \[B, T, 15"):
+        stack_pose_context(stacked, 2)  # 9 channels are neither plain nor k = 2's
+
+
+def test_a_single_pose_is_its_own_neighbour() -> None:
+    pose = torch.rand(2, 3, 4, 5)
+    torch.testing.assert_close(single_pose_context(pose, 1), pose.repeat(1, 3, 1, 1))
+    assert single_pose_context(None, 1) is None
+    assert single_pose_context(pose, 0) is pose
+
+
+def test_the_pose_encoder_reads_the_neighbours() -> None:
+    assert _model(2).pose_encoder.conv.in_channels == 15
+    assert _model(0).pose_encoder.conv.in_channels == 3
+
+
+@torch.no_grad()
+def test_a_neighbours_pose_changes_the_frame_with_context_and_not_without() -> None:
+    frames, poses = _data()
+    moved = poses.clone()
+    moved[:, 3] = torch.rand(B, 3, H, W, generator=torch.Generator().manual_seed(5))  # pose of step 3 only
+    for k, changed in ((1, {2, 3, 4}), (0, {3})):
+        model = _model(k)
+        a = model.rollout(frames[:, 0], poses, z_mode="zero")
+        b = model.rollout(frames[:, 0], moved, z_mode="zero")
+        diff = {t for t in range(1, T) if not torch.equal(a[:, t], b[:, t])}
+        assert diff == changed, (k, diff)
+
+
+@torch.no_grad()
+def test_plain_and_stacked_poses_give_the_same_rollout_and_forward() -> None:
+    model = _model(2)
+    frames, poses = _data()
+    stacked = stack_pose_context(poses, 2)
+    torch.testing.assert_close(model.rollout(frames[:, 0], poses, z_mode="zero"),
+                               model.rollout(frames[:, 0], stacked, z_mode="zero"), rtol=0, atol=0)
+    eps = torch.randn(B, T - 1, model.cfg.N_dim, H, W, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model(frames, poses, eps=eps).pred, model(frames, stacked, eps=eps).pred, rtol=0, atol=0)
+
+
+def test_gradients_reach_the_neighbour_channels() -> None:
+    model = _model(1).train()
+    frames, poses = _data()
+    model(frames, poses).pred.mean().backward()
+    grad = model.pose_encoder.conv.weight.grad  # [L, 9, 3, 3]
+    assert all(grad[:, c].abs().sum() > 0 for c in range(9))
+
+
+@pytest.mark.parametrize("options, field", [({"pose_context": 5}, "model.pose_context"),
+                                            ({"pose_context": -1}, "model.pose_context"),
+                                            ({"pose_context": 1, "arch": "posecast"}, "model.pose_context")])
+def test_config_checks(options: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        cfgmod.override(cfgmod.preset("tiny"), **options).validate()
+
+
+def test_trainer_clips_see_neighbours_outside_the_clip(synth_root: Path, tmp_path: Path) -> None:
+    cfg = cfgmod.override(tiny_config(num_epoch=1, tfr_sde=0), arch="unet", levels=2, first_frame_cond=True,
+                          prev_frame_cond=False, output="masked_first", pose_context=1, prior="standard").validate()
+    trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None)
+    plain = trainer.train_seq.poses[:, 3:6]  # the middle block of each frame's stack is its own pose
+    assert trainer.train_seq.poses.shape[1] == 9 and trainer.val_seqs[0].poses.shape[1] == 9
+    assert with_pose_context(trainer.train_seq, 1) is trainer.train_seq  # stacked once only
+    _, clip_poses = gather_clips(trainer.train_seq, torch.tensor([4]), cfg.data.train_vi_len)
+    torch.testing.assert_close(clip_poses[0, 0, :3], plain[3])  # frame 4's left neighbour, before the clip
+    last = 4 + cfg.data.train_vi_len - 1
+    torch.testing.assert_close(clip_poses[0, -1, 6:], plain[last + 1])  # and the right one after it
+    trainer.fit()  # a run trains and validates with stacked poses
+    assert (tmp_path / "r" / "checkpoints" / "last.ckpt").exists()
