@@ -38,10 +38,12 @@ VARIANTS = [
     ("no flow: the mask over the first frame as it is (model.output: masked_first)", ["output=masked_first"]),
     ("no first frame's pose (model.first_pose_cond: false)", ["first_pose_cond=false"]),
     ("no GroupNorm in the U-Net (model.norm: none)", ["norm=none"]),
-    ("the mask gated near the pose change (model.pose_gate: 3)", ["pose_gate=3"]),
+    ("the mask gated near the pose change (model.pose_gate: 3, which reads no neighbours' poses)",
+     ["pose_gate=3", "pose_context=0"]),
     ("no zoom (data.zoom_prob: 0)", ["zoom_prob=0"]),
     ("no augmentation (no shift, mirror or zoom)", ["shift_x=0", "flip=false", "zoom_prob=0", "shift_mask=false"]),
     ("the pixels a shift or zoom filled in counted by the loss (data.shift_mask: false)", ["shift_mask=false"]),
+    ("no neighbours' poses (model.pose_context: 0)", ["pose_context=0"]),
 ]
 # evaluated on the recipe rows' checkpoints (no training): (label, z at inference, mirror averaging)
 EVAL_ONLY = [

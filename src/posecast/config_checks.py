@@ -158,6 +158,8 @@ def _check_model(cfg: Any) -> None:
     _check(0 <= m.pose_context <= 4, "model.pose_context", f"0 to 4 neighbouring frames each side, got {m.pose_context}")
     _check(m.pose_context == 0 or m.arch == "unet", "model.pose_context",
            f"neighbouring poses are a U-Net option (model.arch unet), not {m.arch}")
+    _check(m.pose_context == 0 or m.pose_gate == 0, "model.pose_context",
+           "the pose gate compares one pose with the first frame's: set model.pose_gate 0 with neighbouring poses")
     if m.arch == "unet":
         for name in ("frame_H", "frame_W"):
             _check(getattr(d, name) % (2 ** m.levels) == 0, f"data.{name}",

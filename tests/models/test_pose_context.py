@@ -10,7 +10,8 @@ from posecast import config as cfgmod
 from posecast.config import ConfigError
 from posecast.data.sampling import gather_clips
 from posecast.models import PoseCVAE
-from posecast.models.pose_context import context_channels, single_pose_context, stack_pose_context
+from posecast.data.lab import load_split
+from posecast.models.pose_context import context_channels, pose_window, single_pose_context, stack_pose_context
 from posecast.training.trainer import Trainer, with_pose_context
 from posecast_testing import tiny_config
 
@@ -99,19 +100,43 @@ def test_gradients_reach_the_neighbour_channels() -> None:
     assert all(grad[:, c].abs().sum() > 0 for c in range(9))
 
 
-@pytest.mark.parametrize("options, field", [({"pose_context": 5}, "model.pose_context"),
-                                            ({"pose_context": -1}, "model.pose_context"),
-                                            ({"pose_context": 1, "arch": "posecast"}, "model.pose_context")])
-def test_config_checks(options: dict, field: str) -> None:
-    with pytest.raises(ConfigError, match=field):
-        cfgmod.override(cfgmod.preset("tiny"), **options).validate()
+def _unet_config(**options) -> cfgmod.Config:
+    return cfgmod.override(cfgmod.preset("tiny"), arch="unet", levels=3, first_frame_cond=True, output="warped_first",
+                           prev_frame_cond=False, frame_H=H, frame_W=W, **options)
+
+
+@pytest.mark.parametrize("options, why", [({"pose_context": 5}, "0 to 4"), ({"pose_context": -1}, "0 to 4"),
+                                          ({"pose_context": 1, "pose_gate": 2}, "pose_gate 0")])
+def test_config_checks(options: dict, why: str) -> None:
+    with pytest.raises(ConfigError, match=f"model.pose_context: .*{why}"):
+        _unet_config(**options).validate()
+    assert _unet_config(pose_context=4).validate().model.pose_context == 4
+    with pytest.raises(ConfigError, match="model.pose_context: .*U-Net"):
+        cfgmod.override(cfgmod.preset("tiny"), pose_context=1).validate()  # tiny is arch posecast
+
+
+def test_a_window_of_steps_is_those_steps_of_the_whole_stack() -> None:
+    poses = _numbered()
+    whole = stack_pose_context(poses, 2)
+    for start, end in ((0, 1), (1, 3), (4, T)):
+        torch.testing.assert_close(pose_window(poses, start, end, 2), whole[:, start:end], rtol=0, atol=0)
+        assert pose_window(whole, start, end, 2).data_ptr() == whole[:, start:end].data_ptr()  # stacked: a slice
+
+
+@torch.no_grad()
+def test_a_rollout_in_chunks_sees_the_neighbours_beyond_each_chunk() -> None:
+    model = _model(2)
+    frames, poses = _data()
+    whole = model.rollout(frames[:, 0], poses, z_mode="zero")
+    torch.testing.assert_close(model.rollout(frames[:, 0], poses, z_mode="zero", pose_chunk=2), whole, rtol=0, atol=1e-5)
 
 
 def test_trainer_clips_see_neighbours_outside_the_clip(synth_root: Path, tmp_path: Path) -> None:
     cfg = cfgmod.override(tiny_config(num_epoch=1, tfr_sde=0), arch="unet", levels=2, first_frame_cond=True,
                           prev_frame_cond=False, output="masked_first", pose_context=1, prior="standard").validate()
     trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None)
-    plain = trainer.train_seq.poses[:, 3:6]  # the middle block of each frame's stack is its own pose
+    plain = load_split(synth_root, "train", (cfg.data.frame_H, cfg.data.frame_W)).poses  # as on disk
+    torch.testing.assert_close(trainer.train_seq.poses, stack_pose_context(plain[None], 1)[0], rtol=0, atol=0)
     assert trainer.train_seq.poses.shape[1] == 9 and trainer.val_seqs[0].poses.shape[1] == 9
     assert with_pose_context(trainer.train_seq, 1) is trainer.train_seq  # stacked once only
     _, clip_poses = gather_clips(trainer.train_seq, torch.tensor([4]), cfg.data.train_vi_len)

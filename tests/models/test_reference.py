@@ -41,7 +41,9 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 CASES = {"lab-options": ({}, False),
          "other-options": (dict(prior="learned", first_frame_cond=True, output="masked"), False),
          "anchor-valid": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first"), True),
-         "pose-gate": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first", pose_gate=1), True)}
+         "pose-gate": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first", pose_gate=1), True),
+         "pose-context": (dict(arch="unet", levels=2, frame_H=8, frame_W=12, first_frame_cond=True, first_pose_cond=True,
+                               output="warped_first", prev_frame_cond=False, pose_context=1), True)}
 
 
 @pytest.mark.parametrize("tf", [True, False], ids=["tf", "no-tf"])

@@ -14,7 +14,7 @@ from ..perf import to_channels_last
 from . import default, lab, unet
 from .outputs import compose_frame, pose_change_gate
 from .parts import CVAEModules, Gaussian
-from .pose_context import single_pose_context, stack_pose_context
+from .pose_context import pose_window, single_pose_context, stack_pose_context
 
 # model.arch -> the build of its modules: one file per architecture
 ARCHS: dict[str, Callable[[ModelConfig], CVAEModules]] = {
@@ -193,9 +193,7 @@ class PoseCVAE(nn.Module):
         Returns [B, T, 3, H, W] with frame 0 = first_frame. Call it under torch.inference_mode
         for evaluation (no graph is kept).
         """
-        B, T = poses.shape[:2]
-        H, W = first_frame.shape[-2:]
-        poses = stack_pose_context(poses, self.cfg.pose_context)  # each step's neighbours (model.pose_context)
+        (B, T), (H, W) = poses.shape[:2], first_frame.shape[-2:]
         out = first_frame.new_empty(B, T, 3, H, W)
         out[:, 0] = first_frame
         cl = self.channels_last
@@ -203,7 +201,7 @@ class PoseCVAE(nn.Module):
             first_frame = to_channels_last(first_frame)
         prev = first_frame
         first = self.frame_encoder(first_frame) if self.cfg.first_frame_cond else None
-        first_pose = self._first_pose(_layout(poses, cl), None, None)
+        first_pose = self._first_pose(_layout(_pose_steps(self, poses, 0, 1), cl), None, None)
         N = self.cfg.N_dim
         if not self.reads_prev:  # no step reads the one before
             return _rollout_independent(self, out, first_frame, (first, first_pose), poses, z_mode, z, generator,
@@ -215,7 +213,8 @@ class PoseCVAE(nn.Module):
             c = (t - 1) % pose_chunk
             if c == 0:  # encode the poses of the next chunk of steps in one batched call
                 end = min(T, t + pose_chunk)
-                pose_feat = self.pose_encoder(_bt(_layout(poses[:, t:end], cl))).unflatten(0, (B, end - t))
+                chunk = _bt(_layout(_pose_steps(self, poses, t, end), cl))
+                pose_feat = self.pose_encoder(chunk).unflatten(0, (B, end - t))
             p = pose_feat[:, c]
             prev_f = self.frame_encoder(prev)
             if z is not None:
@@ -227,6 +226,12 @@ class PoseCVAE(nn.Module):
             out[:, t] = frame
             prev = teacher[:, t] if teacher is not None else frame
         return out
+
+
+def _pose_steps(model: PoseCVAE, poses: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """The pose images of steps start .. end - 1 as the pose encoder reads them: with their
+    neighbours from the whole sequence (model.pose_context), stacked one chunk at a time."""
+    return pose_window(poses, start, end, model.cfg.pose_context)
 
 
 def pose_gates(model: PoseCVAE, poses: torch.Tensor, first_pose_image: torch.Tensor) -> torch.Tensor | None:
@@ -300,7 +305,7 @@ def _rollout_independent(model: PoseCVAE, out: torch.Tensor, first_frame: torch.
     for t in range(1, T, chunk):
         end = min(T, t + chunk)
         k = end - t
-        pose_f = model.pose_encoder(_bt(_layout(poses[:, t:end], cl)))  # [B*k, L, h, w]
+        pose_f = model.pose_encoder(_bt(_layout(_pose_steps(model, poses, t, end), cl)))  # [B*k, L, h, w]
         if z is not None:
             z_k = _bt(_layout(z[:, t - 1:end - 1], cl))
         else:

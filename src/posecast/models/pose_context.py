@@ -19,22 +19,31 @@ def context_channels(k: int) -> int:
     return 3 * (2 * k + 1)
 
 
-def stack_pose_context(poses: torch.Tensor, k: int) -> torch.Tensor:
-    """Pose images [B, T, 3, H, W] -> [B, T, 3 (2k + 1), H, W]: step t holds the images of steps
-    t - k .. t + k (clamped to 0 .. T - 1), in that order. Already stacked poses are returned as
-    they are; k = 0 returns ``poses``."""
-    if k == 0:
-        return poses
+def pose_window(poses: torch.Tensor, start: int, end: int, k: int) -> torch.Tensor:
+    """Steps ``start`` .. ``end - 1`` of pose images [B, T, 3, H, W], each stacked with its k
+    neighbours on either side from the whole sequence (steps t - k .. t + k, clamped to 0 .. T - 1,
+    in that order): [B, end - start, 3 (2k + 1), H, W]. Already stacked poses, and k = 0, give the
+    slice as it is. A rollout stacks one chunk of steps at a time, so the stacked copy of a long
+    sequence is never held whole."""
     c = poses.shape[-3]
-    if c == context_channels(k):
-        return poses
+    if k == 0 or c == context_channels(k):
+        return poses[:, start:end]
     if c != 3 or poses.dim() != 5:
         raise ValueError(f"model.pose_context {k}: pose images [B, T, 3, H, W] or [B, T, {context_channels(k)}, "
                          f"H, W] (already stacked), got {tuple(poses.shape)}")
     T = poses.shape[1]
-    steps = torch.arange(T, device=poses.device)
-    idx = (steps[:, None] + torch.arange(-k, k + 1, device=poses.device)).clamp(0, T - 1)  # [T, 2k + 1]
-    return poses[:, idx].flatten(2, 3)  # [B, T, 2k + 1, 3, H, W] -> [B, T, 3 (2k + 1), H, W]
+    steps = torch.arange(start, end, device=poses.device)
+    idx = (steps[:, None] + torch.arange(-k, k + 1, device=poses.device)).clamp(0, T - 1)  # [end - start, 2k + 1]
+    return poses[:, idx].flatten(2, 3)  # [B, n, 2k + 1, 3, H, W] -> [B, n, 3 (2k + 1), H, W]
+
+
+def stack_pose_context(poses: torch.Tensor, k: int) -> torch.Tensor:
+    """Pose images [B, T, 3, H, W] -> [B, T, 3 (2k + 1), H, W]: step t holds the images of steps
+    t - k .. t + k (clamped to 0 .. T - 1), in that order (:func:`pose_window` over all steps).
+    Already stacked poses are returned as they are; k = 0 returns ``poses``."""
+    if k == 0 or poses.shape[-3] == context_channels(k):
+        return poses
+    return pose_window(poses, 0, poses.shape[1], k)
 
 
 def single_pose_context(pose: torch.Tensor | None, k: int) -> torch.Tensor | None:

@@ -19,6 +19,7 @@ from .cvae import PoseCVAE
 from .objective import LossOutput, kl_divergence, reconstruction
 from .outputs import pose_change_gate
 from .parts import Gaussian
+from .pose_context import single_pose_context, stack_pose_context
 
 
 def _step(g: Gaussian | None) -> Gaussian | None:
@@ -30,13 +31,14 @@ def reference_loss(model: PoseCVAE, batch: Batch, tf_mask: torch.Tensor | None, 
                    kl_reduction: str = "lab", eps: torch.Tensor | None = None) -> LossOutput:
     """``Objective(model, kl_reduction)(batch, tf_mask, beta, eps)``, one step at a time, every
     module called at every step. batch, tf_mask, eps: as there (tf_mask None: all teacher-forced)."""
-    x, p = to_float(batch.frames), to_float(batch.poses)  # [B, T, 3, H, W]
+    k = model.cfg.pose_context  # each pose with its neighbours' (models/pose_context.py), as the forward reads them
+    x, p = to_float(batch.frames), stack_pose_context(to_float(batch.poses), k)  # [B, T, 3 (2k + 1), H, W]
     T = x.shape[1]
     x0 = x[:, 0] if batch.anchor is None else to_float(batch.anchor)  # what the first-frame options read
     first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
     if (model.cfg.first_pose_cond or model.cfg.pose_gate) and batch.anchor is not None and batch.anchor_pose is None:
         raise ValueError("model.first_pose_cond and model.pose_gate: an anchor frame needs its pose (anchor_pose)")
-    pose0 = p[:, 0] if batch.anchor_pose is None else to_float(batch.anchor_pose)  # the first frame's pose
+    pose0 = p[:, 0] if batch.anchor_pose is None else single_pose_context(to_float(batch.anchor_pose), k)
     first_pose = model.pose_encoder(pose0) if model.cfg.first_pose_cond else None
     forced = [True] * (T - 1) if tf_mask is None else [bool(v) for v in tf_mask.tolist()]
     mses, kls, preds = [], [], []
