@@ -50,6 +50,7 @@ from posecast import config as cfgmod
 from posecast import perf
 from posecast.rollout import predict
 from posecast.models import Objective, PoseCVAE
+from posecast.models.pose_context import stack_pose_context
 from posecast.models.reference import reference_loss
 from posecast.perf import to_float
 from posecast.runtime import malloc_stats, tune_allocator
@@ -116,8 +117,9 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
                       z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """The lab template's rollout: one frame at a time, the pose encoded at every step, frames
     gathered in a list and stacked at the end. Returns [B, T, 3, H, W] with frame 0 given."""
-    x0, p = to_float(first_frame), to_float(poses)
+    x0, p = to_float(first_frame), stack_pose_context(to_float(poses), model.cfg.pose_context)  # with neighbours
     first = model.frame_encoder(x0) if model.cfg.first_frame_cond else None
+    first_pose = model.pose_encoder(p[:, 0]) if model.cfg.first_pose_cond else None
     frames, prev = [x0], x0
     for t in range(1, p.shape[1]):
         h_prev = model.frame_encoder(prev) if model.reads_prev else None
@@ -130,7 +132,7 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
                 z_t = torch.randn((x0.shape[0], model.cfg.N_dim, *pose_f.shape[-2:]), generator=generator)
             else:
                 z_t = pri.mu + torch.randn(pri.mu.shape, generator=generator) * torch.exp(0.5 * pri.logvar)
-        prev = model.decode(prev, h_prev, pose_f, z_t, first, x0)
+        prev = model.decode(prev, h_prev, pose_f, z_t, first, x0, first_pose)
         frames.append(prev)
     return torch.stack(frames, 1)
 
