@@ -8,11 +8,12 @@ import torch
 
 from posecast import config as cfgmod
 from posecast.config import ConfigError
-from posecast.data.sampling import gather_clips
+from posecast.data.lab import VideoSequence
+from posecast.data.sampling import gather_clips, gather_poses, validation_clips
 from posecast.models import PoseCVAE
 from posecast.data.lab import load_split
 from posecast.models.pose_context import context_channels, pose_window, single_pose_context, stack_pose_context
-from posecast.training.trainer import Trainer, with_pose_context
+from posecast.training.trainer import Trainer
 from posecast_testing import tiny_config
 
 B, T, H, W = 2, 6, 16, 24
@@ -133,15 +134,38 @@ def test_a_rollout_in_chunks_sees_the_neighbours_beyond_each_chunk() -> None:
 
 def test_trainer_clips_see_neighbours_outside_the_clip(synth_root: Path, tmp_path: Path) -> None:
     cfg = cfgmod.override(tiny_config(num_epoch=1, tfr_sde=0), arch="unet", levels=2, first_frame_cond=True,
-                          prev_frame_cond=False, output="masked_first", pose_context=1, prior="standard").validate()
+                          prev_frame_cond=False, output="masked_first", pose_context=1, prior="standard",
+                          clip_order="consecutive", anchor="random").validate()
     trainer = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _: None)
     plain = load_split(synth_root, "train", (cfg.data.frame_H, cfg.data.frame_W)).poses  # as on disk
-    torch.testing.assert_close(trainer.train_seq.poses, stack_pose_context(plain[None], 1)[0], rtol=0, atol=0)
-    assert trainer.train_seq.poses.shape[1] == 9 and trainer.val_seqs[0].poses.shape[1] == 9
-    assert with_pose_context(trainer.train_seq, 1) is trainer.train_seq  # stacked once only
-    _, clip_poses = gather_clips(trainer.train_seq, torch.tensor([4]), cfg.data.train_vi_len)
+    torch.testing.assert_close(trainer.train_seq.poses, plain, rtol=0, atol=0)  # no stacked copy of the split held
+    whole = stack_pose_context(plain[None], 1)[0]  # [N, 9, H, W]: every frame with its neighbours
+    T = cfg.data.train_vi_len
+    starts = trainer.sampler.batches(0)[0]
+    batch = next(iter(trainer.sampler.epoch(0)))
+    torch.testing.assert_close(batch.poses, whole[starts[:, None] + torch.arange(T)], rtol=0, atol=0)
+    assert batch.anchor_pose.shape[1] == 9 and any(torch.equal(a, w) for a in batch.anchor_pose[:1] for w in whole)
+    _, clip_poses = gather_clips(trainer.train_seq, torch.tensor([4]), T, pose_context=1)
     torch.testing.assert_close(clip_poses[0, 0, :3], plain[3])  # frame 4's left neighbour, before the clip
-    last = 4 + cfg.data.train_vi_len - 1
-    torch.testing.assert_close(clip_poses[0, -1, 6:], plain[last + 1])  # and the right one after it
-    trainer.fit()  # a run trains and validates with stacked poses
+    torch.testing.assert_close(clip_poses[0, -1, 6:], plain[4 + T])  # and the right one after it
+    trainer.fit()  # a run trains and validates with its poses gathered with their neighbours
     assert (tmp_path / "r" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_validation_clips_clamp_the_neighbours_at_the_scored_length() -> None:
+    g = torch.Generator().manual_seed(0)
+    seq = VideoSequence("s", torch.randint(0, 256, (12, 3, 4, 5), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 256, (12, 3, 4, 5), dtype=torch.uint8, generator=g), True)
+    batches = list(validation_clips([seq], 3, 9, 8, pose_context=1))  # clips of frames 0-2, 3-5, 6-8
+    poses = torch.cat([b.poses for b in batches])
+    assert poses.shape == (3, 3, 9, 4, 5)
+    torch.testing.assert_close(poses[-1, -1], torch.cat([seq.poses[7], seq.poses[8], seq.poses[8]]))  # 9 is not read
+    torch.testing.assert_close(poses[1, 0, :3], seq.poses[2])  # a clip's first step reads the frame before it
+    torch.testing.assert_close(poses, stack_pose_context(seq.poses[None, :9], 1)[0].unflatten(0, (3, 3)))
+
+
+def test_gather_poses_is_the_stack_at_those_frames() -> None:
+    poses = torch.randint(0, 256, (10, 3, 2, 3), dtype=torch.uint8)
+    idx = torch.tensor([[0, 9, 4], [2, 2, 7]])
+    torch.testing.assert_close(gather_poses(poses, idx, 2), stack_pose_context(poses[None], 2)[0][idx], rtol=0, atol=0)
+    assert gather_poses(poses, idx, 0).shape == (2, 3, 3, 2, 3)

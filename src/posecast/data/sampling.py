@@ -76,9 +76,27 @@ def tf_mask_for(mode: str, ratio: float, steps: int, rng: random.Random, epoch_f
     return torch.tensor([rng.random() < ratio for _ in range(steps)], dtype=torch.bool)
 
 
+def context_index(idx: torch.Tensor, k: int, n: int) -> torch.Tensor:
+    """The frames whose poses step ``idx`` reads with ``model.pose_context`` k (models/pose_context.py):
+    idx - k .. idx + k clamped to 0 .. n - 1, a new last dimension of 2k + 1."""
+    return (idx[..., None] + torch.arange(-k, k + 1, device=idx.device)).clamp(0, n - 1)
+
+
+def gather_poses(poses: torch.Tensor, idx: torch.Tensor, k: int = 0, n: int | None = None) -> torch.Tensor:
+    """The pose images [N, 3, H, W] of frames ``idx`` (any shape S), each stacked with its k
+    neighbours on either side among the first ``n`` frames (default all): [*S, 3 (2k + 1), H, W].
+    Gathered per batch, so a sequence's stacked copy (2k + 1 times its poses) is never held."""
+    if k == 0:
+        return poses[idx]
+    return poses[context_index(idx, k, len(poses) if n is None else n)].flatten(-4, -3)
+
+
 def gather_clips(seq: VideoSequence, starts: torch.Tensor, clip_len: int, order: str = "consecutive",
-                 gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames and poses [B, T, 3, H, W] (uint8) of the clips starting at ``starts`` [B].
+                 gen: torch.Generator | None = None, pose_context: int = 0,
+                 n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames [B, T, 3, H, W] and poses [B, T, 3 (2k + 1), H, W] (uint8) of the clips starting at
+    ``starts`` [B], each pose with its ``pose_context`` k neighbours in the sequence's first ``n``
+    frames (default all).
 
     With order random / mixed (training only, ``gen`` given), a clip (every clip, or each with
     probability 1/2) is T frames drawn anywhere in the sequence instead, each with its own pose:
@@ -88,13 +106,13 @@ def gather_clips(seq: VideoSequence, starts: torch.Tensor, clip_len: int, order:
         rand = torch.randint(0, len(seq), idx.shape, generator=gen)
         pick = torch.ones(len(idx), dtype=torch.bool) if order == "random" else torch.rand(len(idx), generator=gen) < 0.5
         idx = torch.where(pick[:, None], rand, idx)
-    return seq.frames[idx], seq.poses[idx]
+    return seq.frames[idx], gather_poses(seq.poses, idx, pose_context, n)
 
 
 def draw_anchors(seq: VideoSequence, starts: torch.Tensor, anchor_range: int,
-                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                 gen: torch.Generator, pose_context: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """One frame of the sequence per clip, at most ``anchor_range`` frames from the clip's start
-    (0: anywhere), and its pose, as [B, 3, H, W] uint8 each."""
+    (0: anywhere), and its pose (with its ``pose_context`` neighbours), as [B, C, H, W] uint8 each."""
     n, r = len(seq), anchor_range
     if r <= 0:
         idx = torch.randint(0, n, (len(starts),), generator=gen)
@@ -102,7 +120,7 @@ def draw_anchors(seq: VideoSequence, starts: torch.Tensor, anchor_range: int,
         lo = (starts - r).clamp(min=0)
         hi = (starts + r).clamp(max=n - 1)
         idx = lo + (torch.rand(len(starts), generator=gen) * (hi - lo + 1)).long().clamp(max=hi - lo)
-    return seq.frames[idx], seq.poses[idx]
+    return seq.frames[idx], gather_poses(seq.poses, idx, pose_context)
 
 
 def feet(poses: torch.Tensor, threshold: int = 230) -> torch.Tensor:
@@ -219,15 +237,18 @@ def rank_share(batches: list[torch.Tensor], rank: int, world: int) -> list[torch
     return [b.tensor_split(world)[rank] for b in batches if len(b) >= world]
 
 
-def validation_clips(seqs: list[VideoSequence], clip_len: int, length: int, batch_size: int) -> Iterator[Batch]:
+def validation_clips(seqs: list[VideoSequence], clip_len: int, length: int, batch_size: int,
+                     pose_context: int = 0) -> Iterator[Batch]:
     """Consecutive non-overlapping clips of the first ``length`` frames of each sequence, in
-    batches (sequences shorter than a clip are left out)."""
+    batches (sequences shorter than a clip are left out); each pose with its ``pose_context``
+    neighbours among those frames, as the validation rollout reads them."""
     for seq in seqs:
         if len(seq) < clip_len:
             continue
-        starts = torch.tensor(clip_starts(min(len(seq), length), clip_len, None))
+        n = min(len(seq), length)
+        starts = torch.tensor(clip_starts(n, clip_len, None))
         for chunk in starts.split(batch_size):
-            yield Batch(*gather_clips(seq, chunk, clip_len))
+            yield Batch(*gather_clips(seq, chunk, clip_len, pose_context=pose_context, n=n))
 
 
 @dataclass
@@ -255,16 +276,18 @@ class ClipSampler:
     zoom: tuple[float, float, float] = (1.0, 1.0, 0.0)  # zoom_min, zoom_max, zoom_prob: see zoom
     rank: int = 0
     world: int = 1
+    pose_context: int = 0  # model.pose_context: each pose gathered with its neighbours (gather_poses)
 
     @classmethod
     def from_config(cls, seq: VideoSequence, data: DataConfig, seed: int, rank: int = 0, world: int = 1,
-                    where: str = "the training split") -> "ClipSampler":
-        """The sampler of data.*; fails now (naming ``where``) when seq is shorter than a clip."""
+                    where: str = "the training split", pose_context: int = 0) -> "ClipSampler":
+        """The sampler of data.* (and model.pose_context); fails now (naming ``where``) when seq is
+        shorter than a clip."""
         clip_starts(len(seq), data.train_vi_len, data.clip_stride, where=where)
         return cls(seq, data.train_vi_len, data.batch_size, seed, data.clip_stride, data.partial,
                    data.fast_partial, data.fast_train_epoch if data.fast_train else 0, data.clip_order,
                    data.anchor, data.anchor_range, data.shift_x, data.flip, data.shift_mask,
-                   (data.zoom_min, data.zoom_max, data.zoom_prob), rank, world)
+                   (data.zoom_min, data.zoom_max, data.zoom_prob), rank, world, pose_context)
 
     def starts(self, epoch: int) -> list[int]:
         """Start indices of the clips of this epoch, in time order."""
@@ -289,9 +312,9 @@ class ClipSampler:
         aug_gen = _generator(self.seed, epoch, AUGMENT_SALT + 1000 * self.rank)
         zoom_gen = _generator(self.seed, epoch, ZOOM_SALT + 1000 * self.rank)
         for starts in self.batches(epoch):
-            frames, poses = gather_clips(self.seq, starts, self.clip_len, self.clip_order, clip_gen)
+            frames, poses = gather_clips(self.seq, starts, self.clip_len, self.clip_order, clip_gen, self.pose_context)
             anchor, anchor_pose = (None, None) if self.anchor == "clip" else draw_anchors(
-                self.seq, starts, self.anchor_range, anchor_gen)
+                self.seq, starts, self.anchor_range, anchor_gen, self.pose_context)
             batch = Batch(frames, poses, anchor, None, anchor_pose)
             if self.zoom[0] != 1 or self.zoom[1] != 1:
                 batch = zoom(batch, *self.zoom, zoom_gen, mask_fill=self.shift_mask)

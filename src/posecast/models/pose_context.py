@@ -4,14 +4,16 @@ sequence's ends. A label drawn a few pixels off its dancer, or one with the skel
 dancer half out of the frame), is then one of several views of the same moment: the neighbours
 carry what it lacks.
 
-The stacking is done once per sequence (the trainer's clips and anchors are gathered from the
-stacked train sequence, so a clip's frames see neighbours outside the clip); the model's forward
-and rollout accept either plain pose images [.., 3, H, W], which they stack within what they were
-given, or poses already stacked.
+The trainer gathers each clip's and anchor's poses with their neighbours in the whole sequence
+(``data.sampling.gather_poses``), so a clip's frames see neighbours outside the clip; the model's
+forward and rollout accept either plain pose images [.., 3, H, W], which they stack within what
+they were given, or poses already stacked.
 """
 from __future__ import annotations
 
 import torch
+
+from ..data.sampling import gather_poses
 
 
 def context_channels(k: int) -> int:
@@ -31,10 +33,8 @@ def pose_window(poses: torch.Tensor, start: int, end: int, k: int) -> torch.Tens
     if c != 3 or poses.dim() != 5:
         raise ValueError(f"model.pose_context {k}: pose images [B, T, 3, H, W] or [B, T, {context_channels(k)}, "
                          f"H, W] (already stacked), got {tuple(poses.shape)}")
-    T = poses.shape[1]
     steps = torch.arange(start, end, device=poses.device)
-    idx = (steps[:, None] + torch.arange(-k, k + 1, device=poses.device)).clamp(0, T - 1)  # [end - start, 2k + 1]
-    return poses[:, idx].flatten(2, 3)  # [B, n, 2k + 1, 3, H, W] -> [B, n, 3 (2k + 1), H, W]
+    return torch.stack([gather_poses(p, steps, k) for p in poses])  # [B, end - start, 3 (2k + 1), H, W]
 
 
 def stack_pose_context(poses: torch.Tensor, k: int) -> torch.Tensor:

@@ -15,7 +15,6 @@ from ..config import Config, OptimConfig
 from ..data.lab import DataError, VideoSequence, load_split
 from ..data.sampling import COIN_SALT, NOISE_SALT, ClipSampler, epoch_seed, tf_mask_for, validation_clips
 from ..models import Objective, PoseCVAE
-from ..models.pose_context import context_channels, stack_pose_context
 from ..perf import FastOptions, prepare
 from ..rollout import validation_rollout
 from .distributed import DistInfo
@@ -46,7 +45,7 @@ class Trainer:
         self.train_seq, self.val_seqs, self.val_len = _load_data(cfg, data_root, train_seq, val_seqs)
         where = str(Path(data_root) / "train") if data_root is not None else "<given sequences>/train"
         self.sampler = ClipSampler.from_config(self.train_seq, cfg.data, r.seed, self.dist.rank, self.dist.world,
-                                               where=where)  # fails before training
+                                               where=where, pose_context=cfg.model.pose_context)  # fails before training
         torch.manual_seed(r.seed)
         self.model = PoseCVAE(cfg.model).to(self.device)
         prepare(self.model, FastOptions(precision=r.precision, channels_last=r.channels_last, threads=r.threads))
@@ -213,7 +212,7 @@ def _validation_loss(objective: Objective, seqs: list[VideoSequence], length: in
     means over the clips."""
     r, d = cfg.runtime, cfg.data
     sums, n = {"loss": 0.0, "mse": 0.0, "kl": 0.0}, 0
-    for batch in validation_clips(seqs, d.train_vi_len, length, max(d.batch_size, 8)):
+    for batch in validation_clips(seqs, d.train_vi_len, length, max(d.batch_size, 8), cfg.model.pose_context):
         out = loss_step(objective, batch.to(device, r.channels_last), None, beta, precision=r.precision)
         sums = {k: v + float(getattr(out, k)) * len(batch) for k, v in sums.items()}
         n += len(batch)
@@ -222,9 +221,7 @@ def _validation_loss(objective: Objective, seqs: list[VideoSequence], length: in
 
 def _load_data(cfg: Config, root: str | Path | None, train_seq: VideoSequence | None,
                val_seqs: list[VideoSequence] | None) -> tuple[VideoSequence, list[VideoSequence], int]:
-    """The training sequence, the validation sequences and the validation length (frames); with
-    model.pose_context their poses stacked with their neighbours once, so that a clip gathered
-    anywhere sees the neighbours of its frames in the whole sequence."""
+    """The training sequence, the validation sequences and the validation length (frames)."""
     data = cfg.data
     size = (data.frame_H, data.frame_W)
     train_seq = train_seq if train_seq is not None else load_split(root, "train", size)
@@ -234,15 +231,7 @@ def _load_data(cfg: Config, root: str | Path | None, train_seq: VideoSequence | 
         where = Path(root) if root is not None else Path("<given sequences>")
         raise DataError(f"{where / 'val'}: a validation sequence needs at least 2 frames "
                         f"(frame 0 and one to predict), found {val_len}")
-    k = cfg.model.pose_context
-    return with_pose_context(train_seq, k), [with_pose_context(s, k) for s in val_seqs], val_len
-
-
-def with_pose_context(seq: VideoSequence, k: int) -> VideoSequence:
-    """``seq`` with each pose stacked with its k neighbours on either side (models/pose_context.py)."""
-    if k == 0 or seq.poses.shape[-3] == context_channels(k):  # (a budget's probe hands its stacked ones on)
-        return seq
-    return VideoSequence(seq.name, seq.frames, stack_pose_context(seq.poses[None], k)[0], seq.has_gt)
+    return train_seq, val_seqs, val_len
 
 
 def _epoch_line(row: dict[str, Any], num_epoch: int, best: bool) -> str:
