@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+INLINE_CODE = re.compile(r"(`+).+?\1")
 
 
 def slug(heading: str) -> str:
@@ -25,7 +26,7 @@ def anchors(page: Path) -> set[str]:
 
 
 def links(page: Path) -> list[str]:
-    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    text = INLINE_CODE.sub("", FENCE.sub("", page.read_text(encoding="utf-8")))
     return [t for t in LINK.findall(text) if not re.match(r"[a-z]+:", t)]  # http:, mailto: ... left out
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from posecast.data.lab import DataError, load_split
+from posecast.data.lab import DataError, VideoSequence, load_split
 from torch.nn import functional as F
 
 from posecast.data.sampling import (Batch, ClipSampler, augment, clip_starts, feet, gather_clips, rank_share,
-                                    tf_mask_for, zoom, zoom_grid)
+                                    tf_mask_for, validation_clips, zoom, zoom_grid)
 from posecast_testing import tiny_config
 
 
@@ -264,3 +264,9 @@ def test_the_sampler_zooms_only_when_asked(synth_root: Path) -> None:
     assert all(b.anchor_pose is not None and b.anchor_pose.shape == b.anchor.shape for b in plain)
     assert any(not torch.equal(a.poses, b.poses) for a, b in zip(plain, zoomed))
     assert all(b.valid is not None and b.valid.shape == (len(b), *b.frames.shape[-2:]) for b in zoomed)
+
+
+def test_validation_clips_leave_out_a_scored_length_shorter_than_a_clip() -> None:
+    seq = VideoSequence("s", torch.zeros(12, 3, 4, 5, dtype=torch.uint8), torch.zeros(12, 3, 4, 5, dtype=torch.uint8))
+    assert list(validation_clips([seq], 3, 2, 8)) == []  # 2 frames scored, clips of 3: no clip, no error
+    assert [len(b) for b in validation_clips([seq], 3, 7, 8)] == [2]  # frames 0-2 and 3-5

@@ -9,7 +9,8 @@ import torch
 from posecast import config as cfgmod
 from posecast.config import ConfigError
 from posecast.data.lab import VideoSequence
-from posecast.data.sampling import gather_clips, gather_poses, validation_clips
+from posecast.data.lab import DataError
+from posecast.data.sampling import ClipSampler, gather_clips, gather_poses, validation_clips
 from posecast.models import PoseCVAE
 from posecast.data.lab import load_split
 from posecast.models.pose_context import context_channels, pose_window, single_pose_context, stack_pose_context
@@ -144,7 +145,7 @@ def test_trainer_clips_see_neighbours_outside_the_clip(synth_root: Path, tmp_pat
     starts = trainer.sampler.batches(0)[0]
     batch = next(iter(trainer.sampler.epoch(0)))
     torch.testing.assert_close(batch.poses, whole[starts[:, None] + torch.arange(T)], rtol=0, atol=0)
-    assert batch.anchor_pose.shape[1] == 9 and any(torch.equal(a, w) for a in batch.anchor_pose[:1] for w in whole)
+    assert batch.anchor_pose.shape[1] == 9  # the values: test_the_sampler_draws_what_it_drew_from_a_stacked_split
     _, clip_poses = gather_clips(trainer.train_seq, torch.tensor([4]), T, pose_context=1)
     torch.testing.assert_close(clip_poses[0, 0, :3], plain[3])  # frame 4's left neighbour, before the clip
     torch.testing.assert_close(clip_poses[0, -1, 6:], plain[4 + T])  # and the right one after it
@@ -167,5 +168,38 @@ def test_validation_clips_clamp_the_neighbours_at_the_scored_length() -> None:
 def test_gather_poses_is_the_stack_at_those_frames() -> None:
     poses = torch.randint(0, 256, (10, 3, 2, 3), dtype=torch.uint8)
     idx = torch.tensor([[0, 9, 4], [2, 2, 7]])
-    torch.testing.assert_close(gather_poses(poses, idx, 2), stack_pose_context(poses[None], 2)[0][idx], rtol=0, atol=0)
-    assert gather_poses(poses, idx, 0).shape == (2, 3, 3, 2, 3)
+    by_hand = torch.stack([torch.stack([torch.cat([poses[min(max(t + j, 0), 9)] for j in range(-2, 3)])
+                                        for t in row.tolist()]) for row in idx])
+    torch.testing.assert_close(gather_poses(poses, idx, 2), by_hand, rtol=0, atol=0)
+    torch.testing.assert_close(gather_poses(poses, idx, 0), poses[idx], rtol=0, atol=0)
+    torch.testing.assert_close(gather_poses(poses, idx, 1, n=5)[0, 1], torch.cat([poses[4], poses[4], poses[4]]))
+    with pytest.raises(DataError, match="plain pose images"):
+        gather_poses(stack_pose_context(poses[None], 1)[0], idx, 1)  # already stacked: refused, not re-stacked
+
+
+def test_pose_window_keeps_the_samples_of_a_batch_apart() -> None:
+    poses = torch.cat([_numbered(), _numbered() + 100])  # sample b's step s holds 100 b + s
+    got = pose_window(poses, 1, 4, 1)[:, :, :, 0, 0].unflatten(-1, (3, 3))[..., 0]  # [B, step, neighbour]
+    expected = torch.tensor([[0.0, 1, 2], [1, 2, 3], [2, 3, 4]])
+    torch.testing.assert_close(got, torch.stack([expected, expected + 100]))
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_the_sampler_draws_what_it_drew_from_a_stacked_split(k: int) -> None:
+    """Gathering per batch gives the batches that indexing a split stacked beforehand gave (the way
+    the trainer worked before), random clip orders, anchors and every augmentation included."""
+    g = torch.Generator().manual_seed(3)
+    frames = torch.randint(0, 256, (40, 3, 16, 24), dtype=torch.uint8, generator=g)
+    poses = torch.randint(0, 256, (40, 3, 16, 24), dtype=torch.uint8, generator=g)
+    plain = VideoSequence("s", frames, poses, True)
+    stacked = VideoSequence("s", frames, stack_pose_context(poses[None], k)[0], True)
+    opts = dict(clip_len=4, batch_size=4, seed=5, clip_order="mixed", anchor="random", anchor_range=3, shift_x=2,
+                flip=True, shift_mask=True, zoom=(0.7, 1.3, 0.5), rank=1, world=2)
+    for epoch in range(2):
+        new = list(ClipSampler(plain, pose_context=k, **opts).epoch(epoch))
+        old = list(ClipSampler(stacked, **opts).epoch(epoch))
+        assert len(new) == len(old) > 0
+        for a, b in zip(new, old):
+            assert a.poses.shape[2] == 3 * (2 * k + 1)
+            for field in ("frames", "poses", "anchor", "valid", "anchor_pose"):
+                torch.testing.assert_close(getattr(a, field), getattr(b, field), rtol=0, atol=0)

@@ -32,8 +32,9 @@ def _generator(seed: int, epoch: int, salt: int) -> torch.Generator:
 
 @dataclass
 class Batch:
-    """Clips of a batch, uint8: frames and poses [B, T, 3, H, W]; anchor [B, 3, H, W] or None
-    (None: the clips' own first frames) and its pose anchor_pose; valid [B, H, W] bool or None: the
+    """Clips of a batch, uint8: frames [B, T, 3, H, W] and poses [B, T, 3 (2k + 1), H, W] (k:
+    model.pose_context, the neighbours' poses beside each); anchor [B, 3, H, W] or None (None: the
+    clips' own first frames) and its pose anchor_pose; valid [B, H, W] bool or None: the
     pixels of each sample that the reconstruction loss counts (None: all; see augment's ``mask_fill``)."""
 
     frames: torch.Tensor
@@ -88,6 +89,9 @@ def gather_poses(poses: torch.Tensor, idx: torch.Tensor, k: int = 0, n: int | No
     Gathered per batch, so a sequence's stacked copy (2k + 1 times its poses) is never held."""
     if k == 0:
         return poses[idx]
+    if poses.dim() != 4 or poses.shape[1] != 3:
+        raise DataError(f"model.pose_context {k}: plain pose images [N, 3, H, W] to gather with their "
+                        f"neighbours, got {tuple(poses.shape)}")
     return poses[context_index(idx, k, len(poses) if n is None else n)].flatten(-4, -3)
 
 
@@ -243,9 +247,9 @@ def validation_clips(seqs: list[VideoSequence], clip_len: int, length: int, batc
     batches (sequences shorter than a clip are left out); each pose with its ``pose_context``
     neighbours among those frames, as the validation rollout reads them."""
     for seq in seqs:
-        if len(seq) < clip_len:
-            continue
         n = min(len(seq), length)
+        if n < clip_len:
+            continue
         starts = torch.tensor(clip_starts(n, clip_len, None))
         for chunk in starts.split(batch_size):
             yield Batch(*gather_clips(seq, chunk, clip_len, pose_context=pose_context, n=n))

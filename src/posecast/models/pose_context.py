@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.sampling import gather_poses
+from ..data.sampling import context_index
 
 
 def context_channels(k: int) -> int:
@@ -34,7 +34,7 @@ def pose_window(poses: torch.Tensor, start: int, end: int, k: int) -> torch.Tens
         raise ValueError(f"model.pose_context {k}: pose images [B, T, 3, H, W] or [B, T, {context_channels(k)}, "
                          f"H, W] (already stacked), got {tuple(poses.shape)}")
     steps = torch.arange(start, end, device=poses.device)
-    return torch.stack([gather_poses(p, steps, k) for p in poses])  # [B, end - start, 3 (2k + 1), H, W]
+    return poses[:, context_index(steps, k, poses.shape[1])].flatten(2, 3)  # [B, end - start, 3 (2k + 1), H, W]
 
 
 def stack_pose_context(poses: torch.Tensor, k: int) -> torch.Tensor:
