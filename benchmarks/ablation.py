@@ -53,10 +53,15 @@ EVAL_ONLY = [
 ]
 
 
-def _train(config: str, data: str, epochs: int, seed: int, out: Path, sets: list[str], threads: int | None) -> dict:
-    """One variant and seed, in a fresh process (benchmarks/quality.py); its results JSON."""
+def _train(config: str, data: str, epochs: int, seed: int, out: Path, sets: list[str], threads: int | None,
+           reuse: bool = False) -> dict:
+    """One variant and seed, in a fresh process (benchmarks/quality.py); its results JSON. With
+    ``reuse``, a run of the same config, epochs and seed that finished in ``out`` before is read
+    instead (an ablation stopped midway goes on where it stopped)."""
     results = out / "results"
     extra = [f"threads={threads}"] if threads else []
+    if reuse and (done := finished_run(results, config, epochs, seed, ["val_every=1000", *sets, *extra])):
+        return done
     cmd = [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--config", config, "--data", data,
            "--epochs", str(epochs), "--seed", str(seed), "--quiet", "--out", str(out / "run"),
            "--results", str(results), "--marks", "1000", "--set", "val_every=1000", *sets, *extra]
@@ -64,6 +69,22 @@ def _train(config: str, data: str, epochs: int, seed: int, out: Path, sets: list
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(next(results.glob("*.json")).read_text())
+
+
+def finished_run(results: Path, config: str, epochs: int, seed: int, sets: list[str]) -> dict | None:
+    """The results JSON a finished run of benchmarks/quality.py left in ``results`` when it was this
+    config (its name and overrides, as quality.py names them), epoch count and seed; else None."""
+    from posecast import config as cfgmod
+
+    name = Path(config).stem + ("+" + ",".join(sets) if sets else "")
+    run_config = results.parent / "run" / "config.yaml"  # the run's own config: its seed
+    if not results.is_dir() or not run_config.exists() or cfgmod.load(run_config).runtime.seed != seed:
+        return None
+    for path in sorted(results.glob("*.json")):
+        done = json.loads(path.read_text())
+        if done.get("config") == name and done.get("epochs") == epochs:
+            return done
+    return None
 
 
 def summarise(label: str, sets: list[str], runs: list[dict]) -> dict:
@@ -86,11 +107,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--data", default=str(quality.DEFAULT_DATA))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "ablation"), help="run folders (one per variant and seed)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--only", nargs="*", type=int, help="variant numbers to run (default all)")
+    ap.add_argument("--only", nargs="*", type=int, help="variant numbers to run, in that order (default all)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="read the runs that finished in --runs before (same config, epochs, seed) instead of training them")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("--jobs must be at least 1")
-    picked = [(k, v) for k, v in enumerate(VARIANTS) if not args.only or k in args.only]
+    if args.only and (bad := [k for k in args.only if not 0 <= k < len(VARIANTS)]):
+        ap.error(f"--only: variant numbers are 0 to {len(VARIANTS) - 1}, got {bad}")
+    picked = [(k, VARIANTS[k]) for k in dict.fromkeys(args.only)] if args.only else list(enumerate(VARIANTS))
     # every variant's config, then the data folder, checked before any run starts (one line, not a traceback)
     checks = [(f"variant {k} ({' '.join(sets)}): ", sets) for k, (_, sets) in picked] + [("", [])]
     for where, sets in checks:
@@ -106,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     done, failed = {}, {}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each run is its own process
         futures = {(k, seed): pool.submit(_train, args.config, args.data, args.epochs, seed,
-                                          Path(args.runs) / f"v{k}_seed{seed}", VARIANTS[k][1], threads)
+                                          Path(args.runs) / f"v{k}_seed{seed}", VARIANTS[k][1], threads, args.reuse)
                    for k, seed in tasks}
         for key, f in futures.items():
             try:
@@ -121,7 +146,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             done[(k, seed)]["seed"] = seed
         rows.append(summarise(label, sets, [done[(k, seed)] for seed in args.seeds]))
         print(f"{label}: {rows[-1]['psnr_mean']:.2f} dB (seeds {rows[-1]['psnr_runs']})", flush=True)
-    if picked and picked[0][0] == 0:  # the same weights, evaluated otherwise
+    if picked and picked[0][0] == 0:  # the same weights, evaluated otherwise (the recipe's row first)
         rows += [eval_only_row(rows[0], args, *spec) for spec in EVAL_ONLY]
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)

@@ -182,3 +182,26 @@ def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, 
         quality.main([*base, "--out", str(broken), "--rescore", "--results", str(tmp_path / "d")])
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and "cannot load checkpoint" in err and len(err.splitlines()) == 1, err
+
+
+def test_ablation_reuses_only_a_finished_run_of_the_same_config_epochs_and_seed(tmp_path: Path) -> None:
+    """`ablation.py --reuse`: a run stopped midway goes on where it stopped, and a run of another
+    variant, epoch count or seed in the same folder is trained again, not read."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import ablation
+    from posecast import config as cfgmod
+
+    out = tmp_path / "v3_seed1"
+    (out / "results").mkdir(parents=True)
+    (out / "run").mkdir()
+    cfgmod.override(cfgmod.preset("best"), seed=1).to_yaml(out / "run" / "config.yaml")
+    sets = ["val_every=1000", "pose_input=raw", "threads=1"]
+    row = {"config": "best+" + ",".join(sets), "epochs": 6, "psnr_mean": 26.0}
+    (out / "results" / "quality_x.json").write_text(json.dumps(row))
+    assert ablation.finished_run(out / "results", "best", 6, 1, sets) == row
+    assert ablation.finished_run(out / "results", "best", 7, 1, sets) is None  # another epoch count
+    assert ablation.finished_run(out / "results", "best", 6, 0, sets) is None  # another seed
+    assert ablation.finished_run(out / "results", "best", 6, 1, sets[:1]) is None  # another variant
+    assert ablation.finished_run(tmp_path / "none" / "results", "best", 6, 1, sets) is None  # never ran
