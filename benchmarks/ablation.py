@@ -4,9 +4,12 @@ full val rollout (benchmarks/quality.py), plus the recipe's own rows.
 
     python benchmarks/ablation.py --epochs 6 --seeds 0,1 --jobs 2
 
-A row gives the mean over seeds and the spread (the largest minus the smallest). A variant's effect
-is called resolved when its whole range of seeds lies outside the recipe's range (every seed of one
-above every seed of the other). The budget is in epochs, so a run's weights do not depend on how
+A row gives the mean over seeds and the spread (the largest minus the smallest), and the paired
+difference: each seed's variant minus the recipe's run of the same seed (the same initial weights and
+draws where the option leaves them alike), its mean and 95 % t interval. A variant's effect is called
+resolved when that interval excludes 0 ("paired"), or when its whole range of seeds lies outside the
+recipe's range ("ranges apart": every seed of one above every seed of the other). An unresolved row's
+interval bounds the effect the seeds can rule out. The budget is in epochs, so a run's weights do not depend on how
 fast it ran: ``--jobs 2`` trains two variants at a time at 1 thread each (on 2 cores), and the
 train-time column is then that of a shared CPU, not a timing. Writes
 benchmarks/results/ablation.md (and .json).
@@ -182,19 +185,39 @@ def eval_only_row(base: dict, args: argparse.Namespace, label: str, z_mode: str 
     return summarise(label, ["(evaluation only)"], runs)
 
 
+def paired(row: dict, base: dict) -> tuple[float, float, float] | None:
+    """The variant minus the recipe, seed by seed (the seeds both ran): the mean difference and its
+    95 % t interval; None with fewer than two common seeds."""
+    from scipy import stats
+
+    theirs = dict(zip(base["seeds"], base["psnr_runs"]))
+    diffs = [p - theirs[s] for s, p in zip(row["seeds"], row["psnr_runs"]) if s in theirs]
+    if len(diffs) < 2:
+        return None
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / n ** 0.5
+    return mean, mean - half, mean + half
+
+
 def resolved(row: dict, base: dict) -> str:
-    """Whether every seed of the variant lies on one side of every seed of the recipe."""
+    """Whether the paired 95 % interval excludes 0, or every seed of the variant lies on one side of
+    every seed of the recipe; else the interval the effect lies in."""
     if row is base:
         return ""
-    lo, hi = min(row["psnr_runs"]), max(row["psnr_runs"])
-    blo, bhi = min(base["psnr_runs"]), max(base["psnr_runs"])
     if len(row["psnr_runs"]) < 2 or len(base["psnr_runs"]) < 2:
         return "one seed: not resolved"
+    pair = paired(row, base)
+    if pair is not None and (pair[1] > 0 or pair[2] < 0):
+        return f"yes, {'better' if pair[0] > 0 else 'worse'} (paired)"
+    lo, hi = min(row["psnr_runs"]), max(row["psnr_runs"])
+    blo, bhi = min(base["psnr_runs"]), max(base["psnr_runs"])
     if lo > bhi:
-        return "yes, better"
+        return "yes, better (ranges apart)"
     if hi < blo:
-        return "yes, worse"
-    return "no (the ranges overlap)"
+        return "yes, worse (ranges apart)"
+    return "no" if pair is None else f"no (within {pair[1]:+.2f} to {pair[2]:+.2f})"
 
 
 def table(rows: list[dict], epochs: int, seeds: list[int], jobs: int = 1) -> str:
@@ -203,14 +226,17 @@ def table(rows: list[dict], epochs: int, seeds: list[int], jobs: int = 1) -> str
     lines = [f"`python benchmarks/ablation.py --epochs {epochs} --seeds {','.join(map(str, seeds))} --jobs {jobs}` "
              f"(each row trains the best recipe for {epochs} epochs on the train split with one change, once per "
              f"seed; val rollout of 629 frames)", "",
-             "| variant | mean PSNR (dB) over seeds | per seed | vs recipe | resolved | min PSNR | SSIM | train time |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| variant | mean PSNR (dB) over seeds | per seed | vs recipe | paired, 95 % interval | resolved | min PSNR "
+             "| SSIM | train time |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         delta = "" if base is None or r is base else f"{r['psnr_mean'] - base['psnr_mean']:+.2f}"
         res = "" if base is None or r is base else resolved(r, base)
+        pair = None if base is None or r is base else paired(r, base)
+        interval = "" if pair is None else f"{pair[0]:+.2f} ({pair[1]:+.2f} to {pair[2]:+.2f})"
         took = f"{r['train_seconds'] / 60:.1f} min" if r["train_seconds"] else "(none)"
         per = " / ".join(f"{p:.2f}" for p in r["psnr_runs"])
-        lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} | {per} | {delta} | {res} | {r['psnr_min']:.2f} | "
+        lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} | {per} | {delta} | {interval} | {res} | {r['psnr_min']:.2f} | "
                      f"{r['ssim_mean']:.3f} | {took} |")
     if rows:
         lines += ["", f"copy frame 0 forward: {rows[0]['copy_first_psnr']:.2f} dB, SSIM {rows[0]['copy_first_ssim']:.3f}"]

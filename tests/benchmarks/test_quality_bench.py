@@ -77,14 +77,29 @@ def test_ablation_rows_say_whether_an_effect_is_resolved() -> None:
     assert rows[0]["psnr_mean"] == 25.5 and rows[0]["psnr_spread"] == 1.0 and rows[0]["psnr_runs"] == [25.0, 26.0]
     text = ablation.table(rows, 6, [0, 1], 2)
     body = [line for line in text.splitlines() if line.startswith("| ") and "variant" not in line]
-    assert [line.count("|") for line in body] == [9] * 5  # no stray pipes inside a cell
-    assert body[0].startswith("| recipe | 25.50 | 25.00 / 26.00 |  |  |")
-    assert "| raw poses | 19.50 | 19.00 / 20.00 | -6.00 | yes, worse |" in body[1]
-    assert "| direct | 26.25 | 25.50 / 27.00 | +0.75 | no (the ranges overlap) |" in body[2]
-    assert "| better | 26.75 | 26.50 / 27.00 | +1.25 | yes, better |" in body[3]
+    assert [line.count("|") for line in body] == [10] * 5  # no stray pipes inside a cell
+    assert body[0].startswith("| recipe | 25.50 | 25.00 / 26.00 |  |  |  |")
+    # a difference of -6 in both seeds: the paired interval is a point
+    assert "| raw poses | 19.50 | 19.00 / 20.00 | -6.00 | -6.00 (-6.00 to -6.00) | yes, worse (paired) |" in body[1]
+    # +0.5 and +1.0: mean 0.75, sd 0.354, t(1) 12.706: 0.75 -+ 3.18
+    assert "| direct | 26.25 | 25.50 / 27.00 | +0.75 | +0.75 (-2.43 to +3.93) | no (within -2.43 to +3.93) |" in body[2]
+    assert "| better | 26.75 | 26.50 / 27.00 | +1.25 | +1.25 (-1.93 to +4.43) | yes, better (ranges apart) |" in body[3]
     assert body[4].endswith("| (none) |")
     one = [ablation.summarise("recipe", [], runs(25.0)), ablation.summarise("v", ["a=1"], runs(30.0))]
     assert ablation.resolved(one[1], one[0]) == "one seed: not resolved"
+    # four seeds whose ranges overlap, each seed's variant 0.1-0.4 dB above the recipe's run of that seed:
+    # mean 0.25, sd 0.129, t(3) 3.182: 0.25 -+ 0.205, resolved by the pairing alone
+    four = [ablation.summarise("recipe", [], runs(25.0, 26.0, 27.0, 28.0)),
+            ablation.summarise("v", ["a=1"], runs(25.3, 26.2, 27.4, 28.1))]
+    mean, lo, hi = ablation.paired(four[1], four[0])
+    assert (round(mean, 3), round(lo, 3), round(hi, 3)) == (0.25, 0.045, 0.455)
+    assert ablation.resolved(four[1], four[0]) == "yes, better (paired)"
+    # the same differences with their signs mixed: not resolved, and the interval says how far it reaches
+    mixed = ablation.summarise("w", ["a=2"], runs(25.3, 25.8, 27.4, 27.9))
+    assert ablation.resolved(mixed, four[0]).startswith("no (within -")
+    # seeds the recipe did not run are not paired
+    other = dict(mixed, seeds=[7, 8, 9, 10])
+    assert ablation.paired(other, four[0]) is None
     assert all("|" not in label for label, _ in ablation.VARIANTS)
     assert "--jobs 2" in text and "--seeds 0,1" in text
 
