@@ -129,7 +129,8 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Teacher forcing and KL annealing: pure functions of progress (training.schedules)."""
+    """Teacher forcing and KL annealing (pure functions of progress, training.schedules), and the
+    objective's reconstruction term."""
 
     tfr: float = 1.0
     tfr_sde: int = 10
@@ -141,6 +142,8 @@ class ScheduleConfig:
     kl_anneal_ratio: float = 1.0
     kl_anneal_per: Literal["epoch", "step"] = "epoch"
     kl_reduction: Literal["lab", "mean"] = "lab"  # lab: KL summed over latent elements / batch; mean: per element
+    # the reconstruction term: mse (the lab's) or l1 (mean absolute error); the logged train_mse is the MSE either way
+    recon: Literal["mse", "l1"] = "mse"
 
 
 @dataclass

@@ -104,6 +104,30 @@ def test_reconstruction_counts_only_the_valid_pixels() -> None:
     assert (pred.grad[0, ..., :2] == 0).all() and (pred.grad[0, ..., 2:] != 0).all()
 
 
+def test_l1_reconstruction_trains_on_the_absolute_error_and_reports_the_mse() -> None:
+    """schedule.recon l1: the loss is the mean absolute error (over the valid pixels), its gradient
+    the error's sign over the count; the output's mse stays the MSE."""
+    target = torch.zeros(2, 3, 3, 4, 4)
+    pred = target.clone()
+    pred[:, 1] = 0.5  # step 1: L1 0.5, MSE 0.25
+    pred[0, 2, 0] = -1.0  # step 2: L1 1/6, MSE 1/6
+    assert torch.allclose(reconstruction(pred, target, kind="l1"), torch.tensor([0.0, 0.5, 1 / 6]))
+    valid = torch.ones(2, 4, 4, dtype=torch.bool)
+    valid[1, :, :2] = False  # 8 of sample 1's 16 pixels filled in
+    pred.requires_grad_(True)
+    q = _gauss(0.0, 0.0)
+    out = elbo_loss(pred, target, Gaussian(q.mu[:2, :3], q.logvar[:2, :3]), None, 1.0, "lab", valid, recon="l1")
+    counted = 3 * (16 + 8)  # channels x counted pixels of one step
+    assert torch.allclose(out.loss, torch.tensor(0.5 + 16 / counted))  # step 2: one channel of sample 0
+    assert torch.allclose(out.mse, reconstruction(pred.detach(), target, valid).sum())
+    out.loss.backward()
+    assert torch.allclose(pred.grad[0, 1], torch.full((3, 4, 4), 1 / counted))
+    assert (pred.grad[1, :, :, :, :2] == 0).all()  # left-out pixels have no gradient
+    assert torch.allclose(pred.grad[0, 2, 0], torch.full((4, 4), -1 / counted))
+    with pytest.raises(ValueError, match="unknown reconstruction loss 'l2'"):
+        reconstruction(pred, target, kind="l2")
+
+
 def test_beta_zero_keeps_the_kl_out_of_the_loss() -> None:
     """0 * inf is NaN: with beta 0 the loss is the MSE alone, whatever the KL (in fp32 from bf16)."""
     target = torch.zeros(B, S, 3, 4, 4)

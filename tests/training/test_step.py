@@ -37,6 +37,27 @@ def test_loss_step_is_mse_plus_beta_kl_summed_over_steps() -> None:
     assert torch.allclose(out.kl, kl_divergence(cvae.posterior).sum())
 
 
+def test_schedule_recon_l1_reaches_the_trainers_objective(synth_root, tmp_path) -> None:
+    """schedule.recon: l1 is the loss the trainer steps on (the L1 of the same forward plus beta
+    KL), and the MSE is still what it logs."""
+    from posecast.training.trainer import Trainer
+
+    cfg, model, frames, poses = _tiny_model_and_clips()
+    objective = Objective(model, cfg.schedule.kl_reduction, "l1")
+    torch.manual_seed(1)
+    out = loss_step(objective, Batch(frames, poses), None, 0.3, precision="fp32")
+    torch.manual_seed(1)
+    cvae = model(frames.float() / 255, poses.float() / 255)
+    target = frames[:, 1:].float() / 255
+    l1 = reconstruction(cvae.pred, target, kind="l1").sum()
+    assert torch.allclose(out.loss, l1 + 0.3 * out.kl) and torch.allclose(out.mse, reconstruction(cvae.pred, target).sum())
+    trainer = Trainer(tiny_config(num_epoch=2, recon="l1"), synth_root, tmp_path / "run", progress=False,
+                      log=lambda _: None)
+    assert trainer.objective.recon == "l1"
+    with pytest.raises(ValueError, match="unknown reconstruction loss"):
+        Objective(model, "lab", "huber")
+
+
 def test_loss_step_counts_the_valid_columns_of_the_batch() -> None:
     """A batch's ``valid`` (shift augmentation with data.shift_mask) reaches the MSE."""
     cfg, model, frames, poses = _tiny_model_and_clips()

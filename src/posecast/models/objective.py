@@ -48,10 +48,14 @@ def kl_divergence(q: Gaussian, p: Gaussian | None = None, *, reduction: str = "l
     raise ValueError(f"unknown KL reduction {reduction!r}")
 
 
-def reconstruction(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """MSE per time step, [S], averaged over batch and pixels (the lab's nn.MSELoss per step).
-    valid: [B, H, W] bool or None: only these pixels of each sample count (the average is over them)."""
-    err = F.mse_loss(pred, target, reduction="none")
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+                   kind: str = "mse") -> torch.Tensor:
+    """MSE (kind ``mse``) or mean absolute error (``l1``) per time step, [S], averaged over batch and
+    pixels (the lab's nn.MSELoss per step). valid: [B, H, W] bool or None: only these pixels of each
+    sample count (the average is over them)."""
+    if kind not in ("mse", "l1"):
+        raise ValueError(f"unknown reconstruction loss {kind!r} (mse or l1)")
+    err = F.mse_loss(pred, target, reduction="none") if kind == "mse" else F.l1_loss(pred, target, reduction="none")
     if valid is None:
         return err.mean(dim=(0, 2, 3, 4))
     m = valid[:, None, None].to(err.dtype)  # [B, 1, 1, H, W]
@@ -60,29 +64,39 @@ def reconstruction(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
 
 
 def elbo_loss(pred: torch.Tensor, target: torch.Tensor, posterior: Gaussian, prior: Gaussian | None,
-              beta: float, kl_reduction: str, valid: torch.Tensor | None = None) -> LossOutput:
-    """Sum over steps of MSE + beta * KL, computed in fp32 (pred, mu and logvar are upcast, so a
-    bf16 forward gives an fp32 loss). pred, target: [B, S, 3, H, W]; valid: see ``reconstruction``."""
+              beta: float, kl_reduction: str, valid: torch.Tensor | None = None, recon: str = "mse") -> LossOutput:
+    """Sum over steps of MSE (or, with recon ``l1``, the mean absolute error) + beta * KL, computed
+    in fp32 (pred, mu and logvar are upcast, so a bf16 forward gives an fp32 loss). The output's mse
+    is the MSE whichever term trains. pred, target: [B, S, 3, H, W]; valid: see ``reconstruction``."""
     def fp32(g: Gaussian | None) -> Gaussian | None:
         return None if g is None else Gaussian(g.mu.float(), g.logvar.float())
 
-    mse = reconstruction(pred.float(), target, valid)  # [S]
+    rec = reconstruction(pred.float(), target, valid, recon).sum()
+    if recon == "mse":
+        mse = rec
+    else:
+        with torch.no_grad():
+            mse = reconstruction(pred.float(), target, valid).sum()
     kl = kl_divergence(fp32(posterior), fp32(prior), reduction=kl_reduction)  # [S]
     # beta = 0 leaves the posterior unconstrained: keep its KL out of the graph, since 0 * inf is NaN
-    total = mse.sum() + beta * kl.sum() if beta > 0 else mse.sum()
-    return LossOutput(total, mse.sum(), kl.sum(), pred)
+    total = rec + beta * kl.sum() if beta > 0 else rec
+    return LossOutput(total, mse, kl.sum(), pred)
 
 
 class Objective(nn.Module):
     """A PoseCVAE's training objective as a module: ``forward`` returns the loss of a batch, so
     DistributedDataParallel wraps it as it is (it synchronises the gradients of what forward ran).
 
-    kl_reduction: schedule.kl_reduction (``lab`` or ``mean``, see ``kl_divergence``)."""
+    kl_reduction: schedule.kl_reduction (``lab`` or ``mean``, see ``kl_divergence``); recon:
+    schedule.recon (``mse`` or ``l1``, see ``reconstruction``)."""
 
-    def __init__(self, model: PoseCVAE, kl_reduction: str = "lab") -> None:
+    def __init__(self, model: PoseCVAE, kl_reduction: str = "lab", recon: str = "mse") -> None:
         super().__init__()
+        if recon not in ("mse", "l1"):
+            raise ValueError(f"unknown reconstruction loss {recon!r} (mse or l1)")
         self.model = model
         self.kl_reduction = kl_reduction
+        self.recon = recon
 
     def forward(self, batch: Batch, tf_mask: torch.Tensor | None, beta: float,
                 eps: torch.Tensor | None = None) -> LossOutput:
@@ -98,4 +112,4 @@ class Objective(nn.Module):
         anchor = None if batch.anchor is None else to_float(batch.anchor)
         anchor_pose = None if batch.anchor_pose is None else to_float(batch.anchor_pose)
         out = self.model(x, to_float(batch.poses), tf_mask, eps=eps, anchor=anchor, anchor_pose=anchor_pose)
-        return elbo_loss(out.pred, x[:, 1:], out.posterior, out.prior, beta, self.kl_reduction, batch.valid)
+        return elbo_loss(out.pred, x[:, 1:], out.posterior, out.prior, beta, self.kl_reduction, batch.valid, self.recon)

@@ -49,7 +49,7 @@ class Trainer:
         torch.manual_seed(r.seed)
         self.model = PoseCVAE(cfg.model).to(self.device)
         prepare(self.model, FastOptions(precision=r.precision, channels_last=r.channels_last, threads=r.threads))
-        self.objective = Objective(self.model, cfg.schedule.kl_reduction)  # forward: the loss of a batch
+        self.objective = Objective(self.model, cfg.schedule.kl_reduction, cfg.schedule.recon)  # forward: the loss of a batch
         self.net = self.dist.wrap(self.objective, self.device)  # the same under DDP (gradients averaged)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.scheduler = make_scheduler(self.optimizer, cfg.optim)
