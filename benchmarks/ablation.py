@@ -2,17 +2,17 @@
 for the same epoch budget on the real train split with each of several seeds and scored by the
 full val rollout (benchmarks/quality.py), plus the recipe's own rows.
 
-    python benchmarks/ablation.py --epochs 6 --seeds 0,1 --jobs 2
+    python benchmarks/ablation.py --epochs 6 --seeds 0,1,2,3 --jobs 2
 
 A row gives the mean over seeds and the spread (the largest minus the smallest), and the paired
 difference: each seed's variant minus the recipe's run of the same seed (the same initial weights and
-draws where the option leaves them alike), its mean and 95 % t interval. A variant's effect is called
-resolved when that interval excludes 0 ("paired"), or when its whole range of seeds lies outside the
-recipe's range ("ranges apart": every seed of one above every seed of the other). An unresolved row's
-interval bounds the effect the seeds can rule out. The budget is in epochs, so a run's weights do not depend on how
-fast it ran: ``--jobs 2`` trains two variants at a time at 1 thread each (on 2 cores), and the
-train-time column is then that of a shared CPU, not a timing. Writes
-benchmarks/results/ablation.md (and .json).
+draws where the option leaves them alike; an evaluation-only row rolls out the recipe's own
+checkpoint of that seed otherwise), its mean and 95 % t interval over the n seeds both ran (n - 1
+degrees of freedom). A variant's effect is called resolved when that interval excludes 0 and n is at
+least 3; an unresolved row's interval is the range of effects its seeds cannot rule out. The budget
+is in epochs, so a run's weights do not depend on how fast it ran: ``--jobs 2`` trains two variants
+at a time at 1 thread each (on 2 cores), and the train-time column is then that of a shared CPU, not
+a timing. Writes benchmarks/results/ablation.md (and .json).
 """
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def summarise(label: str, sets: list[str], runs: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--seeds", type=lambda v: [int(s) for s in v.split(",")], default=[0, 1])
+    ap.add_argument("--seeds", type=lambda v: [int(s) for s in v.split(",")], default=[0, 1, 2, 3])
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (each at 1 thread when more than 1)")
     ap.add_argument("--config", default="best", help="a recipe's name or a YAML file")
     ap.add_argument("--data", default=str(quality.DEFAULT_DATA))
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("--jobs must be at least 1")
+    if len(set(args.seeds)) < len(args.seeds):
+        ap.error(f"--seeds: each seed once, got {','.join(map(str, args.seeds))}")
     if args.only and (bad := [k for k in args.only if not 0 <= k < len(VARIANTS)]):
         ap.error(f"--only: variant numbers are 0 to {len(VARIANTS) - 1}, got {bad}")
     picked = [(k, VARIANTS[k]) for k in dict.fromkeys(args.only)] if args.only else list(enumerate(VARIANTS))
@@ -185,9 +187,12 @@ def eval_only_row(base: dict, args: argparse.Namespace, label: str, z_mode: str 
     return summarise(label, ["(evaluation only)"], runs)
 
 
-def paired(row: dict, base: dict) -> tuple[float, float, float] | None:
-    """The variant minus the recipe, seed by seed (the seeds both ran): the mean difference and its
-    95 % t interval; None with fewer than two common seeds."""
+MIN_PAIRED = 3  # seeds both ran before a paired interval can resolve an effect
+
+
+def paired(row: dict, base: dict) -> tuple[int, float, float, float] | None:
+    """The variant minus the recipe, seed by seed (the seeds both ran, matched by seed, not by
+    position): their count n, the mean difference and its 95 % t interval; None under two."""
     from scipy import stats
 
     theirs = dict(zip(base["seeds"], base["psnr_runs"]))
@@ -198,26 +203,21 @@ def paired(row: dict, base: dict) -> tuple[float, float, float] | None:
     mean = sum(diffs) / n
     sd = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5
     half = float(stats.t.ppf(0.975, n - 1)) * sd / n ** 0.5
-    return mean, mean - half, mean + half
+    return n, mean, mean - half, mean + half
 
 
 def resolved(row: dict, base: dict) -> str:
-    """Whether the paired 95 % interval excludes 0, or every seed of the variant lies on one side of
-    every seed of the recipe; else the interval the effect lies in."""
+    """``yes, better`` / ``yes, worse`` when the paired 95 % interval of at least MIN_PAIRED seeds
+    excludes 0; else why not."""
     if row is base:
         return ""
-    if len(row["psnr_runs"]) < 2 or len(base["psnr_runs"]) < 2:
-        return "one seed: not resolved"
     pair = paired(row, base)
-    if pair is not None and (pair[1] > 0 or pair[2] < 0):
-        return f"yes, {'better' if pair[0] > 0 else 'worse'} (paired)"
-    lo, hi = min(row["psnr_runs"]), max(row["psnr_runs"])
-    blo, bhi = min(base["psnr_runs"]), max(base["psnr_runs"])
-    if lo > bhi:
-        return "yes, better (ranges apart)"
-    if hi < blo:
-        return "yes, worse (ranges apart)"
-    return "no" if pair is None else f"no (within {pair[1]:+.2f} to {pair[2]:+.2f})"
+    n = len(set(row["seeds"]) & set(base["seeds"]))
+    if n < MIN_PAIRED:
+        return f"no ({n} paired seed{'s' if n != 1 else ''}, {MIN_PAIRED} needed)"
+    if pair[2] > 0 or pair[3] < 0:
+        return f"yes, {'better' if pair[1] > 0 else 'worse'}"
+    return "no"
 
 
 def table(rows: list[dict], epochs: int, seeds: list[int], jobs: int = 1) -> str:
@@ -233,13 +233,17 @@ def table(rows: list[dict], epochs: int, seeds: list[int], jobs: int = 1) -> str
         delta = "" if base is None or r is base else f"{r['psnr_mean'] - base['psnr_mean']:+.2f}"
         res = "" if base is None or r is base else resolved(r, base)
         pair = None if base is None or r is base else paired(r, base)
-        interval = "" if pair is None else f"{pair[0]:+.2f} ({pair[1]:+.2f} to {pair[2]:+.2f})"
+        interval = "" if pair is None else f"{pair[1]:+.2f} ({pair[2]:+.2f} to {pair[3]:+.2f}), n {pair[0]}"
         took = f"{r['train_seconds'] / 60:.1f} min" if r["train_seconds"] else "(none)"
         per = " / ".join(f"{p:.2f}" for p in r["psnr_runs"])
         lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} | {per} | {delta} | {interval} | {res} | {r['psnr_min']:.2f} | "
                      f"{r['ssim_mean']:.3f} | {took} |")
     if rows:
-        lines += ["", f"copy frame 0 forward: {rows[0]['copy_first_psnr']:.2f} dB, SSIM {rows[0]['copy_first_ssim']:.3f}"]
+        lines += ["", f"copy frame 0 forward: {rows[0]['copy_first_psnr']:.2f} dB, SSIM {rows[0]['copy_first_ssim']:.3f}",
+                  "", "paired: each seed's variant minus the recipe's run of the same seed, their mean and 95 % t "
+                  "interval over the n seeds both ran (n - 1 degrees of freedom; the evaluation-only rows roll the "
+                  f"recipe's own checkpoints out otherwise); resolved: that interval excludes 0, with n at least "
+                  f"{MIN_PAIRED}."]
     return "\n".join(lines) + "\n"
 
 

@@ -79,27 +79,36 @@ def test_ablation_rows_say_whether_an_effect_is_resolved() -> None:
     body = [line for line in text.splitlines() if line.startswith("| ") and "variant" not in line]
     assert [line.count("|") for line in body] == [10] * 5  # no stray pipes inside a cell
     assert body[0].startswith("| recipe | 25.50 | 25.00 / 26.00 |  |  |  |")
-    # a difference of -6 in both seeds: the paired interval is a point
-    assert "| raw poses | 19.50 | 19.00 / 20.00 | -6.00 | -6.00 (-6.00 to -6.00) | yes, worse (paired) |" in body[1]
+    # -6 in both seeds: a point interval, yet two seeds resolve nothing
+    assert "| raw poses | 19.50 | 19.00 / 20.00 | -6.00 | -6.00 (-6.00 to -6.00), n 2 | no (2 paired seeds, 3 needed) |" in body[1]
     # +0.5 and +1.0: mean 0.75, sd 0.354, t(1) 12.706: 0.75 -+ 3.18
-    assert "| direct | 26.25 | 25.50 / 27.00 | +0.75 | +0.75 (-2.43 to +3.93) | no (within -2.43 to +3.93) |" in body[2]
-    assert "| better | 26.75 | 26.50 / 27.00 | +1.25 | +1.25 (-1.93 to +4.43) | yes, better (ranges apart) |" in body[3]
+    assert "| direct | 26.25 | 25.50 / 27.00 | +0.75 | +0.75 (-2.43 to +3.93), n 2 | no (2 paired seeds" in body[2]
     assert body[4].endswith("| (none) |")
+    assert "resolved: that interval excludes 0, with n at least 3" in text
     one = [ablation.summarise("recipe", [], runs(25.0)), ablation.summarise("v", ["a=1"], runs(30.0))]
-    assert ablation.resolved(one[1], one[0]) == "one seed: not resolved"
+    assert ablation.resolved(one[1], one[0]) == "no (1 paired seed, 3 needed)"
     # four seeds whose ranges overlap, each seed's variant 0.1-0.4 dB above the recipe's run of that seed:
-    # mean 0.25, sd 0.129, t(3) 3.182: 0.25 -+ 0.205, resolved by the pairing alone
+    # mean 0.25, sd 0.129, t(3) 3.182: 0.25 -+ 0.205, resolved by the pairing
     four = [ablation.summarise("recipe", [], runs(25.0, 26.0, 27.0, 28.0)),
             ablation.summarise("v", ["a=1"], runs(25.3, 26.2, 27.4, 28.1))]
-    mean, lo, hi = ablation.paired(four[1], four[0])
-    assert (round(mean, 3), round(lo, 3), round(hi, 3)) == (0.25, 0.045, 0.455)
-    assert ablation.resolved(four[1], four[0]) == "yes, better (paired)"
-    # the same differences with their signs mixed: not resolved, and the interval says how far it reaches
+    n, mean, lo, hi = ablation.paired(four[1], four[0])
+    assert (n, round(mean, 3), round(lo, 3), round(hi, 3)) == (4, 0.25, 0.045, 0.455)
+    assert ablation.resolved(four[1], four[0]) == "yes, better"
+    worse = ablation.summarise("v-", ["a=3"], runs(24.7, 25.8, 26.6, 27.9))
+    assert ablation.resolved(worse, four[0]) == "yes, worse"
+    # matched by seed, not by position: the same runs listed in another order pair alike
+    shuffled = dict(four[1], seeds=[2, 0, 3, 1], psnr_runs=[27.4, 25.3, 28.1, 26.2])
+    assert ablation.paired(shuffled, four[0]) == ablation.paired(four[1], four[0])
+    # the same differences with their signs mixed: not resolved
     mixed = ablation.summarise("w", ["a=2"], runs(25.3, 25.8, 27.4, 27.9))
-    assert ablation.resolved(mixed, four[0]).startswith("no (within -")
-    # seeds the recipe did not run are not paired
+    assert ablation.paired(mixed, four[0])[2] < 0 < ablation.paired(mixed, four[0])[3]
+    assert ablation.resolved(mixed, four[0]) == "no"
+    # only the seeds both ran are paired: 3 of them here, and none for seeds the recipe did not run
+    partial = dict(four[1], seeds=[0, 1, 2], psnr_runs=[25.3, 26.2, 27.4])
+    assert ablation.paired(partial, four[0])[0] == 3
     other = dict(mixed, seeds=[7, 8, 9, 10])
     assert ablation.paired(other, four[0]) is None
+    assert ablation.resolved(other, four[0]) == "no (0 paired seeds, 3 needed)"
     assert all("|" not in label for label, _ in ablation.VARIANTS)
     assert "--jobs 2" in text and "--seeds 0,1" in text
 
@@ -157,6 +166,15 @@ def test_benchmarks_stop_with_one_line_on_bad_input(tmp_path: Path, capsys, monk
     err = capsys.readouterr().err.strip()
     assert says in err and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert not any(tmp_path.glob("**/*.ckpt"))
+
+
+def test_ablation_refuses_a_seed_given_twice(tmp_path: Path, capsys) -> None:
+    """Two runs of one seed would pair a run with its twin: refused before anything trains."""
+    bench = load_benchmark("ablation")
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--seeds", "0,1,0", "--results", str(tmp_path), "--runs", str(tmp_path / "runs")])
+    assert info.value.code == 2 and "--seeds: each seed once, got 0,1,0" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, tmp_path: Path, capsys) -> None:
