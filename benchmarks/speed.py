@@ -105,7 +105,7 @@ def reference_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, 
     """posecast.models.reference's loss, then backward, clip and step as the Trainer's step does."""
     opt.zero_grad(set_to_none=True)
     out = reference_loss(model, Batch(frames, poses), _mask(frames, teacher_forcing), beta,
-                         kl_reduction=cfg.schedule.kl_reduction)
+                         kl_reduction=cfg.schedule.kl_reduction, recon=cfg.schedule.recon)
     out.loss.backward()
     if cfg.optim.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -140,7 +140,7 @@ def reference_rollout(model: PoseCVAE, first_frame: torch.Tensor, poses: torch.T
 # -- posecast's path ------------------------------------------------------------------------
 def fast_train_step(model, opt, frames, poses, teacher_forcing: bool, cfg, beta: float = 1.0) -> None:
     """The Trainer's step: train_step (batched forward, autocast per runtime.precision, optimiser)."""
-    objective = Objective(model, cfg.schedule.kl_reduction)
+    objective = Objective(model, cfg.schedule.kl_reduction, cfg.schedule.recon)
     train_step(objective, opt, Batch(frames, poses), _mask(frames, teacher_forcing), beta,
                precision=cfg.runtime.precision, grad_clip=cfg.optim.grad_clip)
 
@@ -211,17 +211,17 @@ def flops_per_frame(model: PoseCVAE, cfg: cfgmod.Config, T: int) -> dict[str, fl
     poses = torch.zeros(1, T, 3, H, W, device="meta")
     z = torch.zeros(1, 2, cfg.model.N_dim, H, W, device="meta")
 
-    objective, kl = Objective(meta, cfg.schedule.kl_reduction), cfg.schedule.kl_reduction
+    objective, kl = Objective(meta, cfg.schedule.kl_reduction, cfg.schedule.recon), cfg.schedule.kl_reduction
 
     def train_fast():
         loss_step(objective, Batch(frames, poses), None, 1.0, precision=cfg.runtime.precision).loss.backward()
 
     def train_ref():
-        reference_loss(meta, Batch(frames[:, :3], poses[:, :3]), None, 1.0, kl_reduction=kl).loss.backward()
+        reference_loss(meta, Batch(frames[:, :3], poses[:, :3]), None, 1.0, kl_reduction=kl, recon=cfg.schedule.recon).loss.backward()
 
     def fwd_ref():
         with torch.no_grad():
-            reference_loss(meta, Batch(frames[:, :3], poses[:, :3]), None, 1.0, kl_reduction=kl)
+            reference_loss(meta, Batch(frames[:, :3], poses[:, :3]), None, 1.0, kl_reduction=kl, recon=cfg.schedule.recon)
 
     def fwd_fast():
         with torch.no_grad():

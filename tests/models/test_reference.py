@@ -16,8 +16,8 @@ from posecast.training.step import loss_step
 class _FixedEps(Objective):
     """The Objective with given noise (loss_step calls objective(batch, tf_mask, beta))."""
 
-    def __init__(self, model: PoseCVAE, kl_reduction: str, eps: torch.Tensor) -> None:
-        super().__init__(model, kl_reduction)
+    def __init__(self, model: PoseCVAE, kl_reduction: str, eps: torch.Tensor, recon: str = "mse") -> None:
+        super().__init__(model, kl_reduction, recon)
         self.eps = eps
 
     def forward(self, batch, tf_mask, beta):
@@ -43,7 +43,8 @@ CASES = {"lab-options": ({}, False),
          "anchor-valid": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first"), True),
          "pose-gate": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first", pose_gate=1), True),
          "pose-context": (dict(arch="unet", levels=2, frame_H=8, frame_W=12, first_frame_cond=True, first_pose_cond=True,
-                               output="warped_first", prev_frame_cond=False, pose_context=1), True)}
+                               output="warped_first", prev_frame_cond=False, pose_context=1), True),
+         "l1-anchor-valid": (dict(first_frame_cond=True, first_pose_cond=True, output="warped_first", recon="l1"), True)}
 
 
 @pytest.mark.parametrize("tf", [True, False], ids=["tf", "no-tf"])
@@ -64,15 +65,15 @@ def test_reference_step_equals_posecast_step(tf: bool, case: str) -> None:
         valid[1, 2, 5] = False
         batch = Batch(frames, poses, anchor=frames[[1, 0], 2], valid=valid, anchor_pose=poses[[1, 0], 2])
     mask = torch.full((4,), tf)
-    kl = cfg.schedule.kl_reduction
+    kl, recon = cfg.schedule.kl_reduction, cfg.schedule.recon
 
     model.zero_grad(set_to_none=True)
-    ref = reference_loss(model, batch, mask, 0.5, kl_reduction=kl, eps=eps)
+    ref = reference_loss(model, batch, mask, 0.5, kl_reduction=kl, eps=eps, recon=recon)
     ref.loss.backward()
     g_ref = _grads(model)
 
     model.zero_grad(set_to_none=True)
-    out = loss_step(_FixedEps(model, kl, eps), batch, mask, 0.5, precision=cfg.runtime.precision)
+    out = loss_step(_FixedEps(model, kl, eps, recon), batch, mask, 0.5, precision=cfg.runtime.precision)
     out.loss.backward()
     g_fast = _grads(model)
 

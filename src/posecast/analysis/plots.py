@@ -31,7 +31,7 @@ from ..training.schedules import Schedules  # noqa: E402
 
 DPI = 120
 LOSS_PARTS = {
-    "loss": ("Total loss (MSE + β·KL)", "loss per clip (sum over predicted frames)"),
+    "loss": ("Total loss (reconstruction + β·KL)", "loss per clip (sum over predicted frames)"),
     "mse": ("Reconstruction term (MSE)", "MSE per clip (sum over predicted frames)"),
     "kl": ("KL term (unweighted)", "KL per clip (sum over predicted frames)"),
 }
@@ -247,7 +247,7 @@ def figure_schedules(run: RunLog) -> Figure:
     x = run.epochs + 1
     fig = Figure(figsize=(12, 6.5))
     ax, axb = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    ax.plot(x, run.column("train_loss"), "o-", color="C0", lw=1.5, ms=3, label="training loss (MSE + β·KL)")
+    ax.plot(x, run.column("train_loss"), "o-", color="C0", lw=1.5, ms=3, label=f"training loss ({'L1' if t.recon == 'l1' else 'MSE'} + β·KL)")
     ax.plot(x, run.column("train_mse"), "s--", color="C0", lw=1, ms=3, alpha=0.7, label="training MSE")
     _auto_log(ax, [run.column("train_loss"), run.column("train_mse")])
     ax.set_ylabel("loss per clip (sum over frames)")

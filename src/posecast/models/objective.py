@@ -24,8 +24,8 @@ from .parts import Gaussian
 class LossOutput:
     """The objective of one batch of clips: sums over the predicted steps."""
 
-    loss: torch.Tensor  # [] MSE + beta * KL (MSE alone when beta is 0)
-    mse: torch.Tensor  # [] reconstruction term
+    loss: torch.Tensor  # [] the reconstruction term (MSE, or L1 with recon l1) + beta * KL (that term alone when beta is 0)
+    mse: torch.Tensor  # [] the MSE, logged whichever term trains
     kl: torch.Tensor  # [] KL term, unweighted
     pred: torch.Tensor  # [B, T-1, 3, H, W] the predicted frames
 
@@ -50,8 +50,8 @@ def kl_divergence(q: Gaussian, p: Gaussian | None = None, *, reduction: str = "l
 
 def reconstruction(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
                    kind: str = "mse") -> torch.Tensor:
-    """MSE (kind ``mse``) or mean absolute error (``l1``) per time step, [S], averaged over batch and
-    pixels (the lab's nn.MSELoss per step). valid: [B, H, W] bool or None: only these pixels of each
+    """MSE (kind ``mse``: the lab's nn.MSELoss per step) or mean absolute error (``l1``) per time
+    step, [S], averaged over batch and pixels. valid: [B, H, W] bool or None: only these pixels of each
     sample count (the average is over them)."""
     if kind not in ("mse", "l1"):
         raise ValueError(f"unknown reconstruction loss {kind!r} (mse or l1)")
@@ -100,7 +100,7 @@ class Objective(nn.Module):
 
     def forward(self, batch: Batch, tf_mask: torch.Tensor | None, beta: float,
                 eps: torch.Tensor | None = None) -> LossOutput:
-        """Sum over steps of MSE + beta * KL(q || p) of a batch of clips (uint8 or in [0, 1]).
+        """Sum over steps of MSE (or L1) + beta * KL(q || p) of a batch of clips (uint8 or in [0, 1]).
 
         batch.frames, batch.poses: [B, T, 3, H, W]; batch.anchor: the first frame that
         first_frame_cond / masked_first read (None: x_0) and its pose batch.anchor_pose (read by
