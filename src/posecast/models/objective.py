@@ -48,12 +48,15 @@ def kl_divergence(q: Gaussian, p: Gaussian | None = None, *, reduction: str = "l
     raise ValueError(f"unknown KL reduction {reduction!r}")
 
 
+RECON_KINDS = ("mse", "l1")  # schedule.recon: the reconstruction terms offered
+
+
 def reconstruction(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
                    kind: str = "mse") -> torch.Tensor:
     """MSE (kind ``mse``: the lab's nn.MSELoss per step) or mean absolute error (``l1``) per time
     step, [S], averaged over batch and pixels. valid: [B, H, W] bool or None: only these pixels of each
     sample count (the average is over them)."""
-    if kind not in ("mse", "l1"):
+    if kind not in RECON_KINDS:
         raise ValueError(f"unknown reconstruction loss {kind!r} (mse or l1)")
     err = F.mse_loss(pred, target, reduction="none") if kind == "mse" else F.l1_loss(pred, target, reduction="none")
     if valid is None:
@@ -92,7 +95,7 @@ class Objective(nn.Module):
 
     def __init__(self, model: PoseCVAE, kl_reduction: str = "lab", recon: str = "mse") -> None:
         super().__init__()
-        if recon not in ("mse", "l1"):
+        if recon not in RECON_KINDS:
             raise ValueError(f"unknown reconstruction loss {recon!r} (mse or l1)")
         self.model = model
         self.kl_reduction = kl_reduction
