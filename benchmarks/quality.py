@@ -10,7 +10,10 @@ best-by-val epoch is shown beside it, labelled as such.
     python benchmarks/quality.py --config best --minutes 60 --out RUN --rescore
 
 scores the finished run in RUN again, without training: its training fields must be those of the
-config given, its inference fields (inference.*) may differ.
+config given, its inference fields (inference.*) may differ. The run saves a checkpoint every epoch
+for the marks (about 9 GB in the best recipe's hour); once scored, only those the marks scored stay,
+with last.ckpt and best.ckpt (the others' times in checkpoints/epoch_times.json, so a rescore at
+other marks says when it needs a deleted one). --keep-checkpoints keeps them all.
 """
 from __future__ import annotations
 
@@ -47,27 +50,58 @@ def copy_first_baseline(seq, T: int) -> tuple[torch.Tensor, torch.Tensor]:
     return psnr(first, truth), ssim(first, truth)
 
 
-def time_to_quality(run: Run, val, T: int, cfg, marks: list[float]) -> list[dict]:
-    """For each mark (minutes of training), the val rollout of the last epoch checkpoint whose
-    training time was within it (one run's checkpoints, ``per_save: 1``)."""
-    stamps = []
+STAMPS = "epoch_times.json"  # in checkpoints/: the epochs whose checkpoints were pruned, with their training times
+
+
+def epoch_stamps(run: Run) -> list[tuple[float, int, Path | None]]:
+    """(training seconds, epoch, checkpoint) of every epoch the run saved, oldest first; the
+    checkpoint is None for an epoch ``prune_checkpoints`` deleted."""
+    stamps = {}
+    record = run.ckpt_dir / STAMPS
+    if record.exists():
+        stamps = {e["name"]: (float(e["elapsed"]), int(e["epoch"]), None) for e in json.loads(record.read_text())}
     for path in run.epoch_ckpts():
         state = torch.load(path, map_location="cpu", weights_only=True)
-        stamps.append((float(state["elapsed"]), int(state["epoch"]), path))
+        stamps[path.name] = (float(state["elapsed"]), int(state["epoch"]), path)
+    return sorted(stamps.values(), key=lambda s: (s[0], s[1]))
+
+
+def time_to_quality(run: Run, val, T: int, cfg, marks: list[float]) -> tuple[list[dict], set[Path]]:
+    """For each mark (minutes of training), the val rollout of the last epoch checkpoint whose
+    training time was within it (one run's checkpoints, ``per_save: 1``); and the checkpoints
+    scored. ValueError when that checkpoint was pruned."""
+    stamps = epoch_stamps(run)
     rows, scores = [], {}
     for mark in marks:
         within = [s for s in stamps if s[0] <= mark * 60]
         if not within:
             rows.append({"minutes": mark, "epoch": None})
             continue
-        elapsed, epoch, path = max(within)
+        elapsed, epoch, path = within[-1]
+        if path is None:
+            raise ValueError(f"the mark at {mark:g} min needs the checkpoint of epoch {epoch}, deleted after the "
+                             f"run was scored (--keep-checkpoints keeps them): rescore with the run's own marks")
         if path not in scores:  # two marks may land on the same checkpoint
             model, _ = load_model(path, use_ema=cfg.inference.use_ema)
             ev = validation_rollout(model, [val], cfg, length=T)
             scores[path] = {"psnr_mean": round(ev.mean_psnr, 3), "psnr_min": round(ev.min_psnr, 3),
                             "ssim_mean": round(ev.mean_ssim, 4)}
         rows.append({"minutes": mark, "epoch": epoch, "train_minutes": round(elapsed / 60, 2), **scores[path]})
-    return rows
+    return rows, set(scores)
+
+
+def prune_checkpoints(run: Run, keep: set[Path]) -> int:
+    """Delete the epoch checkpoints not in ``keep`` (last.ckpt and best.ckpt are not epoch
+    checkpoints), recording each one's epoch and training time in checkpoints/epoch_times.json
+    first; returns how many were deleted. A 60-minute run saves about 170 of them (9 GB for the
+    best recipe)."""
+    stamps = [(path, elapsed, epoch) for elapsed, epoch, path in epoch_stamps(run) if path is not None and path not in keep]
+    record = run.ckpt_dir / STAMPS
+    old = json.loads(record.read_text()) if record.exists() else []
+    record.write_text(json.dumps(old + [{"name": p.name, "epoch": e, "elapsed": t} for p, t, e in stamps], indent=1))
+    for path, _, _ in stamps:
+        path.unlink()
+    return len(stamps)
 
 
 # the runtime fields that change what a run learns (or its budget)
@@ -167,6 +201,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="training minutes at which the time-to-quality table scores the run (comma-separated)")
     ap.add_argument("--rescore", action="store_true",
                     help="no training: score the finished run in --out again (the config's inference fields may differ)")
+    ap.add_argument("--keep-checkpoints", action="store_true",
+                    help="keep every epoch's checkpoint (default: only those a mark scored, last.ckpt and best.ckpt)")
     args = ap.parse_args(argv)
     if args.rescore and not args.out:
         ap.error("--rescore needs --out (the finished run)")
@@ -227,7 +263,12 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": perf.resolve_precision(cfg.runtime.precision),
     }
     res["median_frame_psnr"] = round(float(median_frame(to_float(val.frames[:T])).mean()), 3)
-    res["time_to_quality"] = time_to_quality(run, val, T, cfg, args.marks)
+    try:
+        res["time_to_quality"], scored = time_to_quality(run, val, T, cfg, args.marks)
+    except ValueError as exc:  # a rescore whose mark lands on a pruned checkpoint
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
+    if not args.rescore and not args.keep_checkpoints:
+        prune_checkpoints(run, scored)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     stem = f"quality_{name.replace('/', '_')}"

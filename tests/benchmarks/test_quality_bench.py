@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from posecast import perf
 from posecast_testing import dance_root, load_benchmark
@@ -186,6 +187,24 @@ def test_rescore_scores_a_finished_run_again_without_training(synth_root: Path, 
               "--out", str(run), "--marks", "1000"]
     first = quality.main([*common, "--results", str(tmp_path / "a"), "--set", "val_every=1000", "z_infer=zero"])
     assert first["mirror_average"] is False and first["rescored"] is False
+    # the mark scored the last epoch: that checkpoint stays, epoch 1's is deleted and its time recorded
+    ckpts = run / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("epoch_*.ckpt")) == ["epoch_002.ckpt"]
+    assert (ckpts / "last.ckpt").exists()
+    (pruned,) = json.loads((ckpts / "epoch_times.json").read_text())
+    assert pruned["name"] == "epoch_001.ckpt" and pruned["epoch"] == 1
+    kept = torch.load(ckpts / "epoch_002.ckpt", map_location="cpu", weights_only=True)["elapsed"]
+    between = (pruned["elapsed"] + kept) / 2 / 60  # a mark that would score epoch 1's deleted checkpoint
+    with pytest.raises(SystemExit) as info:
+        quality.main([*common[: common.index("--marks")], "--marks", f"{between:.8f}", "--rescore",
+                      "--results", str(tmp_path / "f"), "--set", "val_every=1000", "z_infer=zero"])
+    assert info.value.code == 2
+    assert "needs the checkpoint of epoch 1, deleted after the run was scored" in capsys.readouterr().err
+    keep = tmp_path / "keep"
+    every = quality.main([*common[: common.index("--out")], "--out", str(keep), "--marks", "1000", "--keep-checkpoints",
+                          "--results", str(tmp_path / "g"), "--set", "val_every=1000", "z_infer=zero"])
+    assert every["psnr_mean"] == first["psnr_mean"]  # the same seed: the same weights
+    assert len(list((keep / "checkpoints").glob("epoch_*.ckpt"))) == 2
     stamp = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     again = quality.main([*common, "--results", str(tmp_path / "b"), "--set", "val_every=1000", "z_infer=zero",
                           "--rescore"])
