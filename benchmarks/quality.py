@@ -31,6 +31,7 @@ from posecast.analysis.baselines import median_frame
 from posecast.analysis.plots import plot_psnr_per_frame
 from posecast.data.lab import DataError, VideoSequence, load_split
 from posecast.inference.load import load_model, rollout_weights
+from posecast.io.atomic import atomic_write_text
 from posecast.io.checkpoint import load_checkpoint
 from posecast.io.video import side_by_side, write_gif
 from posecast.metrics import psnr, ssim
@@ -66,11 +67,11 @@ def epoch_stamps(run: Run) -> list[tuple[float, int, Path | None]]:
     return sorted(stamps.values(), key=lambda s: (s[0], s[1]))
 
 
-def time_to_quality(run: Run, val, T: int, cfg, marks: list[float]) -> tuple[list[dict], set[Path]]:
+def time_to_quality(stamps: list[tuple[float, int, Path | None]], val, T: int, cfg,
+                    marks: list[float]) -> tuple[list[dict], set[Path]]:
     """For each mark (minutes of training), the val rollout of the last epoch checkpoint whose
-    training time was within it (one run's checkpoints, ``per_save: 1``); and the checkpoints
-    scored. ValueError when that checkpoint was pruned."""
-    stamps = epoch_stamps(run)
+    training time was within it (``epoch_stamps`` of one run's checkpoints, ``per_save: 1``); and
+    the checkpoints scored. ValueError when that checkpoint was pruned."""
     rows, scores = [], {}
     for mark in marks:
         within = [s for s in stamps if s[0] <= mark * 60]
@@ -90,15 +91,15 @@ def time_to_quality(run: Run, val, T: int, cfg, marks: list[float]) -> tuple[lis
     return rows, set(scores)
 
 
-def prune_checkpoints(run: Run, keep: set[Path]) -> int:
-    """Delete the epoch checkpoints not in ``keep`` (last.ckpt and best.ckpt are not epoch
-    checkpoints), recording each one's epoch and training time in checkpoints/epoch_times.json
-    first; returns how many were deleted. A 60-minute run saves about 170 of them (9 GB for the
-    best recipe)."""
-    stamps = [(path, elapsed, epoch) for elapsed, epoch, path in epoch_stamps(run) if path is not None and path not in keep]
+def prune_checkpoints(run: Run, stamps: list[tuple[float, int, Path | None]], keep: set[Path]) -> int:
+    """Delete the epoch checkpoints of ``stamps`` (``epoch_stamps(run)``) not in ``keep`` (last.ckpt
+    and best.ckpt are not epoch checkpoints), recording each one's epoch and training time in
+    checkpoints/epoch_times.json first (atomically: a kill leaves the old record or the new one);
+    returns how many were deleted. A 60-minute run saves about 170 (9 GB for the best recipe)."""
+    stamps = [(path, elapsed, epoch) for elapsed, epoch, path in stamps if path is not None and path not in keep]
     record = run.ckpt_dir / STAMPS
     old = json.loads(record.read_text()) if record.exists() else []
-    record.write_text(json.dumps(old + [{"name": p.name, "epoch": e, "elapsed": t} for p, t, e in stamps], indent=1))
+    atomic_write_text(record, json.dumps(old + [{"name": p.name, "epoch": e, "elapsed": t} for p, t, e in stamps], indent=1))
     for path, _, _ in stamps:
         path.unlink()
     return len(stamps)
@@ -263,12 +264,13 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": perf.resolve_precision(cfg.runtime.precision),
     }
     res["median_frame_psnr"] = round(float(median_frame(to_float(val.frames[:T])).mean()), 3)
+    stamps = epoch_stamps(run)
     try:
-        res["time_to_quality"], scored = time_to_quality(run, val, T, cfg, args.marks)
+        res["time_to_quality"], scored = time_to_quality(stamps, val, T, cfg, args.marks)
     except ValueError as exc:  # a rescore whose mark lands on a pruned checkpoint
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
     if not args.rescore and not args.keep_checkpoints:
-        prune_checkpoints(run, scored)
+        prune_checkpoints(run, stamps, scored)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     stem = f"quality_{name.replace('/', '_')}"
