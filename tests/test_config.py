@@ -119,7 +119,7 @@ def test_override_flat_and_dotted() -> None:
     ("grad_clip", 0.0), ("per_save", 0), ("tfr", 1.5), ("tfr", -0.1), ("tfr_d_step", -0.1), ("tfr_sde", 2),
     ("tfr_mode", "cosine"), ("tfr_flip", "sample"), ("kl_anneal_type", "Linear"), ("kl_anneal_cycle", 0),
     ("kl_anneal_cycle", 3), ("kl_anneal_ratio", 0.0), ("kl_anneal_ratio", 1.5), ("kl_anneal_per", "batch"),
-    ("kl_reduction", "sum"), ("recon", "huber"), ("z_infer", "mean"), ("precision", "fp16"), ("max_time", 0.0), ("val_every", 0),
+    ("kl_reduction", "sum"), ("recon", "huber"), ("recon_until", 1.5), ("recon_until", -0.1), ("z_infer", "mean"), ("precision", "fp16"), ("max_time", 0.0), ("val_every", 0),
     ("clip_order", "shuffled"), ("anchor", "far"), ("anchor", "random"), ("anchor_range", -1),
     ("shift_x", -1), ("shift_x", 33), ("shift_mask", True), ("pose_input", "negated"), ("threads", 0),
 ])

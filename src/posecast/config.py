@@ -144,6 +144,9 @@ class ScheduleConfig:
     kl_reduction: Literal["lab", "mean"] = "lab"  # lab: KL summed over latent elements / batch; mean: per element
     # the reconstruction term: mse (the lab's) or l1 (mean absolute error); the logged train_mse is the MSE either way
     recon: Literal["mse", "l1"] = "mse"
+    # the fraction of optim.num_epoch trained with recon, the MSE after it (1: recon throughout; e.g. 0.5
+    # with recon l1: L1 for the first half of the epochs, then the MSE that PSNR measures)
+    recon_until: float = 1.0
 
 
 @dataclass

@@ -192,6 +192,7 @@ def _check_training(cfg: Any) -> None:
         _check(s.kl_anneal_cycle <= o.num_epoch, "schedule.kl_anneal_cycle",
                f"{s.kl_anneal_cycle} cycles do not fit in {o.num_epoch} epochs")
     _check(0 < s.kl_anneal_ratio <= 1, "schedule.kl_anneal_ratio", f"must be in (0, 1], got {s.kl_anneal_ratio}")
+    _check(0 <= s.recon_until <= 1, "schedule.recon_until", f"a fraction of the epochs in [0, 1], got {s.recon_until}")
     _check(r.threads is None or r.threads == "auto" or (isinstance(r.threads, int) and r.threads >= 1),
            "runtime.threads", f"a number >= 1, auto or null, got {r.threads!r}")
     _check(r.max_time is None or r.max_time > 0, "runtime.max_time", "must be > 0 or null")

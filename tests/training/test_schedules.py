@@ -134,6 +134,16 @@ def test_trainer_schedules_follow_the_config() -> None:
     assert lin.tfr(5) == 0.5
 
 
+def test_recon_until_switches_to_the_mse_after_its_fraction_of_the_epochs() -> None:
+    def terms(**kw) -> list[str]:
+        return [Schedules(tiny_config(num_epoch=5, **kw), steps_per_epoch=1).recon(e) for e in range(5)]
+    assert terms(recon="l1", recon_until=0.5) == ["l1", "l1", "l1", "mse", "mse"]  # epochs 0-2 < 2.5
+    assert terms(recon="l1", recon_until=0.4) == ["l1", "l1", "mse", "mse", "mse"]
+    assert terms(recon="l1") == ["l1"] * 5  # recon_until 1: recon throughout
+    assert terms(recon="l1", recon_until=0.0) == ["mse"] * 5
+    assert terms(recon="mse", recon_until=0.5) == ["mse"] * 5
+
+
 def test_per_step_beta_with_epochs_of_different_lengths() -> None:
     # data.fast_train: 2 steps in epoch 0, 3 in epochs 1 and 2 (the sequence's last count repeats)
     cfg = tiny_config(num_epoch=3, kl_anneal_type="Monotonic", kl_anneal_ratio=1.0, kl_anneal_per="step")

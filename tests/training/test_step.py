@@ -58,6 +58,20 @@ def test_schedule_recon_l1_reaches_the_trainers_objective(synth_root, tmp_path) 
         Objective(model, "lab", "huber")
 
 
+def test_recon_until_switches_the_trainers_loss_to_the_mse(synth_root, tmp_path) -> None:
+    """schedule.recon_until 0.5 of 2 epochs: epoch 0 steps on the L1, epoch 1 on the MSE, whose
+    loss is then exactly the logged MSE plus beta KL (under the L1 it is not)."""
+    from posecast.training.trainer import Trainer
+
+    cfg = tiny_config(num_epoch=2, recon="l1", recon_until=0.5, kl_anneal_type="None")
+    trainer = Trainer(cfg, synth_root, tmp_path / "run", progress=False, log=lambda _: None)
+    rows = [trainer.train_epoch(e, limit=2) for e in range(2)]
+    assert trainer.schedules.recon(0) == "l1" and trainer.objective.recon == "mse"
+    l1, mse = rows
+    assert mse["train_loss"] == pytest.approx(mse["train_mse"] + mse["beta"] * mse["train_kl"], rel=1e-5)
+    assert abs(l1["train_loss"] - (l1["train_mse"] + l1["beta"] * l1["train_kl"])) > 1e-3
+
+
 def test_loss_step_counts_the_valid_columns_of_the_batch() -> None:
     """A batch's ``valid`` (shift augmentation with data.shift_mask) reaches the MSE."""
     cfg, model, frames, poses = _tiny_model_and_clips()

@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..config import Config  # noqa: E402
+from ..config import Config, ScheduleConfig  # noqa: E402
 from ..data.lab import DataError  # noqa: E402
 from ..io.atomic import atomic_write_bytes  # noqa: E402
 from ..training.run import METRIC_FIELDS, Run  # noqa: E402  (the run folder and the columns of metrics.csv)
@@ -239,6 +239,13 @@ def describe_tfr(cfg: Config) -> str:
 
 
 # -- 1. schedules: teacher forcing with the training loss, and the KL weight -----------------------
+def _recon_label(s: ScheduleConfig) -> str:
+    """The reconstruction term a run trained on: MSE, L1, or L1 then the MSE (schedule.recon_until)."""
+    if s.recon == "mse" or s.recon_until <= 0:
+        return "MSE"
+    return "L1" if s.recon_until >= 1 else f"L1, then MSE after {s.recon_until:g} of the epochs"
+
+
 def figure_schedules(run: RunLog) -> Figure:
     """Two panels sharing the epoch axis: (top) training loss (left axis) with the teacher-forcing
     ratio and the fraction of steps actually teacher-forced (right axis); (bottom) the KL weight
@@ -247,7 +254,7 @@ def figure_schedules(run: RunLog) -> Figure:
     x = run.epochs + 1
     fig = Figure(figsize=(12, 6.5))
     ax, axb = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    ax.plot(x, run.column("train_loss"), "o-", color="C0", lw=1.5, ms=3, label=f"training loss ({'L1' if t.recon == 'l1' else 'MSE'} + β·KL)")
+    ax.plot(x, run.column("train_loss"), "o-", color="C0", lw=1.5, ms=3, label=f"training loss ({_recon_label(t)} + β·KL)")
     ax.plot(x, run.column("train_mse"), "s--", color="C0", lw=1, ms=3, alpha=0.7, label="training MSE")
     _auto_log(ax, [run.column("train_loss"), run.column("train_mse")])
     ax.set_ylabel("loss per clip (sum over frames)")

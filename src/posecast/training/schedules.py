@@ -76,6 +76,12 @@ class Schedules:
             return epoch * n
         return sum(n[min(e, len(n) - 1)] for e in range(epoch))
 
+    def recon(self, epoch: int) -> str:
+        """The reconstruction term of ``epoch``: schedule.recon for the first schedule.recon_until of
+        optim.num_epoch, the MSE after it."""
+        s = self.cfg.schedule
+        return s.recon if epoch < s.recon_until * self.cfg.optim.num_epoch else "mse"
+
     def beta(self, epoch: int, step_in_epoch: int = 0) -> float:
         s, num_epoch = self.cfg.schedule, self.cfg.optim.num_epoch
         if s.kl_anneal_per == "step":

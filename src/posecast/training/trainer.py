@@ -129,6 +129,7 @@ class Trainer:
         torch.manual_seed(epoch_seed(r.seed, e, NOISE_SALT + 1000 * self.dist.rank))  # noise differs per rank
         rng = random.Random(epoch_seed(r.seed, e, COIN_SALT))  # teacher-forcing coins: the same on every rank
         tfr = self.schedules.tfr(e)
+        self.objective.recon = self.schedules.recon(e)  # schedule.recon, the MSE after schedule.recon_until
         epoch_flip = rng.random() < tfr
         self.model.train()
         sums, n, forced = {"loss": 0.0, "mse": 0.0, "kl": 0.0}, 0, 0.0
