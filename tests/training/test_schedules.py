@@ -142,6 +142,8 @@ def test_recon_until_switches_to_the_mse_after_its_fraction_of_the_epochs() -> N
     assert terms(recon="l1") == ["l1"] * 5  # recon_until 1: recon throughout
     assert terms(recon="l1", recon_until=0.0) == ["mse"] * 5
     assert terms(recon="mse", recon_until=0.5) == ["mse"] * 5
+    fifty = Schedules(tiny_config(num_epoch=50, recon="l1", recon_until=0.14), steps_per_epoch=1)
+    assert [fifty.recon(e) for e in range(50)].count("l1") == 7  # 0.14 * 50 is 7.000000000000001 in floats
 
 
 def test_per_step_beta_with_epochs_of_different_lengths() -> None:

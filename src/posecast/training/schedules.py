@@ -80,7 +80,8 @@ class Schedules:
         """The reconstruction term of ``epoch``: schedule.recon for the first schedule.recon_until of
         optim.num_epoch, the MSE after it."""
         s = self.cfg.schedule
-        return s.recon if epoch < s.recon_until * self.cfg.optim.num_epoch else "mse"
+        # a tolerance, so that 0.14 x 50 = 7.000000000000001 still gives 7 epochs of recon
+        return s.recon if epoch + 1e-9 < s.recon_until * self.cfg.optim.num_epoch else "mse"
 
     def beta(self, epoch: int, step_in_epoch: int = 0) -> float:
         s, num_epoch = self.cfg.schedule, self.cfg.optim.num_epoch
