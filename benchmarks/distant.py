@@ -102,7 +102,7 @@ def score(checkpoint: str, data: str, end_scale: float, length: int, use_ema: bo
 
 def strip(panels: np.ndarray, path: Path, count: int = 4) -> Path:
     """``count`` frames of the side-by-side rollout (uint8 [T, H', W', 3]: the first, the last and
-    evenly between), stacked and enlarged 2x: the figure of docs/quality_options.md."""
+    evenly between), stacked and enlarged 2x: the figure of docs/quality_checks.md."""
     idx = np.linspace(0, panels.shape[0] - 1, count).round().astype(int)
     im = Image.fromarray(np.concatenate([panels[i] for i in idx], axis=0))
     im.resize((im.width * 2, im.height * 2), Image.NEAREST).save(path, optimize=True)
