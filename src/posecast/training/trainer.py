@@ -123,8 +123,7 @@ class Trainer:
         return row
 
     def train_epoch(self, e: int, limit: int | None = None) -> dict[str, Any]:
-        """The optimiser steps of epoch e (its first ``limit`` batches: posecast.training.budget's
-        timing); returns the start of its metrics row."""
+        """The optimiser steps of epoch e (its first ``limit`` batches: the budget's timing); the start of its row."""
         r = self.cfg.runtime
         torch.manual_seed(epoch_seed(r.seed, e, NOISE_SALT + 1000 * self.dist.rank))  # noise differs per rank
         rng = random.Random(epoch_seed(r.seed, e, COIN_SALT))  # teacher-forcing coins: the same on every rank
