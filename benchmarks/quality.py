@@ -14,6 +14,11 @@ config given, its inference fields (inference.*) may differ. The run saves a che
 for the marks (about 9 GB in the best recipe's hour); once scored, only those the marks scored stay,
 with last.ckpt and best.ckpt (the others' times in checkpoints/epoch_times.json, so a rescore at
 other marks says when it needs a deleted one). --keep-checkpoints keeps them all.
+
+    python benchmarks/quality.py --config best --minutes 60 --plan-only
+
+prints what a budgeted run would plan here (the step and validation times measured, the epochs
+that fit) and trains nothing: the cost of a config on this CPU, e.g. of a narrower U-Net.
 """
 from __future__ import annotations
 
@@ -185,6 +190,22 @@ def configure(args: argparse.Namespace) -> cfgmod.Config:
     return cfgmod.override(cfg, **over).validate()
 
 
+def _plan_only(ap: argparse.ArgumentParser, cfg, train: VideoSequence, val: VideoSequence,
+               minutes: float | None) -> dict:
+    """--plan-only: the budget's measurement of this config here, printed; nothing trained."""
+    if minutes is None:
+        ap.exit(2, f"{ap.prog}: error: --plan-only needs --minutes (the config has no optim.minutes)\n")
+    try:
+        _, plan = plan_epochs(cfg, None, minutes, train_seq=train, val_seqs=[val])
+    except ValueError as exc:
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
+    print(plan.describe())
+    print(f"CPU: {perf.cpu_summary()}; {perf.resolve_precision(cfg.runtime.precision, 'cpu')}, "
+          f"1-min load {os.getloadavg()[0]:.2f} after the measurement")
+    return {"epochs": plan.epochs, "step_seconds": plan.step_seconds, "steps_per_epoch": plan.steps_per_epoch,
+            "val_seconds": plan.val_seconds}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="small", help="a YAML file or a recipe's name (best, small ...)")
@@ -202,11 +223,16 @@ def main(argv: list[str] | None = None) -> dict:
                     help="training minutes at which the time-to-quality table scores the run (comma-separated)")
     ap.add_argument("--rescore", action="store_true",
                     help="no training: score the finished run in --out again (the config's inference fields may differ)")
+    ap.add_argument("--plan-only", action="store_true",
+                    help="measure the budget's step and validation times here, print the epochs that fit --minutes "
+                         "(or the recipe's optim.minutes) and stop: nothing is trained or written")
     ap.add_argument("--keep-checkpoints", action="store_true",
                     help="keep every epoch's checkpoint (default: only those a mark scored, last.ckpt and best.ckpt)")
     args = ap.parse_args(argv)
     if args.rescore and not args.out:
         ap.error("--rescore needs --out (the finished run)")
+    if args.plan_only and (args.rescore or args.epochs is not None):
+        ap.error("--plan-only measures a budget: not with --rescore or --epochs")
     load_start = os.getloadavg()[0]  # before the data is read and the training starts
     budget_plan = None
 
@@ -220,6 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.set:
         name += "+" + ",".join(args.set)
     out = Path(args.out) if args.out else Path(args.results) / "quality_runs" / name.replace("/", "_")
+    if args.plan_only:
+        return _plan_only(ap, cfg, train, val, minutes)
     if args.rescore:
         try:
             train_s, epochs = finished_run(out, cfg, minutes)

@@ -257,3 +257,22 @@ def test_ablation_reuses_only_a_finished_run_of_the_same_config_epochs_and_seed(
     assert ablation.finished_run(out / "results", "best", 6, 0, sets) is None  # another seed
     assert ablation.finished_run(out / "results", "best", 6, 1, sets[:1]) is None  # another variant
     assert ablation.finished_run(tmp_path / "none" / "results", "best", 6, 1, sets) is None  # never ran
+
+
+def test_plan_only_prints_the_budgets_plan_and_trains_nothing(synth_root: Path, tmp_path: Path, capsys) -> None:
+    """--plan-only: the epochs that fit --minutes from the step and validation times measured here
+    (as a budgeted run plans them), printed; no run folder is made. Refused with --epochs."""
+    from posecast.training.budget import epochs_within
+
+    quality = load_benchmark("quality")
+    out = tmp_path / "run"
+    base = ["--config", "tiny", "--data", str(synth_root), "--out", str(out), "--quiet"]
+    plan = quality.main([*base, "--minutes", "0.5", "--plan-only", "--set", "val_every=2"])
+    assert plan["step_seconds"] > 0 and plan["val_seconds"] > 0 and plan["epochs"] >= 1
+    assert plan["epochs"] == epochs_within(30, plan["step_seconds"] * plan["steps_per_epoch"], plan["val_seconds"], 2)
+    assert f"-> {plan['epochs']} epochs (optim.num_epoch)" in capsys.readouterr().out
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        quality.main([*base, "--minutes", "0.5", "--plan-only", "--epochs", "2"])
+    with pytest.raises(SystemExit):  # tiny has no optim.minutes: a budget is needed
+        quality.main([*base, "--plan-only"])
