@@ -212,3 +212,13 @@ def test_plots_of_a_trained_run(analysis_run, tmp_path):
     curve = plots.figure_rollout([run]).axes[0].get_lines()[0]
     assert len(curve.get_ydata()) == 7  # 8 validation frames: frames 1..7 predicted
     assert np.mean(curve.get_ydata()) == pytest.approx(run.row(run.best_epoch)["val_psnr"], abs=1e-3)
+
+
+def test_the_loss_label_names_the_reconstruction_term_trained_on() -> None:
+    from posecast.analysis.plots import _recon_label
+    from posecast.config import ScheduleConfig
+
+    assert _recon_label(ScheduleConfig()) == "MSE"
+    assert _recon_label(ScheduleConfig(recon="l1")) == "L1"
+    assert _recon_label(ScheduleConfig(recon="l1", recon_until=0.0)) == "MSE"
+    assert _recon_label(ScheduleConfig(recon="l1", recon_until=0.5)) == "L1, then MSE after 0.5 of the epochs"
