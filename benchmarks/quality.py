@@ -43,7 +43,7 @@ from posecast.metrics import psnr, ssim
 from posecast.perf import to_float
 from posecast.rollout import validation_rollout
 from posecast.training.run import Run
-from posecast.training.budget import plan_epochs
+from posecast.training.budget import Replan, plan_epochs
 from posecast.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,8 +268,12 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         trainer = Trainer(cfg, args.data, out, progress=not args.quiet,
                           log=(lambda s: None) if args.quiet else print, train_seq=train, val_seqs=[val])
-        trainer.fit()
+        replan = Replan(plan) if budget_plan is not None else None  # the count again after the first epoch
+        trainer.fit(**({"after_epoch": replan} if replan else {}))
         train_s, epochs = time.perf_counter() - t0, trainer.epoch
+        cfg = trainer.cfg  # the count the budget re-planned
+        if replan is not None:
+            budget_plan.update(replanned_epochs=replan.epochs, replan=replan.note)
 
     T = min(args.val_len, len(val))
     run = Run(out)

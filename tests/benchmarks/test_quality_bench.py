@@ -276,3 +276,16 @@ def test_plan_only_prints_the_budgets_plan_and_trains_nothing(synth_root: Path, 
         quality.main([*base, "--minutes", "0.5", "--plan-only", "--epochs", "2"])
     with pytest.raises(SystemExit):  # tiny has no optim.minutes: a budget is needed
         quality.main([*base, "--plan-only"])
+
+
+def test_a_budgeted_run_plans_again_after_its_first_epoch(synth_root: Path, tmp_path: Path) -> None:
+    """--minutes: the probe's count, then the count from the first epoch's whole time (the budget's
+    Replan), which the run trains and its config.yaml records."""
+    from posecast import config as cfgmod
+
+    res = load_benchmark("quality").main(["--config", "tiny", "--data", str(synth_root), "--out", str(tmp_path / "run"),
+                                          "--results", str(tmp_path / "results"), "--quiet", "--minutes", "0.02",
+                                          "--marks", "1000"])
+    plan = res["plan"]
+    assert plan["epochs"] >= 1 and plan["replan"].startswith("budget: the first epoch took")
+    assert res["epochs"] == plan["replanned_epochs"] == cfgmod.load(tmp_path / "run" / "config.yaml").optim.num_epoch

@@ -319,6 +319,17 @@ def test_predict_from_the_test_layout_writes_the_submission(tiny_checkpoint: Pat
         assert (out_dir / f"test_{k}.gif").exists()
 
 
+def test_train_with_minutes_plans_then_plans_again_after_the_first_epoch(synth_root: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    out = tmp_path / "run"
+    rc, stdout, err = run(["train", "--preset", "tiny", "--data", synth_root, "--out", out, "--minutes", "0.02",
+                           "--no-progress"], capsys)
+    assert rc == 0, err
+    assert "epochs (optim.num_epoch)" in stdout and "budget: the first epoch took" in stdout
+    epochs = cfgmod.load(out / "config.yaml").optim.num_epoch
+    assert f"epoch {epochs}/{epochs} " in stdout  # the run trained the count its config records
+
+
 # -- demo ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_demo_completes(tmp_path: Path, capsys, monkeypatch) -> None:

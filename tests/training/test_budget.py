@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from posecast import config as cfgmod
-from posecast.training.budget import epochs_within, plan_epochs, validations
+from posecast.training.budget import Plan, Replan, epochs_within, first_epoch_alike, plan_epochs, set_epochs, validations
 from posecast.training.trainer import Trainer
 from posecast_testing import tiny_config
 
@@ -69,3 +69,71 @@ def test_the_budget_is_the_recipes_unless_a_count_is_given(argv: list[str], expe
 
     args = cli.build_parser().parse_args(["train", "--data", "x", "--preset", "best", *argv])
     assert _budget(args, config_from(args)) == expected
+
+
+@pytest.mark.parametrize("first, then", [(3, 5), (4, 2)])
+def test_a_count_set_after_the_first_epoch_repeats_a_run_started_with_it(first: int, then: int, synth_root: Path,
+                                                                          tmp_path: Path) -> None:
+    """set_epochs (the budget's re-plan): the cosine, the schedules and config.yaml as if the run had
+    started with the new count, so `--num_epoch` with it repeats the weights."""
+    cfg = tiny_config(val_every=1, tfr_sde=0, lr_schedule="cosine")
+    a = Trainer(cfgmod.override(cfg, num_epoch=first), synth_root, tmp_path / "a", progress=False, log=lambda _m: None)
+    a.fit(after_epoch=lambda t, _row: set_epochs(t, then) if t.epoch == 1 else None)
+    b = Trainer(cfgmod.override(cfg, num_epoch=then), synth_root, tmp_path / "b", progress=False, log=lambda _m: None)
+    b.fit()
+    assert a.epoch == b.epoch == then
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.optimizer.param_groups[0]["lr"] == b.optimizer.param_groups[0]["lr"]
+    assert a.scheduler.state_dict() == b.scheduler.state_dict()
+    assert cfgmod.load(a.run.config_path).optim.num_epoch == then
+
+
+def test_epoch_0_alike_under_any_count_unless_a_schedule_depends_on_it() -> None:
+    assert first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="None"), 37, steps=6)
+    assert first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="Cyclical", kl_anneal_per="epoch"), 37, steps=6)
+    # a KL weight that rises over the steps of a cycle whose length is a fraction of the count
+    assert not first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="Cyclical", kl_anneal_per="step"), 37, steps=6)
+    # L1 for the first tenth of the epochs: epoch 0 of 10 has it, of 5 too; of 37 too
+    assert first_epoch_alike(tiny_config(num_epoch=10, recon="l1", recon_until=0.1), 37, steps=6)
+
+
+def _plan(minutes: float, epochs: int) -> Plan:
+    return Plan(minutes=minutes, epochs=epochs, step_seconds=0.01, steps_per_epoch=2, val_seconds=0.01,
+                train_seq=None, val_seqs=[])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fits, expected", [(4, 4), (3, 3), (1, 2)])
+def test_replan_times_the_first_epoch_and_sets_the_count_that_fits(fits: int, expected: int, synth_root: Path,
+                                                                   tmp_path: Path, monkeypatch) -> None:
+    from posecast.training import budget
+
+    seen: list[tuple[float, float, float]] = []
+
+    def within(seconds: float, epoch_seconds: float, val_seconds: float, val_every: int) -> int:
+        seen.append((seconds, epoch_seconds, val_seconds))
+        return fits
+
+    monkeypatch.setattr(budget, "epochs_within", within)
+    logged: list[str] = []
+    t = Trainer(tiny_config(val_every=100, tfr_sde=0, num_epoch=3), synth_root, tmp_path / "r", progress=False,
+                log=logged.append)
+    replan = Replan(_plan(0.5, 3))
+    t.fit(after_epoch=replan)
+    assert len(seen) == 1 and seen[0][0] == 30.0 and seen[0][1] > 0 and seen[0][2] == 0.01  # once, after epoch 1
+    assert t.epoch == replan.epochs == expected  # at least 2: the last epoch validates
+    assert cfgmod.load(t.run.config_path).optim.num_epoch == expected
+    assert torch.load(t.run.last_ckpt, weights_only=True)["config"]["optim"]["num_epoch"] == expected
+    assert replan.note in logged and ("kept" in replan.note) == (expected == 3)
+    assert t.run.read_log()[1][-1]["val_psnr"]  # the last epoch validated
+
+
+def test_replan_keeps_the_count_where_epoch_0_depends_on_it(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    from posecast.training import budget
+
+    monkeypatch.setattr(budget, "epochs_within", lambda *_a: 5)
+    cfg = tiny_config(val_every=100, tfr_sde=0, num_epoch=3, kl_anneal_type="Cyclical", kl_anneal_per="step")
+    t = Trainer(cfg, synth_root, tmp_path / "r", progress=False, log=lambda _m: None)
+    replan = Replan(_plan(0.5, 3))
+    t.fit(after_epoch=replan)
+    assert t.epoch == replan.epochs == 3 and "depends on the count" in replan.note

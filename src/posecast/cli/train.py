@@ -171,12 +171,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..training.trainer import Trainer
 
     seqs: dict[str, Any] = {}
+    hooks: dict[str, Any] = {}
     minutes = _budget(args, cfg)
     if minutes is not None:
-        from ..training.budget import plan_epochs
+        from ..training.budget import Replan, plan_epochs
 
         cfg, plan = plan_epochs(cfg, data, minutes, device=args.device)
         seqs = {"train_seq": plan.train_seq, "val_seqs": plan.val_seqs}  # loaded once
+        hooks = {"after_epoch": Replan(plan)}  # the count again after the first epoch, timed whole
         print(plan.describe())
     trainer = Trainer(cfg, data, run_dir, device=args.device, progress=not args.no_progress, **seqs)
     trainer.run.record_data(data)  # after the data loaded: a bad dataset leaves no run folder
@@ -187,6 +189,6 @@ def cmd_train(args: argparse.Namespace) -> None:
                 f"{' (precision auto)' if t.precision == 'auto' else ''}, "
                 f"{'channels_last' if t.channels_last else 'NCHW'}, {torch.get_num_threads()} threads "
                 f"on {cpu_summary() if trainer.device.type == 'cpu' else trainer.device}")
-    row = trainer.fit(resume=bool(args.resume))
+    row = trainer.fit(resume=bool(args.resume), **hooks)
     _versus_copying(trainer, row)
     trainer.log(f"done: checkpoints in {trainer.run.ckpt_dir}, metrics in {trainer.run.metrics_path}")

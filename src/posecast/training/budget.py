@@ -6,6 +6,12 @@ and one validation on a throwaway copy of the run, then set ``optim.num_epoch`` 
 whose steps and validations fit M minutes. The learning-rate cosine and the schedules are laid
 over that count from the first step, and the count is what the run's config.yaml records: a run
 with ``--num_epoch N`` repeats the weights (at the same thread count), whatever the machine.
+
+A few steps can mistime an epoch (a probe measured 10 % too fast once, and the hour ran 66 minutes),
+so :class:`Replan` times the run's whole first epoch and its checkpoint and lays the schedules over
+the count that fits instead. Epoch 0 trains alike under any count (the cosine's first epoch is
+at optim.lr; the re-plan is skipped where a schedule's epoch 0 depends on the count), so the
+guarantee above holds for the re-planned count.
 """
 from __future__ import annotations
 
@@ -17,6 +23,9 @@ from pathlib import Path
 from .. import config as cfgmod
 from ..config import Config
 from ..data.lab import VideoSequence
+from ..io.checkpoint import save_checkpoint
+from .schedules import Schedules
+from .step import make_scheduler
 from .trainer import Trainer
 
 WARMUP_STEPS = 2  # the first steps create the kernels (oneDNN primitives): not timed
@@ -82,3 +91,68 @@ def plan_epochs(cfg: Config, data_root: str | Path | None, minutes: float, *, de
         raise cfgmod.ConfigError(f"--minutes {minutes:g} holds {epochs} epoch(s) here: {exc}") from None
     return planned, Plan(minutes, epochs, step_s, per_epoch, val_s, probe.train_seq, probe.val_seqs)
 
+
+
+def first_epoch_alike(cfg: Config, epochs: int, steps: int) -> bool:
+    """Whether epoch 0 (``steps`` optimiser steps) trains the same under optim.num_epoch ``epochs`` as
+    under cfg's count: its teacher forcing, reconstruction term and KL weight at every step (the
+    learning rate of epoch 0 is optim.lr under any count)."""
+    def epoch0(c: Config) -> tuple:
+        s = Schedules(c, steps)
+        return s.tfr(0), s.recon(0), tuple(s.beta(0, i) for i in range(steps))
+
+    return epoch0(cfg) == epoch0(cfgmod.override(cfg, num_epoch=epochs))
+
+
+def set_epochs(trainer: Trainer, epochs: int) -> None:
+    """Lay a run's schedules over ``epochs`` after its first epoch, as a run started with
+    optim.num_epoch = ``epochs`` has them then: the config (and config.yaml), the schedules and the
+    cosine (rebuilt from optim.lr and stepped once per epoch done)."""
+    cfg = cfgmod.override(trainer.cfg, num_epoch=epochs).validate()
+    trainer.cfg = cfg
+    trainer.schedules = Schedules(cfg, [trainer.sampler.num_batches(e) for e in range(epochs)])
+    if cfg.optim.lr_schedule == "cosine":  # a multistep schedule does not depend on the count
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        trainer.scheduler = make_scheduler(trainer.optimizer, cfg.optim)
+        for _ in range(trainer.epoch):
+            trainer.scheduler.step()
+    if trainer.dist.main:
+        trainer.run.write_config(cfg)
+
+
+class Replan:
+    """``Trainer.fit``'s ``after_epoch`` for a budgeted run: after the first epoch, the epoch count
+    that fits ``plan.minutes`` when each epoch costs what the first one did (its steps and its
+    checkpoint), set with :func:`set_epochs`; ``note`` says what it did."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.note: str | None = None
+        self.epochs = plan.epochs
+
+    def __call__(self, trainer: Trainer, row: dict) -> None:
+        if trainer.epoch != 1 or self.note is not None:
+            return
+        t0 = time.perf_counter()
+        save_checkpoint(trainer.run.last_ckpt, trainer.state())  # what each epoch's checkpoint costs
+        seconds = row["epoch_time"] - (self.plan.val_seconds if "val_psnr" in row else 0.0)
+        seconds += time.perf_counter() - t0
+        p, planned = self.plan, trainer.cfg.optim.num_epoch
+        # at least one epoch more than done: the last epoch validates, and epoch 0 did not if the count was higher
+        epochs = max(trainer.epoch + 1, epochs_within(p.minutes * 60, seconds, p.val_seconds, trainer.cfg.runtime.val_every))
+        self.note = f"budget: the first epoch took {seconds:.1f} s (the probe's steps: {p.epoch_seconds:.1f} s)"
+        if epochs == planned:
+            self.note += f": {planned} epochs kept"
+        elif not first_epoch_alike(trainer.cfg, epochs, trainer.sampler.num_batches(0)):
+            self.note += f": {planned} epochs kept (a schedule's epoch 0 depends on the count)"
+        else:
+            try:
+                set_epochs(trainer, epochs)
+            except cfgmod.ConfigError as exc:  # e.g. a schedule that needs more epochs than the budget holds
+                self.note += f": {planned} epochs kept ({exc})"
+            else:
+                save_checkpoint(trainer.run.last_ckpt, trainer.state())  # a resume goes on with the new count
+                self.epochs = epochs
+                self.note += f": {epochs} epochs instead of {planned} (optim.num_epoch re-planned)"
+        trainer.log(self.note)

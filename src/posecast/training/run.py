@@ -112,10 +112,14 @@ class Run:
     def open(self, cfg: Config, epoch: int) -> None:
         """Start (or resume at ``epoch``) writing: config.yaml, metrics.csv cut to the epochs
         before ``epoch``, a TensorBoard writer that hides what a killed run logged from there on."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, cfg.to_yaml())  # atomically: a kill must not leave an empty config.yaml
+        self.write_config(cfg)
         self.truncate_metrics(epoch)
         self.writer = tensorboard_writer(self.path / "tensorboard", start_epoch=epoch)
+
+    def write_config(self, cfg: Config) -> None:
+        """config.yaml: the resolved config (again when the budget re-plans the epoch count)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, cfg.to_yaml())  # atomically: a kill must not leave an empty config.yaml
 
     def record_data(self, data: str | Path) -> None:
         """data_path.txt: the dataset's absolute path (read back by :meth:`data_path`), atomically."""

@@ -24,7 +24,8 @@ from .schedules import Schedules
 from .step import (NonFiniteLossError, Scheduler, loss_step, make_optimizer, make_scheduler, rebase_lr,
                    train_step)
 
-__all__ = ["NonFiniteLossError", "Trainer"]
+__all__ = ["EpochHook", "NonFiniteLossError", "Trainer"]
+EpochHook = Callable[["Trainer", dict[str, Any]], None]
 
 
 class Trainer:
@@ -54,10 +55,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.scheduler = make_scheduler(self.optimizer, cfg.optim)
         self.ema = make_ema(self.model, cfg.optim.ema_decay)  # optim.ema_decay: None when 0
-        self.epoch = 0  # epochs completed
-        self.step = 0  # optimiser steps done
-        self.best_psnr = -math.inf
-        self.elapsed = 0.0
+        self.epoch, self.step = 0, 0  # epochs completed, optimiser steps done
+        self.best_psnr, self.elapsed = -math.inf, 0.0
         # every epoch's steps: data.fast_train makes the first epochs shorter
         self.schedules = Schedules(cfg, [self.sampler.num_batches(e) for e in range(cfg.optim.num_epoch)])
 
@@ -81,8 +80,9 @@ class Trainer:
             load_ema_state(self.ema, state)
 
     # -- the loop ----------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train until num_epoch (or max_time); returns the metrics row of the last epoch."""
+    def fit(self, resume: bool = False, after_epoch: EpochHook = lambda _trainer, _row: None) -> dict[str, Any]:
+        """Train until num_epoch (or max_time), calling ``after_epoch(self, row)`` after each epoch (its checkpoint
+        saved; e.g. the budget's re-plan); returns the metrics row of the last epoch."""
         state = self.run.resume_state(self.cfg) if resume else None
         if state is not None:
             self.load_state(state)
@@ -96,6 +96,7 @@ class Trainer:
                     self.log(f"time budget of {r.max_time:.0f} s reached after {self.epoch} epochs")
                     break
                 row = self._epoch()
+                after_epoch(self, row)
         finally:
             self.run.close()
         return row
