@@ -89,13 +89,17 @@ def test_a_count_set_after_the_first_epoch_repeats_a_run_started_with_it(first: 
     assert cfgmod.load(a.run.config_path).optim.num_epoch == then
 
 
+def _six(_epoch: int) -> int:
+    return 6
+
+
 def test_epoch_0_alike_under_any_count_unless_a_schedule_depends_on_it() -> None:
-    assert first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="None"), 37, steps=6)
-    assert first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="Cyclical", kl_anneal_per="epoch"), 37, steps=6)
+    assert first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="None"), 37, _six)
+    assert first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="Cyclical", kl_anneal_per="epoch"), 37, _six)
     # a KL weight that rises over the steps of a cycle whose length is a fraction of the count
-    assert not first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="Cyclical", kl_anneal_per="step"), 37, steps=6)
-    # L1 for the first tenth of the epochs: epoch 0 of 10 has it, of 5 too; of 37 too
-    assert first_epoch_alike(tiny_config(num_epoch=10, recon="l1", recon_until=0.1), 37, steps=6)
+    assert not first_epoch_alike(tiny_config(num_epoch=10, kl_anneal_type="Cyclical", kl_anneal_per="step"), 37, _six)
+    # L1 for the first tenth of the epochs: epoch 0 of 10 has it, of 37 too
+    assert first_epoch_alike(tiny_config(num_epoch=10, recon="l1", recon_until=0.1), 37, _six)
 
 
 def _plan(minutes: float, epochs: int) -> Plan:
@@ -103,29 +107,70 @@ def _plan(minutes: float, epochs: int) -> Plan:
                 train_seq=None, val_seqs=[])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("fits, expected", [(4, 4), (3, 3), (1, 2)])
-def test_replan_times_the_first_epoch_and_sets_the_count_that_fits(fits: int, expected: int, synth_root: Path,
-                                                                   tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("val_every, fits, expected", [(100, 4, 4), (100, 3, 3), (100, 1, 2), (1, 1, 1)])
+def test_replan_times_the_first_epoch_and_sets_the_count_that_fits(val_every: int, fits: int, expected: int,
+                                                                   synth_root: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """The count that fits, at least one more than done unless epoch 0 validated (the last epoch validates)."""
     from posecast.training import budget
 
     seen: list[tuple[float, float, float]] = []
 
-    def within(seconds: float, epoch_seconds: float, val_seconds: float, val_every: int) -> int:
+    def within(seconds: float, epoch_seconds: float, val_seconds: float, every: int) -> int:
         seen.append((seconds, epoch_seconds, val_seconds))
         return fits
 
     monkeypatch.setattr(budget, "epochs_within", within)
     logged: list[str] = []
-    t = Trainer(tiny_config(val_every=100, tfr_sde=0, num_epoch=3), synth_root, tmp_path / "r", progress=False,
+    t = Trainer(tiny_config(val_every=val_every, tfr_sde=0, num_epoch=3), synth_root, tmp_path / "r", progress=False,
                 log=logged.append)
     replan = Replan(_plan(0.5, 3))
     t.fit(after_epoch=replan)
     assert len(seen) == 1 and seen[0][0] == 30.0 and seen[0][1] > 0 and seen[0][2] == 0.01  # once, after epoch 1
-    assert t.epoch == replan.epochs == expected  # at least 2: the last epoch validates
+    assert t.epoch == replan.epochs == expected
     assert cfgmod.load(t.run.config_path).optim.num_epoch == expected
     assert torch.load(t.run.last_ckpt, weights_only=True)["config"]["optim"]["num_epoch"] == expected
     assert replan.note in logged and ("kept" in replan.note) == (expected == 3)
     assert t.run.read_log()[1][-1]["val_psnr"]  # the last epoch validated
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_epoch_1(hook):
+    def after(t: Trainer, row: dict) -> None:
+        hook(t, row)
+        if t.epoch == 1:
+            raise _Killed
+    return after
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_run_killed_after_the_replan_resumes_to_the_weights_of_its_count(cut: bool, synth_root: Path,
+                                                                           tmp_path: Path, monkeypatch) -> None:
+    """Re-planned from 3 to 5 epochs, killed after epoch 1, resumed from config.yaml: the weights (and the
+    moving average) of a run started with 5. ``cut``: killed inside the re-plan, config.yaml already
+    saying 5 and last.ckpt holding the cosine of 3."""
+    from posecast.training import budget
+
+    monkeypatch.setattr(budget, "epochs_within", lambda *_a: 5)
+    cfg = tiny_config(val_every=100, tfr_sde=0, num_epoch=3, lr_schedule="cosine", ema_decay=0.9)
+    quiet = {"progress": False, "log": lambda _m: None}
+    a = Trainer(cfg, synth_root, tmp_path / "a", **quiet)
+    hook = (lambda t, _row: t.run.write_config(cfgmod.override(t.cfg, num_epoch=5))) if cut else Replan(_plan(0.5, 3))
+    with pytest.raises(_Killed):
+        a.fit(after_epoch=_kill_after_epoch_1(hook))
+    saved = cfgmod.load(a.run.config_path)
+    assert saved.optim.num_epoch == 5
+    resumed = Trainer(saved, synth_root, tmp_path / "a", **quiet)
+    resumed.fit(resume=True)
+    fresh = Trainer(cfgmod.override(cfg, num_epoch=5), synth_root, tmp_path / "b", **quiet)
+    fresh.fit()
+    assert resumed.epoch == fresh.epoch == 5
+    for x, y in ((resumed.model, fresh.model), (resumed.ema.module, fresh.ema.module)):
+        sx, sy = x.state_dict(), y.state_dict()
+        assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
 def test_replan_keeps_the_count_where_epoch_0_depends_on_it(synth_root: Path, tmp_path: Path, monkeypatch) -> None:

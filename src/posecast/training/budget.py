@@ -19,13 +19,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .. import config as cfgmod
 from ..config import Config
 from ..data.lab import VideoSequence
 from ..io.checkpoint import save_checkpoint
 from .schedules import Schedules
-from .step import make_scheduler
+from .step import restart_cosine
 from .trainer import Trainer
 
 WARMUP_STEPS = 2  # the first steps create the kernels (oneDNN primitives): not timed
@@ -93,13 +94,13 @@ def plan_epochs(cfg: Config, data_root: str | Path | None, minutes: float, *, de
 
 
 
-def first_epoch_alike(cfg: Config, epochs: int, steps: int) -> bool:
-    """Whether epoch 0 (``steps`` optimiser steps) trains the same under optim.num_epoch ``epochs`` as
-    under cfg's count: its teacher forcing, reconstruction term and KL weight at every step (the
-    learning rate of epoch 0 is optim.lr under any count)."""
+def first_epoch_alike(cfg: Config, epochs: int, batches: Callable[[int], int]) -> bool:
+    """Whether epoch 0 trains the same under optim.num_epoch ``epochs`` as under cfg's count (epoch e
+    has ``batches(e)`` optimiser steps): its teacher forcing, reconstruction term and KL weight at every
+    step (the learning rate of epoch 0 is optim.lr under any count)."""
     def epoch0(c: Config) -> tuple:
-        s = Schedules(c, steps)
-        return s.tfr(0), s.recon(0), tuple(s.beta(0, i) for i in range(steps))
+        s = Schedules(c, [batches(e) for e in range(c.optim.num_epoch)])
+        return s.tfr(0), s.recon(0), tuple(s.beta(0, i) for i in range(batches(0)))
 
     return epoch0(cfg) == epoch0(cfgmod.override(cfg, num_epoch=epochs))
 
@@ -112,19 +113,16 @@ def set_epochs(trainer: Trainer, epochs: int) -> None:
     trainer.cfg = cfg
     trainer.schedules = Schedules(cfg, [trainer.sampler.num_batches(e) for e in range(epochs)])
     if cfg.optim.lr_schedule == "cosine":  # a multistep schedule does not depend on the count
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
-        trainer.scheduler = make_scheduler(trainer.optimizer, cfg.optim)
-        for _ in range(trainer.epoch):
-            trainer.scheduler.step()
-    if trainer.dist.main:
+        trainer.scheduler = restart_cosine(trainer.optimizer, cfg.optim, trainer.epoch)
+    if trainer.dist.main:  # the checkpoints first: a resume at epoch 1 restarts the cosine of config.yaml's count
+        trainer.run.save(trainer.state(), per_save=cfg.runtime.per_save, best=False)
         trainer.run.write_config(cfg)
 
 
 class Replan:
     """``Trainer.fit``'s ``after_epoch`` for a budgeted run: after the first epoch, the epoch count
-    that fits ``plan.minutes`` when each epoch costs what the first one did (its steps and its
-    checkpoint), set with :func:`set_epochs`; ``note`` says what it did."""
+    that fits ``plan.minutes`` when each step costs what the first epoch's did and each epoch its
+    checkpoints, set with :func:`set_epochs`; ``note`` says what it did."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -134,17 +132,20 @@ class Replan:
     def __call__(self, trainer: Trainer, row: dict) -> None:
         if trainer.epoch != 1 or self.note is not None:
             return
-        t0 = time.perf_counter()
-        save_checkpoint(trainer.run.last_ckpt, trainer.state())  # what each epoch's checkpoint costs
-        seconds = row["epoch_time"] - (self.plan.val_seconds if "val_psnr" in row else 0.0)
-        seconds += time.perf_counter() - t0
-        p, planned = self.plan, trainer.cfg.optim.num_epoch
-        # at least one epoch more than done: the last epoch validates, and epoch 0 did not if the count was higher
-        epochs = max(trainer.epoch + 1, epochs_within(p.minutes * 60, seconds, p.val_seconds, trainer.cfg.runtime.val_every))
-        self.note = f"budget: the first epoch took {seconds:.1f} s (the probe's steps: {p.epoch_seconds:.1f} s)"
+        p, cfg, planned = self.plan, trainer.cfg, trainer.cfg.optim.num_epoch
+        t0 = time.perf_counter()  # what each epoch's checkpoints cost (last.ckpt, epoch_NNN every per_save)
+        trainer.run.save(trainer.state(), per_save=cfg.runtime.per_save, best=False)
+        save_s = time.perf_counter() - t0
+        validated = "val_psnr" in row  # epoch 0 validated (a count of 1, or val_every 1)
+        step_s = (row["epoch_time"] - (p.val_seconds if validated else 0.0)) / trainer.sampler.num_batches(0)
+        epoch_s = step_s * p.steps_per_epoch + save_s  # a steady epoch (data.fast_train shortens the first ones)
+        # one epoch more than done at least, unless epoch 0 validated: the last epoch validates
+        fits = epochs_within(p.minutes * 60, epoch_s, p.val_seconds, cfg.runtime.val_every)
+        epochs = max(fits, trainer.epoch if validated else trainer.epoch + 1)
+        self.note = f"budget: the first epoch took {step_s:.3f} s a step (the probe: {p.step_seconds:.3f} s)"
         if epochs == planned:
             self.note += f": {planned} epochs kept"
-        elif not first_epoch_alike(trainer.cfg, epochs, trainer.sampler.num_batches(0)):
+        elif not first_epoch_alike(cfg, epochs, trainer.sampler.num_batches):
             self.note += f": {planned} epochs kept (a schedule's epoch 0 depends on the count)"
         else:
             try:
@@ -152,7 +153,6 @@ class Replan:
             except cfgmod.ConfigError as exc:  # e.g. a schedule that needs more epochs than the budget holds
                 self.note += f": {planned} epochs kept ({exc})"
             else:
-                save_checkpoint(trainer.run.last_ckpt, trainer.state())  # a resume goes on with the new count
                 self.epochs = epochs
                 self.note += f": {epochs} epochs instead of {planned} (optim.num_epoch re-planned)"
         trainer.log(self.note)

@@ -5,6 +5,7 @@ the loss of a batch: a step runs it under autocast, then backward, clip and step
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -39,6 +40,19 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> Schedu
     if cfg.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.num_epoch, eta_min=0.0)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
+
+
+def restart_cosine(optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs_done: int) -> Scheduler:
+    """optim.lr's cosine over optim.num_epoch, rebuilt from the start and stepped once per epoch done: the
+    scheduler (and the groups' rates) of a run started with that count, after ``epochs_done`` epochs."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"]
+    scheduler = make_scheduler(optimizer, cfg)
+    with warnings.catch_warnings():  # stepping ahead on purpose: a resumed optimizer has not stepped yet
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for _ in range(epochs_done):
+            scheduler.step()
+    return scheduler
 
 
 def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: Scheduler, old_lr: float, new_lr: float) -> Scheduler:

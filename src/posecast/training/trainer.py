@@ -22,7 +22,7 @@ from .ema import ema_state, load_ema_state, make_ema
 from .run import Run
 from .schedules import Schedules
 from .step import (NonFiniteLossError, Scheduler, loss_step, make_optimizer, make_scheduler, rebase_lr,
-                   train_step)
+                   restart_cosine, train_step)
 
 __all__ = ["EpochHook", "NonFiniteLossError", "Trainer"]
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
@@ -200,7 +200,9 @@ def _restore_scheduler(optimizer: torch.optim.Optimizer, scheduler: Scheduler, s
         raise cfgmod.ConfigError(f"optim.lr_schedule: the run was trained with {saved_optim.lr_schedule}; resume it "
                                  f"with the same schedule (not {optim.lr_schedule})")
     scheduler.load_state_dict(state["scheduler"])
-    if optim.lr_schedule == "cosine":  # `--resume RUN --num_epoch N`: the rest of the curve ends at N
+    if optim.lr_schedule == "cosine" and int(state["epoch"]) <= 1:  # epoch 0 ran at the rate of any count: the
+        scheduler = restart_cosine(optimizer, optim, int(state["epoch"]))  # cosine of this one (a cut re-plan)
+    elif optim.lr_schedule == "cosine":  # `--resume RUN --num_epoch N`: the rest of the curve ends at N
         scheduler.T_max = optim.num_epoch
     if optim.lr != saved_optim.lr:  # `--resume RUN --lr X`: X replaces the saved rate
         scheduler = rebase_lr(optimizer, scheduler, saved_optim.lr, optim.lr)
