@@ -93,7 +93,6 @@ def plan_epochs(cfg: Config, data_root: str | Path | None, minutes: float, *, de
     return planned, Plan(minutes, epochs, step_s, per_epoch, val_s, probe.train_seq, probe.val_seqs)
 
 
-
 def first_epoch_alike(cfg: Config, epochs: int, batches: Callable[[int], int]) -> bool:
     """Whether epoch 0 trains the same under optim.num_epoch ``epochs`` as under cfg's count (epoch e
     has ``batches(e)`` optimiser steps): its teacher forcing, reconstruction term and KL weight at every
