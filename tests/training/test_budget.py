@@ -182,3 +182,20 @@ def test_replan_keeps_the_count_where_epoch_0_depends_on_it(synth_root: Path, tm
     replan = Replan(_plan(0.5, 3))
     t.fit(after_epoch=replan)
     assert t.epoch == replan.epochs == 3 and "depends on the count" in replan.note
+
+
+def test_replan_scales_the_first_epochs_steps_to_a_steady_epoch(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """data.fast_train makes epoch 0 shorter than the steady epochs: the re-plan times its steps and counts
+    the plan's steady steps per epoch (here 10 times epoch 0's), plus a checkpoint."""
+    from posecast.training import budget
+
+    seen: list[float] = []
+    monkeypatch.setattr(budget, "epochs_within", lambda _s, epoch_s, _v, _e: seen.append(epoch_s) or 3)
+    t = Trainer(tiny_config(val_every=100, tfr_sde=0, num_epoch=3), synth_root, tmp_path / "r", progress=False,
+                log=lambda _m: None)
+    first = t.sampler.num_batches(0)
+    plan = Plan(minutes=0.5, epochs=3, step_seconds=0.01, steps_per_epoch=10 * first, val_seconds=0.01,
+                train_seq=None, val_seqs=[])  # type: ignore[arg-type]
+    t.fit(after_epoch=Replan(plan))
+    epoch0 = float(t.run.read_log()[1][0]["epoch_time"])
+    assert len(seen) == 1 and 10 * epoch0 <= seen[0] < 10 * epoch0 + 5.0
