@@ -50,6 +50,7 @@ from posecast import config as cfgmod
 from posecast import perf
 from posecast.rollout import predict
 from posecast.models import Objective, PoseCVAE
+from posecast.models import unet
 from posecast.models.pose_context import stack_pose_context
 from posecast.models.reference import reference_loss
 from posecast.perf import to_float
@@ -268,6 +269,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         tune_allocator()  # before the first big allocation
     if os.environ.get("POSECAST_BENCH_ONEDNN") == "0":  # ATen's own convolution kernels instead of oneDNN's
         torch.backends.mkldnn.enabled = False
+    if os.environ.get("POSECAST_BENCH_GN") == "torch":  # torch's GroupNorm kernel in the input's precision
+        unet.GroupNorm.forward = torch.nn.GroupNorm.forward
     if spec.get("freeze"):  # inductor folds the weights in as constants: inference only
         import torch._inductor.config as inductor_config
 
@@ -451,7 +454,9 @@ def ablation(presets: list[str], args: argparse.Namespace, threads: int, log: Ca
     ]
     if perf.bf16_supported():  # emulated bf16 (no AVX512-BF16/AMX) runs many times slower: not timed
         rows[2:2] = [("bf16, NCHW", {**base, "precision": "bf16", "channels_last": False}, {}),
-                     (tag("bf16"), {**base, "precision": "bf16"}, {})]
+                     (tag("bf16"), {**base, "precision": "bf16"}, {}),
+                     ("bf16, channels_last, torch's bf16 GroupNorm (not posecast's fp32 one; model.norm group only)",
+                      {**base, "precision": "bf16"}, {"POSECAST_BENCH_GN": "torch"})]
     extra: dict[str, dict[str, Any]] = {}
     if args.compile:
         rows.append((f"{p}, channels_last, torch.compile of each submodule", {**base, "compile": True}, {}))

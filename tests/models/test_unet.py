@@ -7,7 +7,7 @@ import torch
 from posecast import config as cfgmod
 from posecast.config import ConfigError
 from posecast.models import PoseCVAE, cvae
-from posecast.models.unet import Head, Stem, UNetFusion
+from posecast.models.unet import GroupNorm, Head, Stem, UNetFusion
 
 B, T, H, W = 2, 5, 16, 24
 
@@ -192,3 +192,35 @@ def test_norm_group_puts_group_norms_in_the_unet_and_head_only() -> None:
     assert all(p.grad is not None for p in normed.fusion.parameters())
     with pytest.raises(ConfigError, match="model.norm"):
         cfgmod.override(cfgmod.preset("tiny"), norm="group").validate()
+
+
+def test_group_norm_is_torchs_in_fp32_and_normalises_bf16_in_fp32() -> None:
+    """model.norm group's GroupNorm: fp32 input takes nn.GroupNorm's path (the same output, the same
+    state_dict, so older checkpoints load); bf16 input (what bf16 autocast's convolutions hand it)
+    is normalised in fp32 and rounded once: bf16 out, within bf16's rounding of the fp32 result,
+    with gradients to the input, weight and bias."""
+    torch.manual_seed(0)
+    ours, ref = GroupNorm(4, 16), torch.nn.GroupNorm(4, 16)
+    with torch.no_grad():
+        ref.weight.normal_(), ref.bias.normal_()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 16, 8, 12).contiguous(memory_format=torch.channels_last) * 5 + 2
+    assert torch.equal(ours(x), ref(x))
+    xb = x.to(torch.bfloat16).requires_grad_(True)
+    out = ours(xb)
+    exact = ref(xb.detach().float())
+    assert out.dtype == torch.bfloat16 and torch.equal(out, exact.to(torch.bfloat16))
+    assert not torch.equal(out.float(), exact)  # a real bf16 rounding happened, and only that one
+    out.float().square().sum().backward()
+    assert xb.grad is not None and xb.grad.dtype == torch.bfloat16 and xb.grad.abs().sum() > 0
+    assert ours.weight.grad.abs().sum() > 0 and ours.bias.grad.abs().sum() > 0
+
+
+def test_group_norm_under_bf16_autocast_hands_the_next_layer_bf16() -> None:
+    """In a bf16 autocast region a convolution gives the norm bf16; the norm gives bf16 back
+    (the same as torch's GroupNorm there), so the activation and next convolution run in bf16."""
+    conv, norm = torch.nn.Conv2d(3, 8, 3, padding=1), GroupNorm(4, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = norm(conv(torch.rand(2, 3, 8, 8)))
+        ref = torch.nn.GroupNorm.forward(norm, conv(torch.rand(2, 3, 8, 8)))
+    assert h.dtype == ref.dtype == torch.bfloat16
