@@ -206,6 +206,8 @@ def test_group_norm_is_torchs_in_fp32_and_normalises_bf16_in_fp32() -> None:
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(3, 16, 8, 12).contiguous(memory_format=torch.channels_last) * 5 + 2
     assert torch.equal(ours(x), ref(x))
+    assert torch.equal(ours.double()(x.double()), ref.double()(x.double()))  # fp64: not rounded through fp32
+    ours.float(), ref.float()
     xb = x.to(torch.bfloat16).requires_grad_(True)
     out = ours(xb)
     exact = ref(xb.detach().float())

@@ -52,11 +52,11 @@ class GroupNorm(nn.GroupNorm):
     convolutions (17 norms: 38 of 173 ms on the AMD EPYC with AVX512-BF16). The fp32 kernel on the
     same channels_last tensor does it in half the time, and rounds once, at the end, instead of
     storing bf16 along the way (``python benchmarks/speed.py --presets best --ablation-only``, the
-    row "torch's bf16 GroupNorm"). The same parameters and state_dict as nn.GroupNorm; fp32 input
-    takes nn.GroupNorm's own path."""
+    row "torch's bf16 GroupNorm"). The same parameters and state_dict as nn.GroupNorm; fp32 (or
+    fp64) input takes nn.GroupNorm's own path."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
+        if x.dtype not in (torch.bfloat16, torch.float16):
             return super().forward(x)
         return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).to(x.dtype)
 
