@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from posecast import config as cfgmod
 from posecast.config import ConfigError
@@ -194,11 +195,11 @@ def test_norm_group_puts_group_norms_in_the_unet_and_head_only() -> None:
         cfgmod.override(cfgmod.preset("tiny"), norm="group").validate()
 
 
-def test_group_norm_is_torchs_in_fp32_and_normalises_bf16_in_fp32() -> None:
-    """model.norm group's GroupNorm: fp32 input takes nn.GroupNorm's path (the same output, the same
-    state_dict, so older checkpoints load); bf16 input (what bf16 autocast's convolutions hand it)
-    is normalised in fp32 and rounded once: bf16 out, within bf16's rounding of the fp32 result,
-    with gradients to the input, weight and bias."""
+def test_group_norm_is_torchs_in_fp32_and_normalises_bf16_in_fp32(monkeypatch) -> None:
+    """model.norm group's GroupNorm: fp32 and fp64 input take nn.GroupNorm's path (the same output,
+    the same state_dict, so older checkpoints load); bf16 input (what bf16 autocast's convolutions
+    hand it) reaches torch's group_norm as fp32 (spied: torch's own path would hand it bf16) and
+    comes back bf16, the fp32 result rounded, with gradients to the input, weight and bias."""
     torch.manual_seed(0)
     ours, ref = GroupNorm(4, 16), torch.nn.GroupNorm(4, 16)
     with torch.no_grad():
@@ -208,21 +209,30 @@ def test_group_norm_is_torchs_in_fp32_and_normalises_bf16_in_fp32() -> None:
     assert torch.equal(ours(x), ref(x))
     assert torch.equal(ours.double()(x.double()), ref.double()(x.double()))  # fp64: not rounded through fp32
     ours.float(), ref.float()
+    seen, group_norm = [], F.group_norm
+    monkeypatch.setattr(F, "group_norm", lambda inp, *a, **k: seen.append(inp.dtype) or group_norm(inp, *a, **k))
     xb = x.to(torch.bfloat16).requires_grad_(True)
     out = ours(xb)
+    assert seen == [torch.float32]
+    ref(xb.detach())
+    assert seen == [torch.float32, torch.bfloat16]  # the spy tells the two paths apart
     exact = ref(xb.detach().float())
     assert out.dtype == torch.bfloat16 and torch.equal(out, exact.to(torch.bfloat16))
-    assert not torch.equal(out.float(), exact)  # a real bf16 rounding happened, and only that one
     out.float().square().sum().backward()
     assert xb.grad is not None and xb.grad.dtype == torch.bfloat16 and xb.grad.abs().sum() > 0
     assert ours.weight.grad.abs().sum() > 0 and ours.bias.grad.abs().sum() > 0
+    half = GroupNorm(4, 16).to(torch.bfloat16)  # a module cast to bf16 as a whole still runs
+    assert half(x.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_group_norm_under_bf16_autocast_hands_the_next_layer_bf16() -> None:
-    """In a bf16 autocast region a convolution gives the norm bf16; the norm gives bf16 back
-    (the same as torch's GroupNorm there), so the activation and next convolution run in bf16."""
+    """In a CPU bf16 autocast region a convolution gives the norm bf16, and the norm gives bf16 back
+    (torch's GroupNorm there does too), the same values as normalising that input in fp32."""
+    torch.manual_seed(0)
     conv, norm = torch.nn.Conv2d(3, 8, 3, padding=1), GroupNorm(4, 8)
+    x = torch.rand(2, 3, 8, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        h = norm(conv(torch.rand(2, 3, 8, 8)))
-        ref = torch.nn.GroupNorm.forward(norm, conv(torch.rand(2, 3, 8, 8)))
-    assert h.dtype == ref.dtype == torch.bfloat16
+        h = conv(x)
+        out = norm(h)
+    assert h.dtype == out.dtype == torch.bfloat16
+    assert torch.equal(out, torch.nn.GroupNorm.forward(norm, h.float()).to(torch.bfloat16))

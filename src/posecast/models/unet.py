@@ -45,20 +45,23 @@ GROUPS = 8  # model.norm group: GroupNorm's groups (every width of the U-Net is 
 
 
 class GroupNorm(nn.GroupNorm):
-    """nn.GroupNorm computed in fp32 whatever the input's precision, the output cast back to it.
+    """nn.GroupNorm that, on CPU, normalises bf16 or fp16 input in fp32 and casts the output back.
 
-    Under bf16 autocast the convolutions hand the norm bf16 activations, which torch's CPU kernel
-    normalises in bf16 channels_last: its backward is the slowest op of the recipe's step after the
-    convolutions (17 norms: 38 of 173 ms on the AMD EPYC with AVX512-BF16). The fp32 kernel on the
-    same channels_last tensor does it in half the time, and rounds once, at the end, instead of
-    storing bf16 along the way (``python benchmarks/speed.py --presets best --ablation-only``, the
-    row "torch's bf16 GroupNorm"). The same parameters and state_dict as nn.GroupNorm; fp32 (or
-    fp64) input takes nn.GroupNorm's own path."""
+    Under CPU bf16 autocast the convolutions hand the norm bf16 channels_last activations, and
+    torch's mixed-precision kernel for them was the slowest op of the recipe's step after the
+    convolutions (its 17 norms: 38 of 168 ms, forward and backward, on the AMD EPYC with
+    AVX512-BF16). Its fp32 kernel on the upcast tensor takes 11.7 ms plus the casts, and an epoch of
+    the recipe's hour 9 % less time (docs/performance.md; ``python benchmarks/speed.py --presets best
+    --ablation-only``, the row "torch's bf16 GroupNorm"). The same parameters and state_dict as
+    nn.GroupNorm. fp32 and fp64 input, and any input on a GPU (CUDA autocast already runs the norm
+    in fp32), take nn.GroupNorm's own path."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype not in (torch.bfloat16, torch.float16):
+        if x.dtype not in (torch.bfloat16, torch.float16) or x.device.type != "cpu":
             return super().forward(x)
-        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).to(x.dtype)
+        weight = None if self.weight is None else self.weight.float()  # a module cast to bf16 too
+        bias = None if self.bias is None else self.bias.float()
+        return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).to(x.dtype)
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
