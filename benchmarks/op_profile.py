@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ import speed  # noqa: E402  (benchmarks/speed.py: the same inputs, steps and pea
 
 from posecast import config as cfgmod  # noqa: E402
 from posecast import perf  # noqa: E402
+from posecast.models import unet  # noqa: E402
 from posecast.cli.common import threads_arg  # noqa: E402  (the CLI's --threads parser: a clear message)
 from posecast.runtime import malloc_stats  # noqa: E402
 from posecast.training.step import make_optimizer  # noqa: E402
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--out", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
 
+    if os.environ.get("POSECAST_BENCH_GN") == "torch":  # torch's GroupNorm kernel, as benchmarks/speed.py's row
+        unet.GroupNorm.forward = torch.nn.GroupNorm.forward
     precision = "bf16" if perf.bf16_supported() else "fp32"
     threads = perf.set_threads(args.threads)
     cfg = cfgmod.override(speed.load_config(args.preset), precision=precision)
